@@ -1,0 +1,110 @@
+"""The flag and its parts (DESIGN §2) as immutable values.
+
+Every change produces a new ``Flag``; storage assigns ``version``. Units: percentages in basis
+points, durations in milliseconds, instants in epoch milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+
+
+class State(StrEnum):
+    DRAFT = "draft"
+    ROLLING = "rolling"
+    PAUSED = "paused"
+    COMPLETE = "complete"
+    KILLED = "killed"
+
+
+class Metric(StrEnum):
+    ERROR_RATE = "error_rate"
+    LATENCY_RATIO = "latency_ratio"
+    MEMORY_MB = "memory_mb"
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    percent_bp: int
+    bake_ms: int = 0
+    min_samples: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    metric: Metric
+    warn: float
+    critical: float
+    min_samples: int = 100
+    window_ms: int = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class KillRecord:
+    reason: str
+    by: str
+    at: int
+    state_before: State
+    stage_before: int | None
+    percent_before_bp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The controller's latest word: a decision (``hold``, ``advance``...) and why."""
+
+    decision: str
+    why: str
+    at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    key: str
+    description: str = ""
+    state: State = State.DRAFT
+    percent_bp: int = 0
+    stages: tuple[Stage, ...] = ()
+    auto_advance: bool = False
+    stage: int | None = None
+    stage_started_at: int | None = None
+    gates: tuple[Gate, ...] = ()
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+    salt: str = ""
+    kill: KillRecord | None = None
+    status: Status | None = None
+    version: int = 0
+    created_at: int | None = None
+    updated_at: int | None = None
+    completed_at: int | None = None
+    # The control arm's p95 latency measured just before the last stage, so latency_ratio can
+    # still be judged at 100% when no control traffic is left.
+    baseline_p95_ms: float | None = None
+
+    def with_changes(self, **changes: object) -> Flag:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def same_content(self, other: Flag) -> bool:
+        """Equal apart from bookkeeping (version, updated_at): a move that changes nothing."""
+        return replace(self, version=0, updated_at=None) == replace(
+            other, version=0, updated_at=None
+        )
+
+    @property
+    def serving(self) -> bool:
+        """Does any user get the treatment through the bucket right now?"""
+        return self.state in (State.ROLLING, State.PAUSED, State.COMPLETE)
+
+    def gate(self, metric: Metric) -> Gate | None:
+        return next((g for g in self.gates if g.metric == metric), None)
+
+
+def new_flag(key: str, now: int, **config: object) -> Flag:
+    """A fresh draft at 0%, salted with its key unless a salt is given."""
+    salt = config.pop("salt", None) or key
+    return Flag(key=key, salt=str(salt), created_at=now, updated_at=now).with_changes(**config)

@@ -1,0 +1,173 @@
+"""The lifecycle moves of DESIGN §2 as pure functions: old flag in, new flag out.
+
+An illegal move raises ``InvalidTransition`` and changes nothing. A move that would change
+nothing (pause a paused flag, kill a killed one) returns the flag itself, and services write
+nothing for it. Version and audit are storage's business, not these functions'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rollout.core.errors import GateFailing, InvalidTransition, ValidationError
+from rollout.core.model import Flag, KillRecord, State
+from rollout.core.units import MAX_BP, render_percent
+
+
+def _moved(flag: Flag, now: int, **changes: object) -> Flag:
+    # A move restarts the evidence: the bake and the gates count from here.
+    return flag.with_changes(stage_started_at=now, updated_at=now, **changes)
+
+
+def _refuse_killed(flag: Flag, move: str) -> None:
+    if flag.state is State.KILLED:
+        raise InvalidTransition(f"cannot {move} {flag.key}: it is killed (revive it first)")
+
+
+def stage_for_percent(flag: Flag, percent_bp: int) -> int | None:
+    """The last stage whose percent is at or below ``percent_bp``."""
+    found = None
+    for index, stage in enumerate(flag.stages):
+        if stage.percent_bp <= percent_bp:
+            found = index
+    return found
+
+
+def set_percent(flag: Flag, percent_bp: int, now: int) -> Flag:
+    _refuse_killed(flag, "set the percentage of")
+    if not 0 <= percent_bp <= MAX_BP:
+        raise ValidationError(f"{percent_bp} basis points is out of range", "percent")
+    state = State.PAUSED if flag.state is State.PAUSED else State.ROLLING
+    return _moved(
+        flag,
+        now,
+        percent_bp=percent_bp,
+        stage=stage_for_percent(flag, percent_bp),
+        state=state,
+        completed_at=None,
+    )
+
+
+def _to_stage(flag: Flag, index: int, now: int) -> Flag:
+    state = State.PAUSED if flag.state is State.PAUSED else State.ROLLING
+    return _moved(
+        flag,
+        now,
+        stage=index,
+        percent_bp=flag.stages[index].percent_bp,
+        state=state,
+        completed_at=None,
+    )
+
+
+def complete(flag: Flag, now: int) -> Flag:
+    if flag.state not in (State.ROLLING, State.PAUSED):
+        raise InvalidTransition(f"cannot complete {flag.key}: it is {flag.state}")
+    return _moved(flag, now, state=State.COMPLETE, completed_at=now)
+
+
+def advance(
+    flag: Flag, now: int, *, failing_gates: Sequence[str] = (), force: bool = False
+) -> Flag:
+    """Next stage; from draft the first; after the last, complete."""
+    _refuse_killed(flag, "advance")
+    if not flag.stages:
+        raise InvalidTransition(f"cannot advance {flag.key}: it has no stages (use set)")
+    if flag.state is State.COMPLETE:
+        raise InvalidTransition(f"cannot advance {flag.key}: it is already complete")
+    if failing_gates and not force:
+        raise GateFailing(
+            f"cannot advance {flag.key}: gate {', '.join(failing_gates)} reads fail "
+            "(use force to override)"
+        )
+    if flag.state is State.DRAFT:
+        return _to_stage(flag, 0, now)
+    if flag.stage is not None:
+        following = flag.stage + 1
+    else:
+        # A manual percent between stages: the next stage is the first one above it.
+        following = next(
+            (i for i, s in enumerate(flag.stages) if s.percent_bp > flag.percent_bp),
+            len(flag.stages),
+        )
+    if following >= len(flag.stages):
+        return complete(flag, now)
+    return _to_stage(flag, following, now)
+
+
+def rollback(flag: Flag, now: int) -> Flag:
+    """Back one stage; from the first stage (or below it) back to draft at 0%."""
+    _refuse_killed(flag, "roll back")
+    if flag.state is State.DRAFT:
+        raise InvalidTransition(f"cannot roll back {flag.key}: it is a draft already")
+    if flag.stage is not None:
+        previous = flag.stage - 1
+    else:
+        below = [i for i, s in enumerate(flag.stages) if s.percent_bp < flag.percent_bp]
+        previous = below[-1] if below else -1
+    if previous < 0:
+        return _moved(
+            flag, now, state=State.DRAFT, stage=None, percent_bp=0, completed_at=None
+        ).with_changes(stage_started_at=None)
+    moved = _to_stage(flag, previous, now)
+    return moved if flag.state is State.PAUSED else moved.with_changes(state=State.ROLLING)
+
+
+def pause(flag: Flag, now: int) -> Flag:
+    if flag.state is State.PAUSED:
+        return flag
+    if flag.state is not State.ROLLING:
+        raise InvalidTransition(f"cannot pause {flag.key}: only a rolling flag pauses")
+    return flag.with_changes(state=State.PAUSED, updated_at=now)
+
+
+def resume(flag: Flag, now: int) -> Flag:
+    if flag.state is State.ROLLING:
+        return flag
+    if flag.state is not State.PAUSED:
+        raise InvalidTransition(f"cannot resume {flag.key}: it is {flag.state}, not paused")
+    return flag.with_changes(state=State.ROLLING, updated_at=now)
+
+
+def kill(flag: Flag, reason: str, by: str, now: int) -> Flag:
+    """Off for everyone, from any state; killing a killed flag changes nothing."""
+    if not reason.strip():
+        raise ValidationError("a kill needs a reason", "reason")
+    if flag.state is State.KILLED:
+        return flag
+    record = KillRecord(
+        reason=reason,
+        by=by,
+        at=now,
+        state_before=flag.state,
+        stage_before=flag.stage,
+        percent_before_bp=flag.percent_bp,
+    )
+    return flag.with_changes(
+        state=State.KILLED,
+        kill=record,
+        percent_bp=0,
+        updated_at=now,
+    )
+
+
+def revive(flag: Flag, now: int) -> Flag:
+    """Back to where the kill found it; the evidence restarts so old outcomes cannot re-kill."""
+    if flag.state is not State.KILLED or flag.kill is None:
+        raise InvalidTransition(f"cannot revive {flag.key}: it is {flag.state}, not killed")
+    record = flag.kill
+    stage = record.stage_before
+    if stage is not None and stage >= len(flag.stages):
+        stage = None  # the plan changed while killed; fall back to the percent alone
+    return _moved(
+        flag,
+        now,
+        state=record.state_before,
+        stage=stage,
+        percent_bp=record.percent_before_bp,
+        kill=None,
+    )
+
+
+def describe_percent(flag: Flag) -> str:
+    return f"{render_percent(flag.percent_bp)}%"

@@ -1,0 +1,255 @@
+"""FlagService: the one writer. Every API call, CLI command and controller action lands here.
+
+Each move reads the flag, computes the new value with a pure function from ``core``, and writes
+it compare-and-set on the version together with its one audit entry. When another write lands
+first, the move is re-read and retried (bounded): an operator's kill never fails because the
+controller wrote a status a millisecond earlier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from rollout.core import transitions
+from rollout.core.errors import (
+    ConcurrentUpdate,
+    FlagNotFound,
+    PreconditionFailed,
+    ValidationError,
+)
+from rollout.core.evaluation import Evaluation, evaluate
+from rollout.core.model import Flag, State, Status, new_flag
+from rollout.core.schema import parse_config, validate_key
+from rollout.core.units import parse_percent, to_ms
+from rollout.storage.flags import AuditEntry, FlagStore
+
+Clock = Callable[[], float]
+MAX_ATTEMPTS = 20
+
+
+class FailingGates(Protocol):
+    """Names of the gates of ``flag`` that read ``fail`` now (wired in by the controller)."""
+
+    def __call__(self, flag: Flag) -> Sequence[str]: ...
+
+
+def _no_failing_gates(flag: Flag) -> Sequence[str]:
+    return ()
+
+
+class FlagService:
+    def __init__(
+        self,
+        store: FlagStore,
+        clock: Clock,
+        failing_gates: FailingGates = _no_failing_gates,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.failing_gates = failing_gates
+
+    def now(self) -> int:
+        return to_ms(self.clock())
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get(self, key: str) -> Flag:
+        return self.store.get(validate_key(key))
+
+    def list_flags(self) -> list[Flag]:
+        flags, _problems = self.store.load_all()
+        return [flags[k] for k in sorted(flags)]
+
+    def list_with_problems(self) -> tuple[list[Flag], list[str]]:
+        flags, problems = self.store.load_all()
+        return [flags[k] for k in sorted(flags)], [str(p) for p in problems]
+
+    def evaluate(self, key: str, user: str) -> Evaluation:
+        if not isinstance(user, str) or not user or len(user) > 1024:
+            raise ValidationError("must be a non-empty string of at most 1024 characters", "user")
+        return evaluate(self.get(key), user)
+
+    def audit(self, key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        if key is not None:
+            validate_key(key)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValidationError("must be a whole number from 1 to 10000", "limit")
+        return self.store.audit(key, limit)
+
+    # -- the write path ------------------------------------------------------------------
+
+    def _mutate(
+        self,
+        key: str,
+        change: Callable[[Flag, int], Flag | None],
+        *,
+        actor: str,
+        action: str,
+        reason: str | None,
+        if_match: int | None = None,
+    ) -> Flag | None:
+        """Read, apply ``change``, write CAS; retry on conflict. None from change = delete."""
+        validate_key(key)
+        for _attempt in range(MAX_ATTEMPTS):
+            current = self.store.get(key)
+            if if_match is not None and current.version != if_match:
+                raise PreconditionFailed(
+                    f"flag {key!r} is at version {current.version}, not {if_match}"
+                )
+            now = self.now()
+            new = change(current, now)
+            if new is not None and new.same_content(current):
+                return current  # nothing to change: no write, no audit entry
+            if new is not None:
+                new = new.with_changes(updated_at=now)
+            try:
+                return self.store.write(
+                    new,
+                    key=key,
+                    expected_version=current.version,
+                    audit=AuditEntry(actor=actor, action=action, reason=reason, at=now),
+                    before=current,
+                )
+            except ConcurrentUpdate:
+                if if_match is not None:
+                    raise PreconditionFailed(f"flag {key!r} changed while writing") from None
+                continue
+        raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+
+    def _move(
+        self,
+        key: str,
+        change: Callable[[Flag, int], Flag],
+        actor: str,
+        action: str,
+        reason: str | None,
+    ) -> Flag:
+        result = self._mutate(key, change, actor=actor, action=action, reason=reason)
+        assert result is not None
+        return result
+
+    # -- create, update, delete ----------------------------------------------------------
+
+    def create(self, key: str, *, actor: str, reason: str | None = None, **config: Any) -> Flag:
+        """A draft at 0%; ``config`` takes the TOML/JSON fields (plus ``salt``)."""
+        validate_key(key)
+        salt = config.pop("salt", None)
+        if salt is not None and (not isinstance(salt, str) or not 1 <= len(salt) <= 256):
+            raise ValidationError("must be a string of 1 to 256 characters", "salt")
+        values = parse_config(config)
+        now = self.now()
+        flag = new_flag(key, now, salt=salt, **values)
+        stored = self.store.write(
+            flag,
+            key=key,
+            expected_version=0,
+            audit=AuditEntry(actor=actor, action="create", reason=reason, at=now),
+            before=None,
+        )
+        assert stored is not None
+        return stored
+
+    def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        actor: str,
+        reason: str | None = None,
+        if_match: int | None = None,
+    ) -> Flag:
+        """Change configuration fields only: never state, percent, stage or salt."""
+        values = parse_config(changes)
+
+        def change(flag: Flag, now: int) -> Flag:
+            updated = flag.with_changes(**values)
+            if (
+                flag.state in (State.ROLLING, State.PAUSED)
+                and flag.stage is not None
+                and "stages" in values
+            ):
+                stages = values["stages"]
+                # The current stage must survive a plan change, else the flag stands nowhere.
+                same = [i for i, s in enumerate(stages) if s.percent_bp == flag.percent_bp]
+                if not same:
+                    raise ValidationError(
+                        f"{key}: the new stages remove the current stage "
+                        f"({flag.percent_bp / 100:g}%) of a {flag.state} flag",
+                        "stages",
+                    )
+                updated = updated.with_changes(stage=same[0])
+            elif "stages" in values and flag.stage is not None:
+                updated = updated.with_changes(
+                    stage=transitions.stage_for_percent(updated, flag.percent_bp)
+                )
+            return updated
+
+        result = self._mutate(
+            key, change, actor=actor, action="update", reason=reason, if_match=if_match
+        )
+        assert result is not None
+        return result
+
+    def delete(self, key: str, *, actor: str, reason: str | None = None) -> None:
+        self._mutate(key, lambda flag, now: None, actor=actor, action="delete", reason=reason)
+
+    # -- moves ---------------------------------------------------------------------------
+
+    def set_percent(
+        self, key: str, percent: object, *, actor: str, reason: str | None = None
+    ) -> Flag:
+        bp = parse_percent(percent)
+        return self._move(
+            key, lambda f, now: transitions.set_percent(f, bp, now), actor, "set", reason
+        )
+
+    def advance(
+        self, key: str, *, actor: str, reason: str | None = None, force: bool = False
+    ) -> Flag:
+        def change(flag: Flag, now: int) -> Flag:
+            failing = self.failing_gates(flag) if not force else ()
+            return transitions.advance(flag, now, failing_gates=failing, force=force)
+
+        return self._move(key, change, actor, "advance", reason)
+
+    def rollback(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
+        return self._move(key, transitions.rollback, actor, "rollback", reason)
+
+    def pause(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
+        return self._move(key, transitions.pause, actor, "pause", reason)
+
+    def resume(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
+        return self._move(key, transitions.resume, actor, "resume", reason)
+
+    def complete(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
+        return self._move(key, transitions.complete, actor, "complete", reason)
+
+    def kill(self, key: str, *, reason: str, actor: str) -> Flag:
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError("a kill needs a reason", "reason")
+        return self._move(
+            key, lambda f, now: transitions.kill(f, reason, actor, now), actor, "kill", reason
+        )
+
+    def kill_all(self, *, reason: str, actor: str) -> list[Flag]:
+        """Kill every rolling or paused flag; a flag deleted meanwhile is skipped."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ValidationError("a kill needs a reason", "reason")
+        killed = []
+        for flag in self.list_flags():
+            if flag.state in (State.ROLLING, State.PAUSED):
+                try:
+                    killed.append(self.kill(flag.key, reason=reason, actor=actor))
+                except FlagNotFound:
+                    continue
+        return killed
+
+    def revive(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
+        return self._move(key, transitions.revive, actor, "revive", reason)
+
+    def record_status(self, key: str, decision: str, why: str) -> Status:
+        """The controller's word for operators; not a change to the flag, so not audited."""
+        status = Status(decision=decision, why=why, at=self.now())
+        self.store.set_status(validate_key(key), status)
+        return status

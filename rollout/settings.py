@@ -1,0 +1,137 @@
+"""Every setting, read from ``ROLLOUT_*`` variables (and ``.env``), each with its meaning.
+
+An invalid value stops the process at start with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from rollout.core.errors import ValidationError as RolloutValidationError
+
+_TOKEN_PAIR = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(\S{16,512})$")
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rollout"
+
+
+def parse_tokens(value: object, role: str) -> dict[str, str]:
+    """``name:token,name:token`` -> {token: name}; several per role so tokens can rotate."""
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        raise ValueError("must be a comma-separated list of name:token pairs")
+    tokens: dict[str, str] = {}
+    for raw in filter(None, (part.strip() for part in value.split(","))):
+        match = _TOKEN_PAIR.match(raw)
+        if not match:
+            # Never echo the token itself: only the name part (before the colon) is safe.
+            raise ValueError(
+                f"entry {raw.split(':', 1)[0]!r}... is not name:token "
+                "(name of letters, digits, _.@-; token of 16+ non-space characters)"
+            )
+        tokens[match.group(2)] = match.group(1)
+    return tokens
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ROLLOUT_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    redis_url: str | None = Field(
+        None,
+        description="redis://, rediss:// or unix:// URL of the Redis that holds the state. "
+        "Unset: the embedded redis-server under data_dir.",
+    )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="Where the embedded server keeps its files, and serve its admin token.",
+    )
+    key_prefix: str = Field("rollout", description="Prefix of every Redis key.")
+    socket_timeout: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Seconds before a Redis call gives up (not used by is_enabled).",
+    )
+    resync_interval: float = Field(
+        30.0, gt=0, le=3600, description="SDK: seconds between full resyncs from Redis."
+    )
+    bootstrap_file: Path | None = Field(
+        None,
+        description="SDK: file written after each sync and read at start when Redis is down.",
+    )
+    admin_tokens: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="API: comma-separated name:token pairs that may read and write.",
+    )
+    read_tokens: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="API: comma-separated name:token pairs that may read."
+    )
+    flush_interval: float = Field(
+        1.0, gt=0, le=60, description="SDK: seconds between metric flushes to Redis."
+    )
+    metrics_buffer: int = Field(
+        100_000, gt=0, description="SDK: outcomes buffered between flushes before dropping."
+    )
+    metrics_retention: float = Field(
+        6 * 3600.0, ge=60, description="Seconds metric windows live in Redis before expiring."
+    )
+    controller_interval: float = Field(
+        1.0, gt=0, le=3600, description="Controller: seconds between ticks."
+    )
+    leader_ttl: float = Field(
+        5.0, gt=0, le=600, description="Controller: seconds the leader lock lives unless renewed."
+    )
+    watch_period: float = Field(
+        24 * 3600.0, ge=0, description="Controller: seconds a complete flag stays armed for kills."
+    )
+
+    @field_validator("admin_tokens", "read_tokens", mode="before")
+    @classmethod
+    def _tokens(cls, value: Any, info: Any) -> dict[str, str]:
+        return parse_tokens(value, info.field_name)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            return None
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", value):
+            raise ValueError("must be 1-64 of letters, digits and _ . : -")
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit overrides; one clear line on error."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        variable = f"ROLLOUT_{name.upper()}"
+        raise RolloutValidationError(f"invalid setting {variable}: {first['msg']}") from None
+    except SettingsError as error:
+        raise RolloutValidationError(f"invalid setting: {error}") from None

@@ -1,0 +1,53 @@
+"""Redis connections: ``ROLLOUT_REDIS_URL`` when set, else the embedded server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from rollout.core.errors import StorageError
+from rollout.storage.errors import wrapped
+
+
+def client_for_url(url: str, *, socket_timeout: float = 2.0) -> Any:
+    """A client with bounded timeouts, so an outage becomes an error, never a hang."""
+    with wrapped():
+        try:
+            return redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_timeout=socket_timeout,
+                socket_connect_timeout=socket_timeout,
+                health_check_interval=30,
+                retry_on_timeout=False,
+            )
+        except ValueError as error:
+            raise StorageError(f"invalid Redis URL: {error}") from None
+
+
+def resolve_url(redis_url: str | None, data_dir: Path, *, start_embedded: bool) -> str:
+    """The URL to use. Only servers and the CLI start the embedded server; the SDK never does."""
+    if redis_url:
+        return redis_url
+    from rollout.storage.embedded import EmbeddedRedis
+
+    embedded = EmbeddedRedis(data_dir)
+    if start_embedded:
+        return embedded.ensure_running()
+    url = embedded.running_url()
+    if url is None:
+        raise StorageError(f"no embedded Redis server is running under {data_dir}")
+    return url
+
+
+def connect(
+    redis_url: str | None,
+    data_dir: Path,
+    *,
+    start_embedded: bool = True,
+    socket_timeout: float = 2.0,
+) -> Any:
+    url = resolve_url(redis_url, data_dir, start_embedded=start_embedded)
+    return client_for_url(url, socket_timeout=socket_timeout)

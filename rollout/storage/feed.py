@@ -1,0 +1,51 @@
+"""The change channel, for readers that follow every write (SDKs, dashboards)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rollout.storage.errors import storage_call
+from rollout.storage.keys import Keys
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    version: int
+    flag: dict[str, Any] | None  # the whole new value; None when the flag was deleted
+
+
+class ChangeFeed:
+    def __init__(self, client: Any, keys: Keys) -> None:
+        self._pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
+        self._channel = keys.changes
+
+    @storage_call
+    def subscribe(self) -> None:
+        self._pubsub.subscribe(self._channel)
+
+    @storage_call
+    def next_change(self, timeout: float) -> Change | None:
+        """The next change, or None after ``timeout`` seconds; garbled messages are skipped."""
+        deadline = time.monotonic() + timeout
+        while True:
+            # Subscribe confirmations and garbled messages come back as None/skip; keep
+            # reading until a real change or the deadline.
+            message = self._pubsub.get_message(timeout=max(0.0, deadline - time.monotonic()))
+            if message is not None and message.get("type") == "message":
+                try:
+                    data = json.loads(message["data"])
+                    return Change(str(data["key"]), int(data["version"]), data.get("flag"))
+                except (ValueError, KeyError, TypeError):
+                    pass
+            if time.monotonic() >= deadline:
+                return None
+
+    def close(self) -> None:
+        try:
+            self._pubsub.close()
+        except Exception:  # closing a broken connection must not mask the original outage
+            pass

@@ -1,0 +1,53 @@
+"""Every Redis key name, built from one configurable prefix.
+
+A flag's own keys carry the flag key as a hash tag (``rollout:{KEY}:flag``) so that its
+multi-key operations stay in one slot on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class Keys:
+    def __init__(self, prefix: str = "rollout") -> None:
+        if not PREFIX_PATTERN.match(prefix):
+            raise ValueError(f"invalid key prefix {prefix!r}")
+        self.prefix = prefix
+        self.index = f"{prefix}:flags"  # set of every flag key
+        self.audited = f"{prefix}:audited"  # set of flag keys that have an audit stream
+        self.changes = f"{prefix}:changes"  # pub/sub channel of every write
+        self.snapshots = f"{prefix}:snapshots"  # hash: snapshot id -> JSON
+        self.snapshot_times = f"{prefix}:snapshots:by-time"  # zset: id -> taken-at ms
+        self.leader = f"{prefix}:controller:leader"
+        self.controller_stats = f"{prefix}:controller:stats"
+        self.sdk_stats = f"{prefix}:sdk:stats"
+
+    def _tagged(self, key: str, name: str) -> str:
+        return f"{self.prefix}:{{{key}}}:{name}"
+
+    def flag(self, key: str) -> str:
+        return self._tagged(key, "flag")
+
+    def status(self, key: str) -> str:
+        return self._tagged(key, "status")
+
+    def audit(self, key: str) -> str:
+        return self._tagged(key, "audit")
+
+    def high_water(self, key: str) -> str:
+        """The highest version ever issued, kept past a delete so versions never repeat."""
+        return self._tagged(key, "hwm")
+
+    def metrics(self, key: str, window: int, arm: str) -> str:
+        """Counters of one flag, one arm, one 10-second window (window = epoch seconds // 10)."""
+        return self._tagged(key, f"m:{window}:{arm}")
+
+    def latency(self, key: str, window: int, arm: str) -> str:
+        return self._tagged(key, f"h:{window}:{arm}")
+
+    def memory(self, key: str) -> str:
+        """Hash: process id -> highest memory growth (MB) of a process serving the treatment."""
+        return self._tagged(key, "mem")

@@ -1,0 +1,48 @@
+"""The one place where objects are built and wired together."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rollout.services.flags import FlagService
+from rollout.settings import Settings, load_settings
+from rollout.storage.connection import connect
+from rollout.storage.flags import FlagStore
+from rollout.storage.keys import Keys
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Any
+    keys: Keys
+    store: FlagStore
+    flags: FlagService
+    clock: Callable[[], float]
+
+
+def build_services(
+    settings: Settings | None = None,
+    *,
+    redis_client: Any = None,
+    clock: Callable[[], float] = time.time,
+    start_embedded: bool = True,
+) -> Services:
+    settings = settings or load_settings()
+    client = redis_client
+    if client is None:
+        client = connect(
+            settings.redis_url,
+            settings.data_dir,
+            start_embedded=start_embedded,
+            socket_timeout=settings.socket_timeout,
+        )
+    keys = Keys(settings.key_prefix)
+    store = FlagStore(client, keys)
+    flags = FlagService(store, clock)
+    return Services(
+        settings=settings, redis=client, keys=keys, store=store, flags=flags, clock=clock
+    )
