@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout.services.flags import FlagService
+from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import connect
 from rollout.storage.flags import FlagStore
@@ -21,6 +22,7 @@ class Services:
     keys: Keys
     store: FlagStore
     flags: FlagService
+    snapshots: SnapshotService
     clock: Callable[[], float]
 
 
@@ -44,5 +46,11 @@ def build_services(
     store = FlagStore(client, keys)
     flags = FlagService(store, clock)
     return Services(
-        settings=settings, redis=client, keys=keys, store=store, flags=flags, clock=clock
+        settings=settings,
+        redis=client,
+        keys=keys,
+        store=store,
+        flags=flags,
+        snapshots=SnapshotService(flags),
+        clock=clock,
     )

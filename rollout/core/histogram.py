@@ -24,12 +24,12 @@ from collections.abc import Iterable, Mapping
 
 BASE_MS = 0.1
 STEPS_PER_DOUBLING = 8
-GROWTH = 2.0 ** (1.0 / STEPS_PER_DOUBLING)
+GROWTH: float = 2.0 ** (1.0 / STEPS_PER_DOUBLING)
 # The smallest exponent whose upper bound reaches 10 minutes.
 LAST = math.ceil(STEPS_PER_DOUBLING * math.log2(600_000.0 / BASE_MS))
 OVERFLOW = LAST + 1
 BUCKETS = OVERFLOW + 1
-RESOLUTION = GROWTH - 1.0
+RESOLUTION: float = GROWTH - 1.0
 """Relative resolution: a reported percentile is exact to within +9.05% (never below the truth)."""
 
 # Upper bounds are computed once and bucketing bisects this table, so every process assigns a

@@ -72,6 +72,8 @@ class RolloutClient:
         self._overrides = read_overrides(os.environ if environ is None else environ)
         self._flags: dict[str, Flag] = {}
         self._handles: dict[tuple[str, bool], FlagHandle] = {}
+        # By default value, then key: client.is_enabled avoids building a tuple per call.
+        self._by_default: dict[bool, dict[str, FlagHandle]] = {False: {}, True: {}}
         self._write_lock = threading.Lock()  # serialises the syncer's swaps, never readers
         from rollout.sdk.sync import Syncer
 
@@ -89,14 +91,18 @@ class RolloutClient:
                 if handle is None:
                     handle = FlagHandle(self, key, default)
                     self._handles[(key, default)] = handle
+                    self._by_default[bool(default)][key] = handle
         return handle
 
     def is_enabled(self, key: str, user: object, default: bool = False) -> bool:
         try:
-            handle = self._handles.get((key, default)) or self.flag(key, default)
-            return handle.is_enabled(user)
+            return self._by_default[default][key].is_enabled(user)
+        except KeyError:
+            pass
+        try:
+            return self.flag(key, bool(default)).is_enabled(user)
         except Exception:
-            return default
+            return bool(default)
 
     def evaluate(self, key: str, user: object, default: bool = False) -> Evaluation:
         try:

@@ -8,13 +8,17 @@ controller wrote a status a millisecond earlier.
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from rollout.core import transitions
 from rollout.core.errors import (
     ConcurrentUpdate,
+    FlagExists,
     FlagNotFound,
+    MalformedFlag,
     PreconditionFailed,
     ValidationError,
 )
@@ -25,7 +29,12 @@ from rollout.core.units import parse_percent, to_ms
 from rollout.storage.flags import AuditEntry, FlagStore
 
 Clock = Callable[[], float]
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 50
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered, so writers that collided do not collide again in lockstep.
+    time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.02)))
 
 
 class FailingGates(Protocol):
@@ -114,7 +123,7 @@ class FlagService:
             except ConcurrentUpdate:
                 if if_match is not None:
                     raise PreconditionFailed(f"flag {key!r} changed while writing") from None
-                continue
+                _backoff(_attempt)
         raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
 
     def _move(
@@ -191,8 +200,59 @@ class FlagService:
         assert result is not None
         return result
 
+    def put(self, target: Flag, *, actor: str, action: str, reason: str | None = None) -> str:
+        """Make the stored flag exactly ``target`` (restore): 'created', 'updated', 'unchanged'.
+
+        Overwrites a malformed stored value too: restoring is how an operator repairs one.
+        """
+        key = validate_key(target.key)
+        for _attempt in range(MAX_ATTEMPTS):
+            version = self.store.version(key)
+            try:
+                current: Flag | None = self.store.get(key) if version else None
+            except (FlagNotFound, MalformedFlag):
+                current = None
+            if current is not None and current == target.with_changes(version=current.version):
+                return "unchanged"
+            try:
+                self.store.write(
+                    target,
+                    key=key,
+                    expected_version=version,
+                    audit=AuditEntry(actor=actor, action=action, reason=reason, at=self.now()),
+                    before=current,
+                    write_status=True,
+                )
+            except (ConcurrentUpdate, FlagExists, FlagNotFound):
+                _backoff(_attempt)
+                continue
+            return "updated" if version else "created"
+        raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+
     def delete(self, key: str, *, actor: str, reason: str | None = None) -> None:
-        self._mutate(key, lambda flag, now: None, actor=actor, action="delete", reason=reason)
+        """Deletes a malformed stored value too, so an operator can always clear one."""
+        validate_key(key)
+        for _attempt in range(MAX_ATTEMPTS):
+            version = self.store.version(key)
+            if not version:
+                raise FlagNotFound(key)
+            try:
+                current: Flag | None = self.store.get(key)
+            except MalformedFlag:
+                current = None
+            try:
+                self.store.write(
+                    None,
+                    key=key,
+                    expected_version=version,
+                    audit=AuditEntry(actor=actor, action="delete", reason=reason, at=self.now()),
+                    before=current,
+                )
+                return
+            except ConcurrentUpdate:
+                _backoff(_attempt)
+                continue
+        raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
 
     # -- moves ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from rollout.core.errors import StorageError
 from rollout.storage.errors import wrapped
@@ -22,6 +24,9 @@ def client_for_url(url: str, *, socket_timeout: float = 2.0) -> Any:
                 socket_connect_timeout=socket_timeout,
                 health_check_interval=30,
                 retry_on_timeout=False,
+                # Our callers decide about retries: the SDK backs off on its own, services
+                # retry CAS moves. Driver-level retries would only delay noticing an outage.
+                retry=Retry(NoBackoff(), 0),
             )
         except ValueError as error:
             raise StorageError(f"invalid Redis URL: {error}") from None

@@ -51,6 +51,11 @@ class FlagStore:
         return decode_flag(key, version, doc, status)
 
     @storage_call
+    def version(self, key: str) -> int:
+        """The stored version, 0 when absent; readable even when the value is malformed."""
+        return int(self.redis.hget(self.keys.flag(key), "v") or 0)
+
+    @storage_call
     def keys_list(self) -> list[str]:
         return sorted(self.redis.smembers(self.keys.index))
 
@@ -85,11 +90,13 @@ class FlagStore:
         expected_version: int,
         audit: AuditEntry,
         before: Flag | None,
+        write_status: bool = False,
     ) -> Flag | None:
         """Store ``new`` (or delete when None) iff the stored version is ``expected_version``.
 
         ``expected_version`` 0 means "must not exist" (create). Raises ``ConcurrentUpdate`` when
         another write got there first, ``FlagExists``/``FlagNotFound`` for create/update races.
+        The controller's status is left alone unless ``write_status`` (restore sets it exactly).
         """
         flag_key, hwm_key = self.keys.flag(key), self.keys.high_water(key)
         with wrapped(), self.redis.pipeline(transaction=True) as pipe:
@@ -114,8 +121,10 @@ class FlagStore:
                 else:
                     pipe.hset(flag_key, mapping={"v": version, "d": encode_flag(stored)})
                     pipe.sadd(self.keys.index, key)
-                    if new is not None and new.status is not None:
+                    if write_status and new is not None and new.status is not None:
                         pipe.set(self.keys.status(key), encode_status(new.status))
+                    elif write_status:
+                        pipe.delete(self.keys.status(key))
                 pipe.set(hwm_key, version)
                 pipe.xadd(
                     self.keys.audit(key),

@@ -1,0 +1,89 @@
+"""ns per ``is_enabled`` against the floor, plus change propagation to a running client.
+
+Floor: the least any local evaluator can do — a dict lookup, mmh3 of f"{salt}:{user}" and a
+compare — measured in the same run, so the ratio does not depend on the machine's speed.
+Target (issue 2): is_enabled at most 1.5x the floor, for a flag at 50% over 200,000 users.
+
+    .venv/bin/python bench/eval.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import mmh3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._server import bench_server  # noqa: E402
+from rollout import RolloutClient  # noqa: E402
+
+USERS = [f"user-{i}" for i in range(200_000)]
+ROUNDS = 7
+
+
+def per_call_ns(fn: object, users: list[str]) -> float:
+    best = float("inf")
+    for _ in range(ROUNDS):
+        start = time.perf_counter_ns()
+        for user in users:
+            fn(user)  # type: ignore[operator]
+        best = min(best, (time.perf_counter_ns() - start) / len(users))
+    return best
+
+
+def main() -> int:
+    with bench_server() as (server, services):
+        services.flags.create("PROMPT_IMPROVER_ENABLED", actor="bench")
+        services.flags.set_percent("PROMPT_IMPROVER_ENABLED", 50, actor="bench")
+        with RolloutClient(server.url, environ={}) as client:
+            flag = client.flag("PROMPT_IMPROVER_ENABLED")
+            table = {"PROMPT_IMPROVER_ENABLED": ("PROMPT_IMPROVER_ENABLED", 5000)}
+
+            def floor(user: str) -> bool:
+                salt, bp = table["PROMPT_IMPROVER_ENABLED"]
+                return mmh3.hash(f"{salt}:{user}", 0, False) % 10_000 < bp
+
+            def sdk(user: str) -> bool:
+                return flag.is_enabled(user)
+
+            assert [sdk(u) for u in USERS[:2000]] == [floor(u) for u in USERS[:2000]]
+            on = sum(flag.is_enabled(u) for u in USERS) / len(USERS)
+            floor_ns = per_call_ns(floor, USERS)
+            direct_ns = per_call_ns(flag.is_enabled, USERS)
+            client_ns = per_call_ns(
+                lambda u: client.is_enabled("PROMPT_IMPROVER_ENABLED", u), USERS
+            )
+
+            # Propagation: a write through the service until this client answers the new value.
+            delays = []
+            probe = "user-probe"
+            for i in range(50):
+                target = i % 2 == 0
+                percent = 100 if target else 0
+                start = time.perf_counter()
+                services.flags.set_percent("PROMPT_IMPROVER_ENABLED", percent, actor="bench")
+                while flag.is_enabled(probe) is not target:
+                    if time.perf_counter() - start > 5:
+                        raise SystemExit("change did not reach the client in 5 s")
+                delays.append((time.perf_counter() - start) * 1000)
+
+    ratio = direct_ns / floor_ns
+    print(f"flag at 50%: {on:.1%} of {len(USERS):,} users on")
+    print(f"floor (dict + mmh3 + compare)      {floor_ns:7.1f} ns/call")
+    print(f"flag.is_enabled(user)              {direct_ns:7.1f} ns/call   ratio {ratio:.2f}x")
+    print(f"client.is_enabled(key, user)       {client_ns:7.1f} ns/call   ratio "
+          f"{client_ns / floor_ns:.2f}x")
+    delays.sort()
+    print(f"propagation write -> client answer: p50 {statistics.median(delays):.2f} ms, "
+          f"p99 {delays[int(len(delays) * 0.99) - 1]:.2f} ms, max {delays[-1]:.2f} ms (n=50)")
+    verdict = "PASS" if ratio <= 1.5 else "MISS"
+    print(f"target: flag.is_enabled <= 1.5x floor -> {verdict}")
+    return 0 if ratio <= 1.5 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
