@@ -73,7 +73,9 @@ FLAG = Flag(
     stage=0,
     stage_started_at=0,
     auto_advance=False,
-    gates=(Gate(Metric.ERROR_RATE, warn=0.05, critical=0.10, min_samples=100, window_ms=WINDOW_MS),),
+    gates=(
+        Gate(Metric.ERROR_RATE, warn=0.05, critical=0.10, min_samples=100, window_ms=WINDOW_MS),
+    ),
 )
 
 
@@ -120,9 +122,7 @@ def run_stage(rng: Random, treatment: Binomial, control: Binomial) -> Run:
                 )
             },
         )
-        decision = decide(
-            FLAG, read_gates(FLAG, evidence), now_ms=read * BATCH_MS, stage_samples=n
-        )
+        decision = decide(FLAG, read_gates(FLAG, evidence), now_ms=read * BATCH_MS, stage_samples=n)
         if decision.action is Action.KILL:
             return Run(killed_at=n, offered_advance=offered)
         offered |= decision.action in (Action.ADVANCE, Action.AWAIT_APPROVAL, Action.COMPLETE)

@@ -75,11 +75,15 @@ def main() -> int:
     print(f"flag at 50%: {on:.1%} of {len(USERS):,} users on")
     print(f"floor (dict + mmh3 + compare)      {floor_ns:7.1f} ns/call")
     print(f"flag.is_enabled(user)              {direct_ns:7.1f} ns/call   ratio {ratio:.2f}x")
-    print(f"client.is_enabled(key, user)       {client_ns:7.1f} ns/call   ratio "
-          f"{client_ns / floor_ns:.2f}x")
+    print(
+        f"client.is_enabled(key, user)       {client_ns:7.1f} ns/call   ratio "
+        f"{client_ns / floor_ns:.2f}x"
+    )
     delays.sort()
-    print(f"propagation write -> client answer: p50 {statistics.median(delays):.2f} ms, "
-          f"p99 {delays[int(len(delays) * 0.99) - 1]:.2f} ms, max {delays[-1]:.2f} ms (n=50)")
+    print(
+        f"propagation write -> client answer: p50 {statistics.median(delays):.2f} ms, "
+        f"p99 {delays[int(len(delays) * 0.99) - 1]:.2f} ms, max {delays[-1]:.2f} ms (n=50)"
+    )
     verdict = "PASS" if ratio <= 1.5 else "MISS"
     print(f"target: flag.is_enabled <= 1.5x floor -> {verdict}")
     return 0 if ratio <= 1.5 else 1

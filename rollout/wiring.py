@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.services.apply import ApplyService
 from rollout.services.flags import FlagService
 from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
@@ -23,6 +24,7 @@ class Services:
     store: FlagStore
     flags: FlagService
     snapshots: SnapshotService
+    apply: ApplyService
     clock: Callable[[], float]
 
 
@@ -52,5 +54,6 @@ def build_services(
         store=store,
         flags=flags,
         snapshots=SnapshotService(flags),
+        apply=ApplyService(flags),
         clock=clock,
     )

@@ -93,6 +93,22 @@ class StorageError(RolloutError):
         super().__init__(f"storage unavailable: {text}")
 
 
+class RouteNotFound(RolloutError):
+    """An HTTP path that names no route (the API's 404 for a URL, not for a flag)."""
+
+
+class MethodNotAllowed(RolloutError):
+    """An HTTP method that the route does not take."""
+
+
+class UnsupportedMediaType(RolloutError):
+    """A request body in a format the route does not read (JSON routes take JSON only)."""
+
+
+class InternalError(RolloutError):
+    """A bug: an unexpected exception, reported without its details (they go to the log)."""
+
+
 # error class -> (code, HTTP status). Lookup walks the MRO, so subclasses may be absent.
 ERROR_TABLE: dict[type[RolloutError], tuple[str, int]] = {
     MalformedRequest: ("malformed_request", 400),
@@ -108,6 +124,10 @@ ERROR_TABLE: dict[type[RolloutError], tuple[str, int]] = {
     MalformedFlag: ("malformed_flag", 409),
     PreconditionFailed: ("precondition_failed", 412),
     PayloadTooLarge: ("payload_too_large", 413),
+    RouteNotFound: ("not_found", 404),
+    MethodNotAllowed: ("method_not_allowed", 405),
+    UnsupportedMediaType: ("unsupported_media_type", 415),
+    InternalError: ("internal_error", 500),
     StorageError: ("storage_unavailable", 503),
     RolloutError: ("error", 400),
 }

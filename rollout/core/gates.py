@@ -254,7 +254,10 @@ def _error_rate(
         versus = f"control {_pct(cx / cn)} over {cn}"
         if z >= strict.compare_z:
             return reading(Verdict.FAIL, fail_low, f"{above}; worse than {versus} (z={z:.1f})")
-        shared = f"{above}, but {versus} is as bad (z={z:.1f}): shared, not the flag's"
+        shared = (
+            f"{above}, but {versus} is about as high (z={z:.1f} < {strict.compare_z:g}): "
+            "a shared cause, not the flag"
+        )
         return reading(Verdict.WARN, fail_low, shared)
     if warn_low >= gate.warn:
         return reading(Verdict.WARN, warn_low, said(warn_low, f"≥ warn {_pct(gate.warn)}"))

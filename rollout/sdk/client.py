@@ -17,7 +17,8 @@ from typing import Any
 
 from rollout.core.evaluation import Evaluation, Reason, evaluate
 from rollout.core.model import KEY_PATTERN, Flag
-from rollout.sdk.compiled import Check, compile_flag
+from rollout.sdk.compiled import Check, Compiled, compile_flag
+from rollout.sdk.metrics import Recorder, Track, resident_mb
 from rollout.settings import Settings, load_settings
 
 log = logging.getLogger("rollout.sdk")
@@ -40,13 +41,33 @@ def read_overrides(environ: Mapping[str, str]) -> dict[str, bool]:
 class FlagHandle:
     """``client.flag(KEY)``. Its ``is_enabled`` is swapped in place when the flag changes."""
 
-    __slots__ = ("_client", "default", "is_enabled", "key")
+    __slots__ = ("_client", "_compiled", "default", "is_enabled", "key")
 
     def __init__(self, client: RolloutClient, key: str, default: bool) -> None:
         self._client = client
         self.key = key
         self.default = default
-        self.is_enabled: Check = client._compile(key, default)
+        self._set(client._compile(key, default))
+
+    def _set(self, compiled: Compiled) -> None:
+        self._compiled = compiled
+        # An instance attribute, not a method: the caller's call goes straight to the
+        # compiled function, with no lookup of the current flag value in between.
+        self.is_enabled: Check = compiled.check
+
+    def track(self, user: object) -> Track:
+        """``with flag.track(user) as enabled:`` evaluates once and records one outcome."""
+        return Track(self, user)
+
+    def record(
+        self,
+        user: object,
+        ok: bool = True,
+        duration_ms: float | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        """One outcome by hand, in the arm of this user's answer. Never raises."""
+        self._client._recorder.record(self._compiled, user, ok, duration_ms, error_type)
 
     def evaluate(self, user: object) -> Evaluation:
         """The answer with its reason (slower than ``is_enabled``; for diagnostics)."""
@@ -65,6 +86,7 @@ class RolloutClient:
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         start: bool = True,
+        memory_probe: Callable[[], float] = resident_mb,
         **overrides: Any,
     ) -> None:
         self.settings = settings or load_settings(redis_url=redis_url, **overrides)
@@ -75,11 +97,14 @@ class RolloutClient:
         # By default value, then key: client.is_enabled avoids building a tuple per call.
         self._by_default: dict[bool, dict[str, FlagHandle]] = {False: {}, True: {}}
         self._write_lock = threading.Lock()  # serialises the syncer's swaps, never readers
+        self._retired: list[Compiled] = []  # replaced since the last flush; counts still owed
         from rollout.sdk.sync import Syncer
 
+        self._recorder = Recorder(self, memory_probe=memory_probe)
         self._syncer = Syncer(self)
         if start:
             self._syncer.start()
+            self._recorder.start()
 
     # -- reading ------------------------------------------------------------------------
 
@@ -97,8 +122,8 @@ class RolloutClient:
     def is_enabled(self, key: str, user: object, default: bool = False) -> bool:
         try:
             return self._by_default[default][key].is_enabled(user)
-        except KeyError:
-            pass
+        except (KeyError, TypeError):
+            pass  # first call for this key, or an odd default: take the slow path once
         try:
             return self.flag(key, bool(default)).is_enabled(user)
         except Exception:
@@ -125,15 +150,25 @@ class RolloutClient:
 
     # -- updating (background thread) ---------------------------------------------------
 
-    def _compile(self, key: str, default: bool) -> Check:
-        return compile_flag(self._flags.get(key), self._overrides.get(key), default)
+    def _compile(self, key: str, default: bool) -> Compiled:
+        return compile_flag(self._flags.get(key), self._overrides.get(key), default, key)
+
+    def _recompile(self, handle: FlagHandle) -> None:
+        self._retired.append(handle._compiled)
+        handle._set(self._compile(handle.key, handle.default))
+
+    def _live_compiled(self) -> list[Compiled]:
+        """Every answer function whose exposure counts may still need flushing."""
+        with self._write_lock:
+            retired, self._retired = self._retired, []
+            return retired + [h._compiled for h in self._handles.values()]
 
     def _replace_all(self, flags: dict[str, Flag]) -> None:
         """A full resync: Redis is the truth, so a flag that is gone answers its default."""
         with self._write_lock:
             self._flags = dict(flags)
-            for (key, default), handle in self._handles.items():
-                handle.is_enabled = self._compile(key, default)
+            for handle in self._handles.values():
+                self._recompile(handle)
 
     def _apply(self, key: str, flag: Flag | None, version: int) -> bool:
         """One change from the channel; older news than what we hold is ignored."""
@@ -147,15 +182,20 @@ class RolloutClient:
             else:
                 flags[key] = flag
             self._flags = flags
-            for (handle_key, default), handle in self._handles.items():
+            for (handle_key, _default), handle in self._handles.items():
                 if handle_key == key:
-                    handle.is_enabled = self._compile(key, default)
+                    self._recompile(handle)
             return True
 
     # -- lifecycle ----------------------------------------------------------------------
 
+    def flush(self) -> None:
+        """Send buffered outcomes now (the flusher does this every flush_interval)."""
+        self._recorder.flush()
+
     def close(self) -> None:
         self._syncer.stop()
+        self._recorder.stop()
 
     def __enter__(self) -> RolloutClient:
         return self

@@ -41,13 +41,17 @@ class Keys:
         """The highest version ever issued, kept past a delete so versions never repeat."""
         return self._tagged(key, "hwm")
 
-    def metrics(self, key: str, window: int, arm: str) -> str:
-        """Counters of one flag, one arm, one 10-second window (window = epoch seconds // 10)."""
-        return self._tagged(key, f"m:{window}:{arm}")
+    # Metrics are keyed by the stage's epoch (its stage_started_at): a new stage, a manual move
+    # or a revive starts from fresh keys, so old evidence can never count again.
 
-    def latency(self, key: str, window: int, arm: str) -> str:
-        return self._tagged(key, f"h:{window}:{arm}")
+    def stage_metrics(self, key: str, epoch: int, arm: str) -> str:
+        """Hash: the arm's counters and latency histogram over the whole stage."""
+        return self._tagged(key, f"s:{epoch}:{arm}")
 
-    def memory(self, key: str) -> str:
-        """Hash: process id -> highest memory growth (MB) of a process serving the treatment."""
-        return self._tagged(key, "mem")
+    def window_metrics(self, key: str, epoch: int, window: int, arm: str) -> str:
+        """Hash: the same over one 10-second window (window = epoch seconds // 10)."""
+        return self._tagged(key, f"w:{epoch}:{window}:{arm}")
+
+    def memory(self, key: str, epoch: int) -> str:
+        """Hash: process -> memory growth (MB) of each process that served the treatment."""
+        return self._tagged(key, f"mem:{epoch}")

@@ -110,7 +110,9 @@ def test_bootstrap_file_serves_a_client_started_during_an_outage(
 
 
 def test_malformed_flag_answers_default_and_others_work(
-    real_services: Services, redis_server_flushed: RedisProcess, real_redis: Any,
+    real_services: Services,
+    redis_server_flushed: RedisProcess,
+    real_redis: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     real_services.flags.create("GOOD", actor="t", allow=["u"])

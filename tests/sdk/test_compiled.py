@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollout.core.evaluation import evaluate
+from rollout.core.evaluation import ARM_OF_REASON, evaluate
 from rollout.core.model import Flag, KillRecord, State
-from rollout.sdk.compiled import compile_flag
+from rollout.sdk.compiled import CONTROL, TREATMENT, compile_flag
 
 user_ids = st.one_of(st.text(max_size=12), st.integers(min_value=-(10**6), max_value=10**6))
 flags = st.builds(
@@ -38,10 +38,18 @@ flags = st.builds(
 def test_compiled_matches_evaluate(
     flag: Flag | None, override: bool | None, default: bool, users: list[object]
 ) -> None:
-    check = compile_flag(flag, override, default)
+    compiled = compile_flag(flag, override, default, "F")
     for user in users:
-        expected = evaluate(flag, str(user), override=override, default=default).enabled
-        assert check(user) is expected
+        expected = evaluate(flag, str(user), override=override, default=default)
+        arm = ARM_OF_REASON.get(expected.reason)
+        before = list(compiled.counts)
+        assert compiled.check(user) is expected.enabled
+        code = compiled.assign(user)
+        assert (code & 1 == 1) is expected.enabled
+        assert {CONTROL: "control", TREATMENT: "treatment"}.get(code) == arm
+        # An exposure is counted in the arm of a bucketed answer, and only then.
+        grew = [after - b for after, b in zip(compiled.counts, before, strict=True)]
+        assert grew == ([0, 0] if arm is None else [arm == "control", arm == "treatment"])
 
 
 def test_unprintable_user_gets_the_default() -> None:
@@ -52,5 +60,5 @@ def test_unprintable_user_gets_the_default() -> None:
         __hash__ = None  # type: ignore[assignment]
 
     flag = Flag(key="F", salt="F", state=State.ROLLING, percent_bp=5000, allow=("a",))
-    assert compile_flag(flag, None, True)(Hostile()) is True
-    assert compile_flag(flag, None, False)(Hostile()) is False
+    assert compile_flag(flag, None, True, "F").check(Hostile()) is True
+    assert compile_flag(flag, None, False, "F").check(Hostile()) is False

@@ -1,0 +1,254 @@
+"""Pydantic models of the API's bodies and answers: the source of the OpenAPI document.
+
+Request models check the shape of a body (types, required and unknown fields) so that a client
+gets a 422 naming the field before anything else runs. The values themselves are checked again,
+exactly, by ``core.schema`` inside the services (percent decimals, increasing stages, durations):
+views pass the raw JSON on, never a model's coerced copy, so no float is ever rounded on the way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from rollout.core.model import KEY_PATTERN
+from rollout.core.schema import MAX_STAGES, MAX_TEXT, MAX_USERS
+
+# A duration is a string ("90s", "15m", "36h", "3d") or a number of seconds. Its grammar lives in
+# core.units; here it is only documented, so the service's message is the one a client sees.
+Duration = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "maxLength": 64}, {"type": "number", "minimum": 0}],
+            "description": "'500ms', '90s', '15m', '36h', '3d', or a number of seconds",
+        }
+    ),
+]
+Percent = Annotated[
+    float,
+    Field(ge=0, le=100, description="0 to 100 with at most two decimals; never rounded"),
+]
+Reason = Annotated[
+    str | None, Field(max_length=MAX_TEXT, description="Why; recorded in the audit log")
+]
+FlagKey = Annotated[str, Field(pattern=KEY_PATTERN.pattern, max_length=128)]
+UserIds = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_USERS)
+]
+
+
+class _Body(BaseModel):
+    # strict: JSON true is not 1 and "5" is not 5, exactly as core.schema judges them.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class StageIn(_Body):
+    percent: Percent
+    bake: Duration = 0
+    min_samples: int = Field(0, ge=0)
+
+
+class GateIn(_Body):
+    metric: Literal["error_rate", "latency_ratio", "memory_mb"]
+    warn: float = Field(gt=0)
+    critical: float = Field(gt=0)
+    # Absent means the metric's own default, which core.schema knows; null is refused there.
+    min_samples: Annotated[
+        int | None,
+        WithJsonSchema(
+            {"type": "integer", "minimum": 0, "description": "default: 100 (memory_mb: 1)"}
+        ),
+    ] = None
+    window: Duration = "60s"
+
+
+class FlagConfig(_Body):
+    """The operator-settable fields (DESIGN §6); never state, percent, stage or salt."""
+
+    description: str = Field("", max_length=MAX_TEXT)
+    auto_advance: bool = False
+    stages: list[StageIn] = Field(default_factory=list, max_length=MAX_STAGES)
+    gates: list[GateIn] = Field(default_factory=list, max_length=3)
+    allow: UserIds = Field(default_factory=list)
+    deny: UserIds = Field(default_factory=list)
+
+
+class CreateFlag(FlagConfig):
+    key: FlagKey
+    salt: str | None = Field(None, min_length=1, max_length=256, description="default: the key")
+    reason: Reason = None
+
+
+class PatchFlag(FlagConfig):
+    reason: Reason = None
+
+
+class WriteBody(_Body):
+    """Any write without other fields (rollback, pause, resume, revive, delete, snapshot)."""
+
+    reason: Reason = None
+
+
+class AdvanceBody(WriteBody):
+    force: bool = Field(False, description="advance even while a gate reads fail")
+
+
+class SetPercentBody(WriteBody):
+    percent: Percent
+
+
+class KillBody(_Body):
+    reason: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class RestoreBody(WriteBody):
+    only: FlagKey | None = Field(None, description="restore just this flag")
+
+
+class IfMatchHeader(BaseModel):
+    if_match: Annotated[
+        str | None,
+        WithJsonSchema(
+            {"type": "string", "description": 'the flag\'s ETag ("7"); a stale one answers 412'}
+        ),
+    ] = Field(None, alias="If-Match")
+
+
+class EvaluateQuery(BaseModel):
+    user: str = Field(min_length=1, max_length=1024)
+
+
+class AuditQuery(BaseModel):
+    flag: FlagKey | None = None
+    limit: int = Field(50, ge=1, le=10_000)
+
+
+# -- answers -------------------------------------------------------------------------------
+
+
+class StageOut(BaseModel):
+    percent: float
+    bake: float = Field(description="seconds")
+    min_samples: int
+
+
+class GateOut(BaseModel):
+    metric: str
+    warn: float
+    critical: float
+    min_samples: int
+    window: float = Field(description="seconds")
+
+
+class KillOut(BaseModel):
+    reason: str
+    by: str
+    at: str | None
+    state_before: str
+    stage_before: int | None
+    percent_before: float
+
+
+class StatusOut(BaseModel):
+    decision: str
+    why: str
+    at: str | None
+
+
+class FlagOut(BaseModel):
+    """A flag with the field names of DESIGN §2 (``core.schema.flag_to_dict``)."""
+
+    key: str
+    description: str
+    state: Literal["draft", "rolling", "paused", "complete", "killed"]
+    percent: float
+    stages: list[StageOut]
+    auto_advance: bool
+    stage: int | None
+    stage_started_at: str | None
+    gates: list[GateOut]
+    allow: list[str]
+    deny: list[str]
+    salt: str
+    kill: KillOut | None
+    status: StatusOut | None
+    version: int
+    created_at: str | None
+    updated_at: str | None
+    completed_at: str | None
+    baseline_p95_ms: float | None
+
+
+class FlagList(BaseModel):
+    flags: list[FlagOut]
+    problems: list[str] = Field(description="stored flags that cannot be read, by key")
+
+
+class KillAllOut(BaseModel):
+    killed: list[FlagOut]
+
+
+class EvaluationOut(BaseModel):
+    enabled: bool
+    reason: str
+    bucket: int | None
+
+
+class AuditEntryOut(BaseModel):
+    id: str
+    flag: str
+    actor: str
+    action: str
+    reason: str | None
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    at: str
+    version: int
+
+
+class AuditOut(BaseModel):
+    entries: list[AuditEntryOut] = Field(description="newest first")
+
+
+class SnapshotRef(BaseModel):
+    id: str
+    taken_at: str | None
+
+
+class SnapshotList(BaseModel):
+    snapshots: list[SnapshotRef] = Field(description="newest first")
+
+
+class SnapshotDocument(BaseModel):
+    format: str
+    schema_: int = Field(alias="schema")
+    taken_at: str | None
+    flags: list[FlagOut]
+
+
+class SnapshotCreated(BaseModel):
+    id: str
+    snapshot: SnapshotDocument
+
+
+class RestoreOut(BaseModel):
+    created: list[str]
+    updated: list[str]
+    deleted: list[str]
+    unchanged: list[str]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = Field(None, description="the input field at fault, when one is")
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

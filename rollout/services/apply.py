@@ -1,0 +1,250 @@
+"""Declarative configuration: make the flags' plans equal to a file (``rollout apply``).
+
+The file is declarative. A field absent from a flag's table means its default (``""``, ``false``,
+an empty list), not "keep what is stored": otherwise deleting a line from the file would never
+take effect and the file would stop describing the flags. Flags absent from the file are left
+alone unless ``prune``.
+
+Apply only touches configuration (DESIGN §6): never ``state``, ``percent``, ``stage`` or ``salt``,
+which are moves. The whole file is validated, and every refusal the writes could meet is
+detected while planning, before the first write, so a bad file never half-applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rollout.core.errors import FlagNotFound, MalformedFlag, ValidationError
+from rollout.core.model import Flag, Stage, State
+from rollout.core.schema import CONFIG_FIELDS, flag_to_dict, parse_config, validate_key
+from rollout.core.units import render_percent
+from rollout.services.flags import FlagService
+
+Action = Literal["create", "update", "delete", "unchanged"]
+ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "unchanged")
+
+# What an absent field means: the same defaults a new flag gets.
+DEFAULTS: dict[str, Any] = {
+    "description": "",
+    "auto_advance": False,
+    "stages": (),
+    "gates": (),
+    "allow": (),
+    "deny": (),
+}
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One configuration field, old -> new, in the external form (DESIGN §2 names and units)."""
+
+    field: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    action: Action
+    key: str
+    changes: tuple[FieldChange, ...] = ()
+    state: str | None = None  # the flag's current state, for context (None when created)
+    # For create/update: the fields to write, in the input form FlagService accepts.
+    values: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "key": self.key,
+            "state": self.state,
+            "changes": {c.field: {"old": c.old, "new": c.new} for c in self.changes},
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    entries: tuple[PlanEntry, ...]
+    applied: bool = False  # True once the changes were written (never for a dry run)
+
+    @property
+    def changed(self) -> bool:
+        return any(e.action != "unchanged" for e in self.entries)
+
+    def keys(self, action: Action) -> list[str]:
+        return [e.key for e in self.entries if e.action == action]
+
+    def summary(self) -> dict[str, int]:
+        return {action: len(self.keys(action)) for action in ACTIONS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "applied": self.applied,
+            "summary": self.summary(),
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+
+def _inner_message(error: ValidationError) -> str:
+    """The message without its field prefix, so it can be re-prefixed with the flag's path."""
+    prefix = f"{error.field}: " if error.field else ""
+    return error.message.removeprefix(prefix)
+
+
+def parse_document(document: object) -> dict[str, dict[str, Any]]:
+    """Every flag's validated configuration, with absent fields at their defaults.
+
+    Every flag is checked before any error is raised, so one run reports every broken table;
+    each error names its flag and field (``flags.KEY.stages[1].percent``).
+    """
+    if not isinstance(document, Mapping):
+        raise ValidationError("the file must be a table of flags")
+    unknown = sorted(set(document) - {"flags"})
+    if unknown:
+        # A typo such as [flag.X] would otherwise apply nothing, or prune everything.
+        raise ValidationError(f"unknown table {unknown[0]!r} (allowed: flags)")
+    tables = document.get("flags")
+    if tables is None:
+        raise ValidationError("is required (an empty [flags] table declares no flags)", "flags")
+    if not isinstance(tables, Mapping):
+        raise ValidationError("must be a table of flags", "flags")
+    parsed: dict[str, dict[str, Any]] = {}
+    errors: list[ValidationError] = []
+    for key, table in tables.items():
+        where = f"flags.{key}"
+        try:
+            validate_key(key, where)
+            if not isinstance(table, Mapping):
+                raise ValidationError("must be a table", where)
+            try:
+                config = parse_config(table)
+            except ValidationError as error:
+                path = f"{where}.{error.field}" if error.field else where
+                raise ValidationError(_inner_message(error), path) from None
+        except ValidationError as error:
+            errors.append(error)
+            continue
+        parsed[key] = {**DEFAULTS, **config}
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ValidationError(f"{len(errors)} errors: " + "; ".join(e.message for e in errors))
+    return parsed
+
+
+def _percents(stages: tuple[Stage, ...]) -> list[int]:
+    return [s.percent_bp for s in stages]
+
+
+def _check_stages(current: Flag, new_stages: tuple[Stage, ...]) -> None:
+    """Refuse a plan change that would leave the flag standing nowhere (DESIGN §6)."""
+    where = f"flags.{current.key}.stages"
+    if current.state in (State.ROLLING, State.PAUSED) and current.stage is not None:
+        # FlagService.update keeps the stage whose percent is the flag's percent; mirror its rule
+        # here so the refusal comes before any write, not in the middle of the file.
+        if current.percent_bp not in _percents(new_stages):
+            raise ValidationError(
+                f"would remove the current stage ({render_percent(current.percent_bp)}%) of "
+                f"{current.state} flag {current.key}; keep it, or move the flag first",
+                where,
+            )
+    kill = current.kill
+    if current.state is State.KILLED and kill is not None and kill.stage_before is not None:
+        # revive returns to stage_before by index, so that index must still mean the same stage.
+        index = kill.stage_before
+        old = current.stages[index].percent_bp if index < len(current.stages) else None
+        new = new_stages[index].percent_bp if index < len(new_stages) else None
+        if old is None or old != new:
+            raise ValidationError(
+                f"would move stage {index + 1} ({render_percent(kill.percent_before_bp)}%) that "
+                f"killed flag {current.key} revives to; revive or delete it first",
+                where,
+            )
+
+
+def _external(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Configuration values (model form) in the external form, via the one renderer."""
+    rendered = flag_to_dict(Flag(key="x").with_changes(**values))
+    return {name: rendered[name] for name in values}
+
+
+class ApplyService:
+    def __init__(self, flags: FlagService) -> None:
+        self.flags = flags
+
+    def plan(self, document: Mapping[str, Any], *, prune: bool = False) -> Plan:
+        """What ``apply`` would do; reads only. Raises before anything could be written."""
+        wanted = parse_document(document)
+        present = set(self.flags.store.keys_list())
+        entries: list[PlanEntry] = []
+        for key in sorted(wanted):
+            entries.append(self._plan_one(key, wanted[key], exists=key in present))
+        if prune:
+            for key in sorted(present - set(wanted)):
+                entries.append(PlanEntry("delete", key, state=self._state_of(key)))
+        return Plan(tuple(entries))
+
+    def _plan_one(self, key: str, config: dict[str, Any], *, exists: bool) -> PlanEntry:
+        new = _external(config)
+        if exists:
+            try:
+                current: Flag | None = self.flags.get(key)
+            except FlagNotFound:  # deleted since we listed the keys
+                current = None
+        else:
+            current = None
+        if current is None:
+            defaults = _external(DEFAULTS)
+            changes = tuple(
+                FieldChange(name, None, new[name])
+                for name in CONFIG_FIELDS
+                if new[name] != defaults[name]
+            )
+            return PlanEntry("create", key, changes, values=new)
+        old = _external({name: getattr(current, name) for name in CONFIG_FIELDS})
+        changed = [name for name in CONFIG_FIELDS if getattr(current, name) != config[name]]
+        if not changed:
+            return PlanEntry("unchanged", key, state=str(current.state))
+        if "stages" in changed:
+            _check_stages(current, config["stages"])
+        return PlanEntry(
+            "update",
+            key,
+            tuple(FieldChange(name, old[name], new[name]) for name in changed),
+            state=str(current.state),
+            # Only the changed fields: FlagService re-checks the stage rule whenever stages
+            # are among the changes, even when they are equal.
+            values={name: new[name] for name in changed},
+        )
+
+    def _state_of(self, key: str) -> str | None:
+        try:
+            return str(self.flags.get(key).state)
+        except (FlagNotFound, MalformedFlag):  # a malformed stored value can still be pruned
+            return None
+
+    def apply(
+        self,
+        document: Mapping[str, Any],
+        *,
+        actor: str,
+        dry_run: bool = False,
+        prune: bool = False,
+        reason: str | None = None,
+    ) -> Plan:
+        plan = self.plan(document, prune=prune)
+        if dry_run or not plan.changed:
+            return plan
+        for entry in plan.entries:
+            if entry.action == "create":
+                self.flags.create(entry.key, actor=actor, reason=reason, **entry.values)
+            elif entry.action == "update":
+                self.flags.update(entry.key, entry.values, actor=actor, reason=reason)
+            elif entry.action == "delete":
+                try:
+                    self.flags.delete(entry.key, actor=actor, reason=reason)
+                except FlagNotFound:
+                    pass  # someone else deleted it meanwhile: the goal is reached
+        return Plan(plan.entries, applied=True)

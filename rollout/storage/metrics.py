@@ -1,0 +1,141 @@
+"""Outcome metrics in Redis: per flag, per stage epoch, per arm, per 10-second window.
+
+Each hash holds counters (``n`` samples, ``e`` errors, ``x`` exposures, ``t:TYPE`` errors by
+type) and a latency histogram (``b:INDEX`` with the fixed buckets of ``core.histogram``), so
+windows and processes merge exactly by addition. Every flush adds to the window's hash and to
+the stage's running total, which makes a stage of any length one HGETALL per arm. Every key
+expires by itself ``retention`` seconds after its last write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollout.core.gates import Arms, ArmStats, Evidence
+from rollout.storage.errors import storage_call
+from rollout.storage.keys import Keys
+
+WINDOW_SECONDS = 10
+ARMS = ("control", "treatment")
+
+
+def window_of(now: float) -> int:
+    return int(now // WINDOW_SECONDS)
+
+
+@dataclass
+class ArmTally:
+    """What one process gathered for one arm between two flushes."""
+
+    samples: int = 0
+    errors: int = 0
+    exposures: int = 0
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    latency: dict[int, int] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, int]:
+        out = {"n": self.samples, "e": self.errors, "x": self.exposures}
+        out.update({f"t:{name}": count for name, count in self.errors_by_type.items()})
+        out.update({f"b:{index}": count for index, count in self.latency.items()})
+        return {name: count for name, count in out.items() if count}
+
+
+@dataclass
+class Batch:
+    """One flush: tallies by (flag key, stage epoch, arm), memory by (flag key, epoch)."""
+
+    tallies: dict[tuple[str, int, str], ArmTally] = field(default_factory=dict)
+    memory_mb: dict[tuple[str, int], float] = field(default_factory=dict)
+    dropped: int = 0
+
+    def tally(self, key: str, epoch: int, arm: str) -> ArmTally:
+        found = self.tallies.get((key, epoch, arm))
+        if found is None:
+            found = self.tallies[(key, epoch, arm)] = ArmTally()
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self.tallies or self.memory_mb or self.dropped)
+
+
+def arm_stats(raw: Mapping[str, str]) -> ArmStats:
+    by_type: dict[str, int] = {}
+    latency: dict[int, int] = {}
+    for name, value in raw.items():
+        if name.startswith("t:"):
+            by_type[name[2:]] = int(value)
+        elif name.startswith("b:"):
+            latency[int(name[2:])] = int(value)
+    return ArmStats(
+        samples=int(raw.get("n", 0)),
+        errors=int(raw.get("e", 0)),
+        errors_by_type=by_type,
+        latency=latency,
+        exposures=int(raw.get("x", 0)),
+    )
+
+
+class MetricsStore:
+    def __init__(self, client: Any, keys: Keys, retention_seconds: float) -> None:
+        self.redis: Any = client
+        self.keys = keys
+        self.ttl = max(60, int(retention_seconds))
+
+    @storage_call
+    def flush(self, batch: Batch, *, now: float, process: str) -> None:
+        """One pipeline for the whole batch."""
+        window = window_of(now)
+        pipe = self.redis.pipeline(transaction=False)
+        for (key, epoch, arm), tally in batch.tallies.items():
+            values = tally.fields()
+            if not values:
+                continue
+            for name in (
+                self.keys.stage_metrics(key, epoch, arm),
+                self.keys.window_metrics(key, epoch, window, arm),
+            ):
+                for field_name, count in values.items():
+                    pipe.hincrby(name, field_name, count)
+                pipe.expire(name, self.ttl)
+        for (key, epoch), megabytes in batch.memory_mb.items():
+            name = self.keys.memory(key, epoch)
+            pipe.hset(name, process, f"{megabytes:.3f}")
+            pipe.expire(name, self.ttl)
+        if batch.dropped:
+            pipe.hincrby(self.keys.sdk_stats, "dropped", batch.dropped)
+        pipe.execute()
+
+    @storage_call
+    def evidence(self, key: str, epoch: int, *, now: float, windows_ms: Iterable[int]) -> Evidence:
+        """The stage total, each trailing window and the memory gauge, in one round trip."""
+        current = window_of(now)
+        spans = sorted(set(windows_ms))
+        widest = max((math.ceil(ms / 1000 / WINDOW_SECONDS) for ms in spans), default=0)
+        pipe = self.redis.pipeline(transaction=False)
+        for arm in ARMS:
+            pipe.hgetall(self.keys.stage_metrics(key, epoch, arm))
+        for offset in range(widest):
+            for arm in ARMS:
+                pipe.hgetall(self.keys.window_metrics(key, epoch, current - offset, arm))
+        pipe.hvals(self.keys.memory(key, epoch))
+        replies = pipe.execute()
+        stage = Arms(control=arm_stats(replies[0]), treatment=arm_stats(replies[1]))
+        per_window = [
+            (arm_stats(replies[2 + 2 * i]), arm_stats(replies[3 + 2 * i])) for i in range(widest)
+        ]
+        windows = {}
+        for ms in spans:
+            count = math.ceil(ms / 1000 / WINDOW_SECONDS)
+            windows[ms] = Arms(
+                control=ArmStats.merge(c for c, _ in per_window[:count]),
+                treatment=ArmStats.merge(t for _, t in per_window[:count]),
+            )
+        reports = [float(v) for v in replies[-1]]
+        return Evidence(stage=stage, windows=windows, memory_mb=max(reports) if reports else None)
+
+    @storage_call
+    def sdk_dropped(self) -> int:
+        return int(self.redis.hget(self.keys.sdk_stats, "dropped") or 0)
