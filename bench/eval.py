@@ -18,8 +18,8 @@ import mmh3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._server import bench_server  # noqa: E402
-from rollout import RolloutClient  # noqa: E402
+from bench._server import bench_server
+from rollout import RolloutClient
 
 USERS = [f"user-{i}" for i in range(200_000)]
 ROUNDS = 7

@@ -5,15 +5,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout.services.apply import ApplyService
 from rollout.services.flags import FlagService
+from rollout.services.gates import GateService
 from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import connect
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
+from rollout.storage.metrics import MetricsStore
+
+
+if TYPE_CHECKING:
+    from rollout.controller.loop import Controller
 
 
 @dataclass
@@ -23,6 +29,7 @@ class Services:
     keys: Keys
     store: FlagStore
     flags: FlagService
+    gates: GateService
     snapshots: SnapshotService
     apply: ApplyService
     clock: Callable[[], float]
@@ -46,14 +53,33 @@ def build_services(
         )
     keys = Keys(settings.key_prefix)
     store = FlagStore(client, keys)
-    flags = FlagService(store, clock)
+    gates = GateService(MetricsStore(client, keys, settings.metrics_retention), clock)
+    flags = FlagService(store, clock, gates)
     return Services(
         settings=settings,
         redis=client,
         keys=keys,
         store=store,
         flags=flags,
+        gates=gates,
         snapshots=SnapshotService(flags),
         apply=ApplyService(flags),
         clock=clock,
+    )
+
+
+def build_controller(services: Services, *, interval: float | None = None) -> Controller:
+    from rollout.controller.loop import Controller
+    from rollout.storage.counters import ControllerCounters
+    from rollout.storage.leader import LeaderLock
+
+    settings = services.settings
+    return Controller(
+        services.flags,
+        services.gates,
+        LeaderLock(services.redis, services.keys, settings.leader_ttl),
+        ControllerCounters(services.redis, services.keys),
+        clock=services.clock,
+        interval=interval if interval is not None else settings.controller_interval,
+        watch_period=settings.watch_period,
     )

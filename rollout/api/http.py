@@ -102,7 +102,7 @@ def _check(model: type[BaseModel], data: Any) -> None:
         model.model_validate(data)
     except PydanticError as error:
         first = error.errors()[0]
-        if first["type"] == "extra_forbidden":
+        if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
             allowed = ", ".join(f.alias or n for n, f in model.model_fields.items())
             message = f"is not accepted here (allowed: {allowed})"
         else:

@@ -105,7 +105,7 @@ def json_option(fn: F) -> F:
         is_flag=True,
         expose_value=False,
         callback=_set_json,
-        help="Print JSON with the field names of DESIGN §2 instead of text.",
+        help="Print JSON (the field names of the API) instead of text.",
     )(fn)
 
 
@@ -134,7 +134,7 @@ def key_argument(fn: F) -> F:
     return click.argument("key", shell_complete=complete_keys)(fn)
 
 
-class PercentType(click.ParamType):
+class PercentType(click.ParamType[str]):
     """A percent checked by core's ``parse_percent`` (0-100, two decimals, never rounded).
 
     The text is passed on unchanged, so the service parses the very same string; never float().

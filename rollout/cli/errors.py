@@ -20,23 +20,30 @@ EXIT_USAGE = 2
 
 
 class CliError(click.ClickException):
-    """An error shown as a single ``error: ...`` line with its own exit code."""
+    """A refusal shown as a single ``error: ...`` line (exit 1)."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_REFUSED) -> None:
+    exit_code = EXIT_REFUSED
+
+    def __init__(self, message: str) -> None:
         # Messages may quote user input or driver text; keep them on one line.
         super().__init__(" ".join(str(message).split()))
-        self.exit_code = exit_code
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"error: {self.format_message()}", file=file, err=file is None)
 
 
+class CliUsageError(CliError):
+    """A usage mistake (exit 2): bad arguments, an invalid file or setting."""
+
+    exit_code = EXIT_USAGE
+
+
 def usage(message: str) -> CliError:
-    return CliError(message, EXIT_USAGE)
+    return CliUsageError(message)
 
 
-def exit_code_for(error: RolloutError) -> int:
-    return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_REFUSED
+def cli_error_for(error: RolloutError) -> CliError:
+    return CliUsageError(str(error)) if isinstance(error, USAGE_ERRORS) else CliError(str(error))
 
 
 def describe_os_error(error: OSError) -> str:
@@ -57,7 +64,7 @@ def translated() -> Iterator[None]:
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
     except RolloutError as error:
-        raise CliError(str(error), exit_code_for(error)) from None
+        raise cli_error_for(error) from None
     except OSError as error:
         raise CliError(describe_os_error(error)) from None
     except Exception as error:

@@ -8,12 +8,15 @@ from rollout.cli import render
 from rollout.cli.context import CliState, complete_keys, json_option, key_argument, pass_state
 from rollout.core.schema import flag_to_dict
 
+# The gate report without what the flag itself already says (key, state, stage, status).
+READING_FIELDS = ("evidence_since", "read_at", "arms", "memory_mb", "baseline_p95_ms", "gates")
+
 
 @click.command("list")
 @json_option
 @pass_state
 def list_flags(state: CliState) -> None:
-    """Every flag, with its state, exposure and the controller's latest word."""
+    """List every flag with its state, exposure and status."""
     flags, problems = state.services.flags.list_with_problems()
     for problem in problems:
         # Still list the readable flags: one hand-edited value must not blind the operator.
@@ -27,9 +30,17 @@ def list_flags(state: CliState) -> None:
 @json_option
 @pass_state
 def show(state: CliState, key: str) -> None:
-    """One flag in full: plan, gates, allow/deny, kill record, status."""
-    flag = state.services.flags.get(key)
-    state.emit_flag(flag, render.flag_detail(flag))
+    """Show KEY in full: plan, gates, allow/deny, kill, status."""
+    services = state.services
+    flag = services.flags.get(key)
+    data = flag_to_dict(flag)
+    human = render.flag_detail(flag)
+    if flag.serving and flag.gates:
+        # Readings exist only while users get the flag through the bucket (DESIGN §4).
+        report = services.gates.report(flag)
+        data["readings"] = {name: report[name] for name in READING_FIELDS}
+        human += "\n" + render.readings(report["gates"])
+    state.emit(data, human)
 
 
 @click.command("check")
@@ -38,7 +49,11 @@ def show(state: CliState, key: str) -> None:
 @json_option
 @pass_state
 def check(state: CliState, key: str, user: str) -> None:
-    """Would USER get flag KEY now, and why (the evaluation of DESIGN §2)."""
+    """Would USER get KEY now, and why.
+
+    Prints on/off, the reason (killed, denied, allowed, in_cohort, out_of_cohort) and the
+    user's bucket (0-9999; in the cohort when below the percent in basis points).
+    """
     flags = state.services.flags
     result = flags.evaluate(key, user)
     flag = flags.get(key)
@@ -61,7 +76,7 @@ def check(state: CliState, key: str, user: str) -> None:
 @json_option
 @pass_state
 def audit(state: CliState, key: str | None, limit: int) -> None:
-    """What happened, newest first: every change with its actor, action and reason."""
+    """Show the audit log (of KEY, or of every flag), newest first."""
     entries = state.services.flags.audit(key, limit)
     human = render.audit_table(entries) if entries else "no audit entries"
     state.emit(entries, human)

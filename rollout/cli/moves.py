@@ -33,7 +33,10 @@ from rollout.services.flags import FlagService
 @json_option
 @pass_state
 def create(state: CliState, key: str, description: str, reason: str | None) -> None:
-    """Create KEY as a draft at 0% (only allowed users on). Plans come with `apply`."""
+    """Create KEY as a draft at 0%.
+
+    Only allowed users get a draft. Stages, gates and allow/deny lists come with `apply`.
+    """
     flag = state.services.flags.create(
         key, actor=state.actor, reason=reason, description=description
     )
@@ -47,7 +50,11 @@ def create(state: CliState, key: str, description: str, reason: str | None) -> N
 @json_option
 @pass_state
 def set_percent(state: CliState, key: str, percent: str, reason: str | None) -> None:
-    """Expose KEY to PERCENT of users (0-100, at most two decimals): a manual move."""
+    """Expose KEY to PERCENT of users (manual move).
+
+    PERCENT is 0 to 100 with at most two decimals (12.5). The stage becomes the last one at or
+    below it and the bake restarts; draft and complete flags become rolling.
+    """
     flag = state.services.flags.set_percent(key, percent, actor=state.actor, reason=reason)
     state.emit_flag(flag, render.describe(flag))
 
@@ -59,7 +66,11 @@ def set_percent(state: CliState, key: str, percent: str, reason: str | None) -> 
 @json_option
 @pass_state
 def advance(state: CliState, key: str, force: bool, reason: str | None) -> None:
-    """Go: the next stage (from draft the first; after the last, complete)."""
+    """Go: move KEY to its next stage.
+
+    From draft it starts the first stage; after the last stage the flag is complete. Refused
+    while a gate reads fail, unless --force.
+    """
     flag = state.services.flags.advance(key, actor=state.actor, reason=reason, force=force)
     state.emit_flag(flag, render.describe(flag))
 
@@ -83,22 +94,22 @@ def _simple_move(name: str, summary: str, move: Move) -> click.Command:
 
 rollback = _simple_move(
     "rollback",
-    "Back one stage; from the first stage back to draft (0%).",
+    "Move KEY back one stage (from the first: draft).",
     lambda s, key, actor, reason: s.rollback(key, actor=actor, reason=reason),
 )
 pause = _simple_move(
     "pause",
-    "Stop automatic advancing (kills stay armed).",
+    "Stop automatic advancing of KEY (kills stay armed).",
     lambda s, key, actor, reason: s.pause(key, actor=actor, reason=reason),
 )
 resume = _simple_move(
     "resume",
-    "Allow automatic advancing again.",
+    "Let the controller advance KEY again.",
     lambda s, key, actor, reason: s.resume(key, actor=actor, reason=reason),
 )
 revive = _simple_move(
     "revive",
-    "Return a killed flag to its state, stage and percent before the kill.",
+    "Bring a killed KEY back to where the kill found it.",
     lambda s, key, actor, reason: s.revive(key, actor=actor, reason=reason),
 )
 
@@ -111,7 +122,10 @@ revive = _simple_move(
 @json_option
 @pass_state
 def kill(state: CliState, key: str | None, kill_all: bool, reason: str, yes: bool) -> None:
-    """Turn KEY off for every user now (idempotent), or with --all every serving flag."""
+    """Turn KEY off for every user now.
+
+    Idempotent. With --all (and --yes), kills every rolling or paused flag at once.
+    """
     if kill_all == (key is not None):
         raise usage("give either KEY or --all")
     if key is not None:

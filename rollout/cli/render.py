@@ -111,11 +111,12 @@ def flag_detail(flag: Flag) -> str:
         lines.append("  none (moves only with set)")
     lines.append("gates:")
     if flag.gates:
-        rows = [
+        gate_rows = [
             (g.metric, g.warn, g.critical, g.min_samples, format_duration(g.window_ms))
             for g in flag.gates
         ]
-        lines.append(indent(table(("METRIC", "WARN", "CRITICAL", "MIN_SAMPLES", "WINDOW"), rows)))
+        headers = ("METRIC", "WARN", "CRITICAL", "MIN_SAMPLES", "WINDOW")
+        lines.append(indent(table(headers, gate_rows)))
     else:
         lines.append("  none")
     return "\n".join(lines)
@@ -134,6 +135,11 @@ def value(data: Any) -> str:
     if data is None:
         return "-"
     return json.dumps(data, ensure_ascii=False, separators=(", ", ": "))
+
+
+def plain(data: Any) -> str:
+    """Like ``value`` but strings bare: fine where no list or object can appear."""
+    return data if isinstance(data, str) else value(data)
 
 
 _MOVE_FIELDS = ("state", "percent", "stage")
@@ -158,7 +164,7 @@ def audit_change(entry: Mapping[str, Any]) -> str:
         if isinstance(old, list | dict) or isinstance(new, list | dict):
             parts.append(f"{name} changed")
         else:
-            parts.append(f"{name} {value(old)}→{value(new)}")
+            parts.append(f"{name} {plain(old)}→{plain(new)}")
     return shorten(", ".join(parts))
 
 
@@ -175,3 +181,9 @@ def audit_table(entries: Sequence[Mapping[str, Any]]) -> str:
         for e in entries
     ]
     return table(("AT", "FLAG", "ACTOR", "ACTION", "CHANGE", "REASON"), rows)
+
+
+def readings(gates: Sequence[Mapping[str, Any]]) -> str:
+    """The gate report's verdicts (``GateService.report``), one row per gate."""
+    rows = [(g.get("metric"), g.get("verdict"), shorten(str(g.get("why") or "-"))) for g in gates]
+    return "readings:\n" + indent(table(("METRIC", "VERDICT", "WHY"), rows))

@@ -66,19 +66,19 @@ def decide(
     def decision(action: Action, why: str) -> Decision:
         return Decision(action=action, why=why, readings=summaries)
 
-    if flag.state is State.KILLED:
+    if flag.state == State.KILLED:
         return decision(Action.NONE, "killed: the controller never touches a killed flag")
-    if flag.state is State.DRAFT:
+    if flag.state == State.DRAFT:
         return decision(Action.NONE, "draft: not rolling out yet")
 
     failing = _named(summaries, Verdict.FAIL)
-    watching = flag.state is State.COMPLETE and (
+    watching = flag.state == State.COMPLETE and (
         flag.completed_at is None or now_ms < flag.completed_at + watch_period_ms
     )
     if failing and (flag.state in (State.ROLLING, State.PAUSED) or watching):
         return decision(Action.KILL, failing)
 
-    if flag.state is State.COMPLETE:
+    if flag.state == State.COMPLETE:
         if not watching:
             return decision(Action.NONE, "complete: the watch period is over")
         left = (
@@ -89,7 +89,7 @@ def decide(
         return decision(Action.NONE, f"complete: watching{left}")
 
     warning = _named(summaries, Verdict.WARN)
-    if flag.state is State.PAUSED:
+    if flag.state == State.PAUSED:
         return decision(Action.HOLD, "paused: not advancing" + (f"; {warning}" if warning else ""))
 
     if flag.stage is None or not 0 <= flag.stage < len(flag.stages):
@@ -119,14 +119,16 @@ def decide(
         return decision(Action.HOLD, "; ".join(waiting))
 
     last = flag.stage == len(flag.stages) - 1
-    passed = "all gates pass" if summaries else "no gates"
-    here = f"stage {flag.stage + 1}/{len(flag.stages)} at {render_percent(stage.percent_bp)}%"
+    here = (
+        f"stage {flag.stage + 1}/{len(flag.stages)} at {render_percent(stage.percent_bp)}%: "
+        f"{'all gates pass' if summaries else 'no gates'}, baked, {stage_samples} samples"
+    )
     if not flag.auto_advance:
         nxt = "complete" if last else "advance"
-        return decision(Action.AWAIT_APPROVAL, f"{here}: {passed}, baked; awaiting Go to {nxt}")
+        return decision(Action.AWAIT_APPROVAL, f"{here}; awaiting Go to {nxt}")
     if last:
-        return decision(Action.COMPLETE, f"{here}: {passed}, baked; completing")
-    return decision(Action.ADVANCE, f"{here}: {passed}, baked; advancing")
+        return decision(Action.COMPLETE, f"{here}; completing")
+    return decision(Action.ADVANCE, f"{here}; advancing")
 
 
 def _named(summaries: Sequence[GateSummary], verdict: Verdict) -> str:

@@ -25,8 +25,9 @@ scope         warn z   fail z   vs. ctl  why
 - warn z = 1.0 (84% one-sided) because a false ``warn`` only holds the flag for a while, whereas
   a missed one lets a flag that is above ``warn`` advance to more users.
 - fail z = 2.5 (99.4%) on the stage is the tuned point of ``bench/decisions.py``: z = 2.2 kills
-  faster but lets ~0.4% of flags at a true 8% (below ``critical``) be killed over 100 looks;
-  z ≥ 2.75 pushes the 99th percentile of samples-to-kill at 20% past 300.
+  faster but lets 0.4-0.6% of flags at a true 8% (below ``critical``) be killed over 100 looks;
+  at z = 2.75, 0.85% of flags at 20% are still alive after 300 samples (the target allows 1%),
+  and at z = 3 the 99th percentile of samples-to-kill is 350.
 - The comparison with control uses 3.5 on the stage rather than 2.5 because under a shared outage
   both arms have the *same* rate, and a statistic sitting exactly at its null crosses a fixed bound
   often over thousands of ticks (law of the iterated logarithm): 3.5 keeps that near 1%.
@@ -184,11 +185,14 @@ def read_gate(
 ) -> Reading:
     """Read one gate over one scope (DESIGN §4)."""
     strict = STRICTNESS[scope]
-    if gate.metric is Metric.ERROR_RATE:
+    # == rather than `is`: a metric decoded as a plain string must still find its gate.
+    if gate.metric == Metric.ERROR_RATE:
         return _error_rate(gate, treatment, control, strict, scope)
-    if gate.metric is Metric.LATENCY_RATIO:
+    if gate.metric == Metric.LATENCY_RATIO:
         return _latency_ratio(gate, treatment, control, baseline_p95_ms, strict, scope)
-    return _memory(gate, memory_mb, scope)
+    if gate.metric == Metric.MEMORY_MB:
+        return _memory(gate, memory_mb, scope)
+    raise ValueError(f"unknown gate metric {gate.metric!r}")
 
 
 def read_gates(flag: Flag, evidence: Evidence) -> list[GateSummary]:

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -93,10 +94,12 @@ class Recorder:
         self.dropped = 0
         self.memory_probe = memory_probe
         self.memory_start = memory_probe()
-        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        # Several clients may live in one process; each reports under its own name.
+        self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._sent_counts: dict[int, tuple[Compiled, int, int]] = {}
         self._served: set[tuple[str, int]] = set()  # (key, epoch) where we served the treatment
         self._last_memory_report = 0.0
+        self._memory_reported: set[tuple[str, int]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._store: MetricsStore | None = None
@@ -189,12 +192,20 @@ class Recorder:
         current = {id(c) for c in live}
         for gone in [i for i in self._sent_counts if i not in current]:
             del self._sent_counts[gone]
-        if self._served and now - self._last_memory_report >= MEMORY_REPORT_SECONDS:
-            self._last_memory_report = now
+        due = now - self._last_memory_report >= MEMORY_REPORT_SECONDS
+        fresh = self._served - self._memory_reported
+        if self._served and (due or fresh):
+            # A stage that just began gets its first report at once, so its memory gate does
+            # not sit at "insufficient" for a whole reporting period.
+            if due:
+                self._last_memory_report = now
             growth = max(0.0, self.memory_probe() - self.memory_start)
-            for served in self._served:
+            for served in self._served if due else fresh:
                 batch.memory_mb[served] = growth
-            self._served &= {(c.key, c.epoch) for c in live}
+            self._memory_reported |= fresh
+            live_epochs = {(c.key, c.epoch) for c in live}
+            self._served &= live_epochs
+            self._memory_reported &= live_epochs
         batch.dropped, self.dropped = self.dropped, 0
         return batch
 

@@ -141,15 +141,18 @@ def _percents(stages: tuple[Stage, ...]) -> list[int]:
 def _check_stages(current: Flag, new_stages: tuple[Stage, ...]) -> None:
     """Refuse a plan change that would leave the flag standing nowhere (DESIGN §6)."""
     where = f"flags.{current.key}.stages"
-    if current.state in (State.ROLLING, State.PAUSED) and current.stage is not None:
-        # FlagService.update keeps the stage whose percent is the flag's percent; mirror its rule
-        # here so the refusal comes before any write, not in the middle of the file.
-        if current.percent_bp not in _percents(new_stages):
-            raise ValidationError(
-                f"would remove the current stage ({render_percent(current.percent_bp)}%) of "
-                f"{current.state} flag {current.key}; keep it, or move the flag first",
-                where,
-            )
+    # FlagService.update keeps the stage whose percent is the flag's percent; mirror its rule
+    # here so the refusal comes before any write, not in the middle of the file.
+    if (
+        current.state in (State.ROLLING, State.PAUSED)
+        and current.stage is not None
+        and current.percent_bp not in _percents(new_stages)
+    ):
+        raise ValidationError(
+            f"would remove the current stage ({render_percent(current.percent_bp)}%) of "
+            f"{current.state} flag {current.key}; keep it, or move the flag first",
+            where,
+        )
     kill = current.kill
     if current.state is State.KILLED and kill is not None and kill.stage_before is not None:
         # revive returns to stage_before by index, so that index must still mean the same stage.

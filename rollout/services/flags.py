@@ -25,7 +25,7 @@ from rollout.core.errors import (
 from rollout.core.evaluation import Evaluation, evaluate
 from rollout.core.model import Flag, State, Status, new_flag
 from rollout.core.schema import parse_config, validate_key
-from rollout.core.units import parse_percent, to_ms
+from rollout.core.units import MAX_BP, parse_percent, to_ms
 from rollout.storage.flags import AuditEntry, FlagStore
 
 Clock = Callable[[], float]
@@ -37,14 +37,22 @@ def _backoff(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.02)))
 
 
-class FailingGates(Protocol):
-    """Names of the gates of ``flag`` that read ``fail`` now (wired in by the controller)."""
+class GateReader(Protocol):
+    """What a move needs to know of the evidence (``services.gates.GateService``)."""
 
-    def __call__(self, flag: Flag) -> Sequence[str]: ...
+    def failing(self, flag: Flag) -> Sequence[str]: ...
+
+    def control_p95(self, flag: Flag) -> float | None: ...
 
 
-def _no_failing_gates(flag: Flag) -> Sequence[str]:
-    return ()
+class NoGates:
+    """For a FlagService without metrics (tests of the lifecycle alone)."""
+
+    def failing(self, flag: Flag) -> Sequence[str]:
+        return ()
+
+    def control_p95(self, flag: Flag) -> float | None:
+        return None
 
 
 class FlagService:
@@ -52,11 +60,11 @@ class FlagService:
         self,
         store: FlagStore,
         clock: Clock,
-        failing_gates: FailingGates = _no_failing_gates,
+        gates: GateReader | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
-        self.failing_gates = failing_gates
+        self.gates: GateReader = gates or NoGates()
 
     def now(self) -> int:
         return to_ms(self.clock())
@@ -260,18 +268,39 @@ class FlagService:
         self, key: str, percent: object, *, actor: str, reason: str | None = None
     ) -> Flag:
         bp = parse_percent(percent)
-        return self._move(
-            key, lambda f, now: transitions.set_percent(f, bp, now), actor, "set", reason
-        )
+
+        def change(flag: Flag, now: int) -> Flag:
+            moved = transitions.set_percent(flag, bp, now)
+            if bp == MAX_BP and flag.percent_bp < MAX_BP and flag.state is not State.DRAFT:
+                moved = moved.with_changes(baseline_p95_ms=self.gates.control_p95(flag))
+            return moved
+
+        return self._move(key, change, actor, "set", reason)
 
     def advance(
-        self, key: str, *, actor: str, reason: str | None = None, force: bool = False
+        self,
+        key: str,
+        *,
+        actor: str,
+        reason: str | None = None,
+        force: bool = False,
+        if_version: int | None = None,
     ) -> Flag:
-        def change(flag: Flag, now: int) -> Flag:
-            failing = self.failing_gates(flag) if not force else ()
-            return transitions.advance(flag, now, failing_gates=failing, force=force)
+        """``if_version``: only from that version (the controller acts on what it read)."""
 
-        return self._move(key, change, actor, "advance", reason)
+        def change(flag: Flag, now: int) -> Flag:
+            failing = self.gates.failing(flag) if not force else ()
+            moved = transitions.advance(flag, now, failing_gates=failing, force=force)
+            if moved.percent_bp == MAX_BP and flag.percent_bp < MAX_BP:
+                # No control is left at 100%: keep the control's latency as the baseline.
+                moved = moved.with_changes(baseline_p95_ms=self.gates.control_p95(flag))
+            return moved
+
+        result = self._mutate(
+            key, change, actor=actor, action="advance", reason=reason, if_match=if_version
+        )
+        assert result is not None
+        return result
 
     def rollback(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
         return self._move(key, transitions.rollback, actor, "rollback", reason)

@@ -92,7 +92,7 @@ def test_create_existing_and_missing_flags(services: Services) -> None:
 
 
 def test_advance_refused_when_a_gate_fails(services: Services) -> None:
-    services.flags.failing_gates = lambda flag: ["error_rate"]
+    services.flags.gates.failing = lambda flag: ["error_rate"]  # type: ignore[method-assign]
     services.flags.create("F", actor="t", **PLAN)
     with pytest.raises(GateFailing):
         services.flags.advance("F", actor="t")

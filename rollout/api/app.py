@@ -1,0 +1,67 @@
+"""The Flask application factory.
+
+``create_app(settings=None, services=None)``:
+- ``services``: a ``wiring.Services``; when None, ``build_services(settings)`` makes one (which
+  connects to ``ROLLOUT_REDIS_URL`` or the embedded server).
+- ``settings``: where the API tokens come from; when None, ``services.settings`` (so tests
+  pass one object), or the environment when both are None.
+
+The services live in ``app.extensions["rollout"]``; every view reaches them through
+``api.http.services()``. Adding an area means: a module with a blueprint (``protected_blueprint``
+for token-guarded routes) and one line in ``BLUEPRINTS``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask, Response, request
+
+from rollout.api import audit, evaluate, flags, meta, moves, snapshots
+from rollout.api.auth import EXTENSION as AUTH_EXTENSION
+from rollout.api.auth import TokenChecker
+from rollout.api.errors import register_error_handlers
+from rollout.api.http import MAX_BODY
+from rollout.api.metrics import build_registry
+from rollout.core.errors import PayloadTooLarge
+from rollout.settings import Settings
+from rollout.wiring import Services, build_services
+
+BLUEPRINTS: list[Blueprint] = [
+    meta.bp,
+    flags.bp,
+    moves.bp,
+    evaluate.bp,
+    audit.bp,
+    snapshots.bp,
+]
+
+
+def _refuse_large_bodies() -> None:
+    # Werkzeug enforces MAX_CONTENT_LENGTH only when a body is read; this answers 413 for
+    # every route, even one that ignores its body, before any other work is done.
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+
+
+def _no_store(response: Response) -> Response:
+    # Flags change by the second; no proxy or browser may answer from a cached copy.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    if services is None:
+        services = build_services(settings)
+    settings = settings or services.settings
+    app = Flask("rollout.api")
+    # Chunked bodies are cut off at this size while being read (Werkzeug raises 413).
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["rollout"] = services
+    app.extensions[AUTH_EXTENSION] = TokenChecker(settings.admin_tokens, settings.read_tokens)
+    app.extensions[meta.REGISTRY] = build_registry(services)
+    app.before_request(_refuse_large_bodies)
+    app.after_request(_no_store)
+    register_error_handlers(app)
+    for blueprint in BLUEPRINTS:
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,89 @@
+"""Prometheus figures, read from Redis on every scrape so that any number of workers agree.
+
+Nothing is counted in process: a gunicorn worker that answers the scrape reads the same Redis
+as every other. The collector reads the flags once per scrape and hands them to each *source*;
+a source is a function ``(services, flags) -> metric families``. To add figures (per-arm
+samples, controller counters), write a source and append it to ``SOURCES`` or pass it to
+``RolloutCollector(services, sources=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from rollout.core.errors import RolloutError
+from rollout.core.model import Flag, State
+from rollout.wiring import Services
+
+log = logging.getLogger(__name__)
+
+MetricSource = Callable[[Services, Sequence[Flag]], Iterable[Metric]]
+
+
+def flag_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
+    """Exposure, lifecycle state and version of every flag."""
+    percent = GaugeMetricFamily(
+        "rollout_flag_percent", "Current exposure of the flag, 0-100.", labels=["flag"]
+    )
+    state = GaugeMetricFamily(
+        "rollout_flag_state",
+        "1 for the flag's current lifecycle state, 0 for the others.",
+        labels=["flag", "state"],
+    )
+    version = GaugeMetricFamily(
+        "rollout_flag_version", "Version of the flag (increments on every write).", labels=["flag"]
+    )
+    for flag in flags:
+        percent.add_metric([flag.key], flag.percent_bp / 100)
+        for each in State:
+            state.add_metric([flag.key, str(each)], 1.0 if flag.state is each else 0.0)
+        version.add_metric([flag.key], flag.version)
+    yield percent
+    yield state
+    yield version
+
+
+SOURCES: list[MetricSource] = [flag_figures]
+
+
+class RolloutCollector(Collector):
+    def __init__(self, services: Services, sources: Sequence[MetricSource] | None = None) -> None:
+        self.services = services
+        self.sources = list(SOURCES if sources is None else sources)
+
+    def describe(self) -> Iterable[Metric]:
+        # Registering must not touch Redis; an empty description means "collect at scrape".
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "rollout_storage_up", "1 if Redis answered this scrape, else 0.", labels=[]
+        )
+        try:
+            flags: list[Flag] = self.services.flags.list_flags()
+        except RolloutError as error:
+            # A scrape must still answer when Redis is down: that is when it matters most.
+            log.warning("metrics: cannot read flags: %s", error)
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        yield up
+        for source in self.sources:
+            try:
+                yield from list(source(self.services, flags))
+            except RolloutError as error:
+                log.warning("metrics: source %s failed: %s", source.__name__, error)
+
+
+def build_registry(
+    services: Services, sources: Sequence[MetricSource] | None = None
+) -> CollectorRegistry:
+    """A registry per app: several apps (tests, workers) never collide in the global one."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RolloutCollector(services, sources))
+    return registry

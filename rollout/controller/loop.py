@@ -1,0 +1,173 @@
+"""The controller: each tick reads every serving flag's gates and acts on ``core.decide``.
+
+``tick(now)`` is one pass and is what tests drive; ``run()`` loops over it while this process
+holds the leader lock, and finishes its tick before it stops (SIGTERM sets ``stop``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rollout.core.decide import Action, Decision, decide
+from rollout.core.errors import PreconditionFailed, RolloutError, StorageError
+from rollout.core.model import Flag, State
+from rollout.core.units import to_ms
+from rollout.services.flags import FlagService
+from rollout.services.gates import GateService
+from rollout.storage.counters import ControllerCounters
+from rollout.storage.leader import LeaderLock
+
+log = logging.getLogger("rollout.controller")
+
+ACTOR = "controller"
+# The word operators see in the flag's status for each action.
+STATUS_WORD = {
+    Action.KILL: "killed",
+    Action.HOLD: "hold",
+    Action.ADVANCE: "advanced",
+    Action.AWAIT_APPROVAL: "awaiting_approval",
+    Action.COMPLETE: "completed",
+    Action.NONE: "watching",
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    decision: Decision
+    acted: bool
+
+
+class Controller:
+    def __init__(
+        self,
+        flags: FlagService,
+        gates: GateService,
+        lock: LeaderLock,
+        counters: ControllerCounters,
+        *,
+        clock: Callable[[], float] = time.time,
+        interval: float = 1.0,
+        watch_period: float = 24 * 3600.0,
+    ) -> None:
+        self.flags = flags
+        self.gates = gates
+        self.lock = lock
+        self.counters = counters
+        self.clock = clock
+        self.interval = interval
+        self.watch_period_ms = int(watch_period * 1000)
+        self.stop = threading.Event()
+        self._outage_logged = False
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def tick(self, now: float | None = None) -> list[Outcome]:
+        now = self.clock() if now is None else now
+        outcomes = []
+        for flag in self.flags.list_flags():
+            if flag.state in (State.KILLED, State.DRAFT):
+                continue  # never touched, or serving no one through the bucket
+            try:
+                outcomes.append(self._decide_and_act(flag, now))
+            except RolloutError as error:
+                # One flag's trouble (a deleted flag, a malformed plan) must not stop the others.
+                log.warning("flag %s: %s", flag.key, error)
+        tally = Counter(o.decision.action for o in outcomes if o.acted)
+        self.counters.add(
+            {
+                "ticks": 1,
+                "kills": tally[Action.KILL],
+                "advances": tally[Action.ADVANCE] + tally[Action.COMPLETE],
+                "holds": tally[Action.HOLD],
+            },
+            heartbeat_ms=to_ms(now),
+        )
+        return outcomes
+
+    def _decide_and_act(self, flag: Flag, now: float) -> Outcome:
+        evidence = self.gates.evidence(flag)
+        readings = self.gates.readings(flag, evidence)
+        decision = decide(
+            flag,
+            readings,
+            to_ms(now),
+            stage_samples=evidence.stage.treatment.samples,
+            watch_period_ms=self.watch_period_ms,
+        )
+        acted = True
+        if decision.action is Action.KILL:
+            self.flags.kill(flag.key, reason=f"controller: {decision.why}", actor=ACTOR)
+            log.warning("killed %s: %s", flag.key, decision.why)
+        elif decision.action in (Action.ADVANCE, Action.COMPLETE):
+            try:
+                # From the version we judged only: if an operator moved the flag meanwhile, the
+                # evidence belongs to another stage and the next tick decides afresh.
+                moved = self.flags.advance(
+                    flag.key, actor=ACTOR, reason=decision.why, force=True, if_version=flag.version
+                )
+                log.info("%s %s to %s", decision.action, flag.key, moved.state)
+            except PreconditionFailed:
+                return Outcome(flag.key, decision, acted=False)
+        self._say(flag, decision)
+        return Outcome(flag.key, decision, acted)
+
+    def _say(self, flag: Flag, decision: Decision) -> None:
+        word = STATUS_WORD[decision.action]
+        status = flag.status
+        if status is None or (status.decision, status.why) != (word, decision.why):
+            self.flags.record_status(flag.key, word, decision.why)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def lead(self) -> bool:
+        try:
+            leader = self.lock.acquire()
+            if self._outage_logged:
+                self._outage_logged = False
+                log.warning("Redis reachable again")
+            return leader
+        except StorageError as error:
+            if not self._outage_logged:
+                self._outage_logged = True
+                log.error("Redis unreachable (%s); not leading until it answers", error)
+            return False
+
+    def run_once(self) -> list[Outcome] | None:
+        """One tick if this process can lead; None when another controller leads."""
+        if not self.lead():
+            return None
+        try:
+            return self.tick()
+        finally:
+            self.release()
+
+    def run(self) -> None:
+        leading = False
+        try:
+            while not self.stop.is_set():
+                started = time.monotonic()
+                now_leading = self.lead()
+                if now_leading != leading:
+                    log.info("%s the controller lock", "took" if now_leading else "lost")
+                    leading = now_leading
+                if leading:
+                    try:
+                        self.tick()
+                    except StorageError as error:
+                        log.error("tick failed: %s", error)
+                self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+        finally:
+            if leading:
+                self.release()
+
+    def release(self) -> None:
+        try:
+            self.lock.release()
+        except StorageError:
+            pass  # the TTL frees it anyway

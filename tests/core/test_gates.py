@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import cast
+
+import pytest
+
+from rollout.core import histogram
+from rollout.core.gates import (
+    Arms,
+    ArmStats,
+    Evidence,
+    GateSummary,
+    Reading,
+    Scope,
+    Verdict,
+    read_gate,
+    read_gates,
+)
+from rollout.core.model import Flag, Gate, Metric
+
+ERRORS = Gate(Metric.ERROR_RATE, warn=0.05, critical=0.10, min_samples=100, window_ms=60_000)
+LATENCY = Gate(Metric.LATENCY_RATIO, warn=1.2, critical=1.5, min_samples=100, window_ms=60_000)
+MEMORY = Gate(Metric.MEMORY_MB, warn=75, critical=100)
+PASS, WARN, FAIL, INSUFFICIENT = Verdict.PASS, Verdict.WARN, Verdict.FAIL, Verdict.INSUFFICIENT
+
+
+def arm(samples: int, errors: int) -> ArmStats:
+    return ArmStats(samples=samples, errors=errors)
+
+
+def timed(n: int, median_ms: float, spread: float = 0.5) -> ArmStats:
+    """n latencies laid out on the quantiles of a log-normal: a noiseless, realistic tail."""
+    counts: dict[int, int] = {}
+    for i in range(n):
+        ms = median_ms * math.exp(spread * NormalDist().inv_cdf((i + 0.5) / n))
+        counts[histogram.bucket_index(ms)] = counts.get(histogram.bucket_index(ms), 0) + 1
+    return ArmStats(samples=n, latency=counts)
+
+
+# What the services record as Flag.baseline_p95_ms: control's p95 just before the last stage.
+BASELINE_P95 = histogram.percentile(timed(9000, 10).latency, 0.95) or math.nan
+
+
+# (id, treatment, control, scope, verdict, words the operator must see)
+ERROR_CASES = [
+    ("below-min-samples-even-if-terrible", arm(99, 60), arm(900, 9), Scope.STAGE, INSUFFICIENT,
+     "99/100 samples"),
+    ("20pct-vs-1pct-fails", arm(200, 40), arm(1800, 18), Scope.STAGE, FAIL,
+     "worse than control 1%"),
+    ("20pct-at-100pct-no-control-fails", arm(300, 60), None, Scope.STAGE, FAIL,
+     "≥ critical 10%"),
+    ("20pct-tiny-control-judged-absolutely", arm(300, 60), arm(50, 0), Scope.STAGE, FAIL,
+     "≥ critical 10%"),
+    ("15pct-both-arms-is-shared-not-fail", arm(2000, 300), arm(18_000, 2700), Scope.STAGE, WARN,
+     "a shared cause, not the flag"),
+    ("15pct-vs-13pct-not-clearly-worse", arm(1000, 150), arm(9000, 1200), Scope.STAGE, WARN,
+     "shared"),
+    ("5pct-healthy-passes", arm(1000, 50), arm(9000, 90), Scope.STAGE, PASS, "< warn 5%"),
+    ("5pct-healthy-many-samples-passes", arm(100_000, 5000), arm(900_000, 9000), Scope.STAGE,
+     PASS, "< warn 5%"),
+    ("6.1pct-warns", arm(820, 50), arm(7380, 74), Scope.STAGE, WARN,
+     "error_rate 6.1% (lower bound 5.3%) ≥ warn 5% over 820 samples"),
+    ("observed-11pct-of-100-is-noise-not-fail", arm(100, 11), arm(900, 9), Scope.STAGE, WARN,
+     "≥ warn 5%"),
+    ("1pct-passes", arm(1000, 10), arm(9000, 90), Scope.STAGE, PASS, "< warn 5%"),
+    ("zero-errors-passes", arm(100, 0), arm(900, 0), Scope.STAGE, PASS, "error_rate 0%"),
+    ("window-needs-stronger-evidence-than-stage", arm(200, 40), arm(1800, 18), Scope.WINDOW,
+     WARN, "≥ warn 5%"),
+    ("window-fails-on-overwhelming-evidence", arm(300, 150), arm(2700, 27), Scope.WINDOW, FAIL,
+     "worse than control"),
+    ("torn-counters-do-not-crash", arm(100, 130), arm(0, 5), Scope.STAGE, FAIL, "100%"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("treatment", "control", "scope", "verdict", "words"),
+    [pytest.param(*case[1:], id=case[0]) for case in ERROR_CASES],
+)
+def test_error_rate(
+    treatment: ArmStats, control: ArmStats | None, scope: Scope, verdict: Verdict, words: str
+) -> None:
+    reading = read_gate(ERRORS, treatment, control, scope=scope)
+    assert (reading.verdict, reading.scope, reading.metric) == (verdict, scope, Metric.ERROR_RATE)
+    assert words in reading.why
+    assert reading.samples == treatment.samples
+    if verdict is not INSUFFICIENT:
+        assert reading.value == pytest.approx(min(treatment.errors / treatment.samples, 1.0))
+        assert reading.bound is not None and reading.value is not None
+        # The judged bound sits below the observed rate: the gate is on the true rate.
+        assert reading.bound <= reading.value
+
+
+def test_error_rate_reports_control_for_the_api() -> None:
+    reading = read_gate(ERRORS, arm(1000, 10), arm(9000, 180))
+    assert (reading.control_value, reading.control_samples) == (0.02, 9000)
+
+
+@pytest.mark.parametrize(
+    ("treatment", "control", "baseline", "verdict", "words"),
+    [
+        pytest.param(timed(1000, 20), timed(9000, 10), None, FAIL, "≥ critical 1.5x",
+                     id="2x-fails"),
+        pytest.param(timed(1000, 13), timed(9000, 10), None, WARN, "≥ warn 1.2x", id="1.3x-warns"),
+        pytest.param(timed(1000, 10), timed(9000, 10), None, PASS, "< warn 1.2x", id="same-passes"),
+        pytest.param(timed(1000, 8), timed(9000, 10), None, PASS, "< warn", id="faster-passes"),
+        pytest.param(timed(99, 30), timed(900, 10), None, INSUFFICIENT, "99/100 timed",
+                     id="below-min-samples"),
+        pytest.param(ArmStats(samples=500), timed(900, 10), None, INSUFFICIENT, "0/100 timed",
+                     id="samples-without-durations"),
+        pytest.param(timed(1000, 20), None, BASELINE_P95, FAIL, "baseline p95",
+                     id="100pct-2x-baseline-fails"),
+        pytest.param(timed(1000, 13), None, BASELINE_P95, WARN, "baseline p95",
+                     id="100pct-1.3x-baseline-warns"),
+        pytest.param(timed(1000, 10), None, BASELINE_P95, PASS, "baseline",
+                     id="100pct-same-as-baseline-passes"),
+        pytest.param(timed(1000, 20), None, None, INSUFFICIENT, "no baseline",
+                     id="100pct-no-baseline"),
+        pytest.param(timed(1000, 20), timed(50, 10), BASELINE_P95, FAIL, "baseline",
+                     id="thin-control-falls-back-to-baseline"),
+        pytest.param(timed(1000, 20), timed(50, 10), None, INSUFFICIENT, "50/100",
+                     id="thin-control-no-baseline"),
+    ],
+)  # fmt: skip
+def test_latency_ratio(
+    treatment: ArmStats,
+    control: ArmStats | None,
+    baseline: float | None,
+    verdict: Verdict,
+    words: str,
+) -> None:
+    reading = read_gate(LATENCY, treatment, control, baseline_p95_ms=baseline)
+    assert reading.verdict is verdict
+    assert words in reading.why
+    if verdict is not INSUFFICIENT:
+        assert reading.value is not None and reading.bound is not None
+        assert reading.bound <= reading.value
+
+
+def test_latency_ratio_value_is_the_p95_ratio_to_a_bucket() -> None:
+    reading = read_gate(LATENCY, timed(2000, 20), timed(9000, 10))
+    assert reading.value is not None
+    assert 2 / histogram.GROWTH <= reading.value <= 2 * histogram.GROWTH
+    assert reading.control_value == histogram.percentile(timed(9000, 10).latency, 0.95)
+
+
+def test_latency_bound_tightens_with_samples() -> None:
+    """A 2x slowdown seen on 100 spread-out samples is not yet proof of 1.5x; on 1,000 it is."""
+    few = read_gate(LATENCY, timed(100, 20, spread=0.8), timed(900, 10, spread=0.8))
+    many = read_gate(LATENCY, timed(1000, 20, spread=0.8), timed(9000, 10, spread=0.8))
+    assert few.bound is not None and many.bound is not None
+    assert few.bound < many.bound
+    assert few.verdict is not FAIL and many.verdict is FAIL
+
+
+@pytest.mark.parametrize(
+    ("memory_mb", "verdict"),
+    [
+        pytest.param(None, INSUFFICIENT, id="no-report"),
+        pytest.param(10.0, PASS, id="10MB"),
+        pytest.param(80.0, WARN, id="80MB-warns"),
+        pytest.param(100.0, FAIL, id="100MB-is-critical"),
+        pytest.param(120.0, FAIL, id="120MB-fails"),
+    ],
+)
+def test_memory(memory_mb: float | None, verdict: Verdict) -> None:
+    reading = read_gate(MEMORY, ArmStats(), None, memory_mb=memory_mb)
+    assert reading.verdict is verdict
+    assert reading.value == memory_mb
+    assert "memory_mb" in reading.why
+
+
+def reading(verdict: Verdict, scope: Scope) -> Reading:
+    return Reading(Metric.ERROR_RATE, verdict, None, None, 0, scope, f"{verdict} in {scope}")
+
+
+@pytest.mark.parametrize(
+    ("window", "stage", "combined"),
+    [
+        pytest.param(FAIL, PASS, FAIL, id="window-fail-fails"),
+        pytest.param(PASS, FAIL, FAIL, id="stage-fail-fails"),
+        pytest.param(WARN, FAIL, FAIL, id="fail-beats-warn"),
+        pytest.param(WARN, PASS, WARN, id="window-warn-blocks-advance"),
+        pytest.param(PASS, WARN, WARN, id="stage-warn"),
+        pytest.param(PASS, PASS, PASS, id="both-pass"),
+        pytest.param(INSUFFICIENT, PASS, PASS, id="quiet-window-is-ok-to-advance"),
+        pytest.param(PASS, INSUFFICIENT, INSUFFICIENT, id="stage-must-pass-itself"),
+        pytest.param(INSUFFICIENT, INSUFFICIENT, INSUFFICIENT, id="nothing-yet"),
+        pytest.param(INSUFFICIENT, WARN, WARN, id="insufficient-window-stage-warn"),
+    ],
+)
+def test_gate_summary_combines_window_and_stage(
+    window: Verdict, stage: Verdict, combined: Verdict
+) -> None:
+    summary = GateSummary(ERRORS, reading(window, Scope.WINDOW), reading(stage, Scope.STAGE))
+    assert summary.verdict is combined
+    assert summary.why.startswith(str(combined))
+
+
+def test_arm_stats_merge_is_an_exact_sum() -> None:
+    a = ArmStats(10, 2, {"Timeout": 2}, {5: 3, 9: 7}, exposures=40)
+    b = ArmStats(5, 1, {"Timeout": 1, "KeyError": 0}, {9: 1, 12: 4}, exposures=7)
+    merged = ArmStats.merge([a, b])
+    assert (merged.samples, merged.errors, merged.exposures) == (15, 3, 47)
+    assert merged.errors_by_type == {"Timeout": 3, "KeyError": 0}
+    assert merged.latency == {5: 3, 9: 8, 12: 4}
+    assert ArmStats.merge([]) == ArmStats()
+
+
+FLAG = Flag(
+    key="F",
+    gates=(ERRORS, LATENCY, MEMORY),
+    baseline_p95_ms=10.0,
+)
+
+
+def test_read_gates_reads_every_gate_over_window_and_stage() -> None:
+    slow = timed(1000, 20)
+    stage = Arms(ArmStats(1000, 200, latency=slow.latency), arm(9000, 90))
+    window = Arms(arm(150, 30), arm(1350, 13))
+    summaries = read_gates(FLAG, Evidence(stage=stage, windows={60_000: window}, memory_mb=20.0))
+    assert [s.gate.metric for s in summaries] == [
+        Metric.ERROR_RATE,
+        Metric.LATENCY_RATIO,
+        Metric.MEMORY_MB,
+    ]
+    errors, latency, memory = summaries
+    assert (errors.stage.verdict, errors.window.verdict, errors.verdict) == (FAIL, WARN, FAIL)
+    assert (errors.stage.samples, errors.window.samples) == (1000, 150)
+    # No control timings: the flag's baseline (10 ms) judges the 20 ms treatment.
+    assert latency.stage.verdict is FAIL and "baseline" in latency.stage.why
+    assert latency.window.verdict is INSUFFICIENT
+    assert memory.verdict is PASS
+
+
+def test_read_gates_missing_window_is_insufficient_and_evidence_baseline_wins() -> None:
+    gate = Gate(Metric.LATENCY_RATIO, warn=1.2, critical=1.5, min_samples=100, window_ms=30_000)
+    flag = Flag(key="F", gates=(gate,), baseline_p95_ms=10.0)
+    stage = Arms(timed(1000, 20), ArmStats())
+    (summary,) = read_gates(flag, Evidence(stage=stage, baseline_p95_ms=40.0))
+    assert summary.window.verdict is INSUFFICIENT
+    assert summary.stage.verdict is PASS  # 20 ms against 40 ms, not against the flag's 10 ms
+
+
+def test_read_gates_without_gates_is_empty() -> None:
+    assert read_gates(Flag(key="F"), Evidence()) == []
+
+
+def test_metric_decoded_as_a_plain_string_still_reads_its_gate() -> None:
+    as_text = Gate(cast(Metric, "error_rate"), warn=0.05, critical=0.10)
+    assert read_gate(as_text, arm(1000, 200), None).verdict is FAIL
+    with pytest.raises(ValueError, match="unknown gate metric"):
+        read_gate(Gate(cast(Metric, "cpu"), warn=1, critical=2), arm(1000, 0), None)
