@@ -54,8 +54,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         services = build_services(settings)
     settings = settings or services.settings
     app = Flask("rollout.api")
-    # Chunked bodies are cut off at this size while being read (Werkzeug raises 413).
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    # Werkzeug refuses a larger Content-Length, and stops reading a chunked body one byte past
+    # the limit; that extra byte is how api.http tells "exactly 64 KiB" from "more".
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1
     app.extensions["rollout"] = services
     app.extensions[AUTH_EXTENSION] = TokenChecker(settings.admin_tokens, settings.read_tokens)
     app.extensions[meta.REGISTRY] = build_registry(services)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from rollout.api.http import MAX_BODY
 from rollout.core.errors import (
     AuthError,
     InternalError,
@@ -48,8 +49,7 @@ def _translate(error: HTTPException) -> RolloutError:
         allowed = ", ".join(sorted(error.valid_methods or ()))  # type: ignore[attr-defined]
         return MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})")
     if status == 413:
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
-        return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        return PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
     if status == 415:
         return UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
     if status >= 500:

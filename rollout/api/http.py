@@ -15,7 +15,12 @@ from flask import Response, current_app, g, jsonify, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
-from rollout.core.errors import MalformedRequest, UnsupportedMediaType, ValidationError
+from rollout.core.errors import (
+    MalformedRequest,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from rollout.core.model import Flag
 from rollout.core.schema import flag_to_dict
 from rollout.wiring import Services
@@ -68,11 +73,16 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_ABSENT = object()
+
+
 def _read_json() -> Any:
-    """The body as JSON, or None when there is no body. Reading enforces MAX_CONTENT_LENGTH."""
+    """The body as JSON, or _ABSENT when there is none."""
     data = request.get_data(cache=True)
+    if len(data) > MAX_BODY:  # a chunked body has no Content-Length to refuse up front
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
     if not data:
-        return None
+        return _ABSENT
     if not request.is_json:
         raise UnsupportedMediaType("send the body as JSON with Content-Type: application/json")
     try:
@@ -117,7 +127,7 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
     stricter about values (percent decimals) than any JSON schema can be.
     """
     body = _read_json()
-    if body is None:
+    if body is _ABSENT:
         body = {}
     if not isinstance(body, dict):
         raise ValidationError("must be a JSON object", "body")

@@ -7,6 +7,8 @@ Operators script this tool, so a traceback or a multi-line usage dump is never t
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -52,6 +54,15 @@ def describe_os_error(error: OSError) -> str:
     return str(error) or type(error).__name__
 
 
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; pointing it at /dev/null keeps that flush quiet.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (a test runner's buffer)
+        pass
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     try:
@@ -65,6 +76,10 @@ def translated() -> Iterator[None]:
         raise
     except RolloutError as error:
         raise cli_error_for(error) from None
+    except BrokenPipeError:
+        # The reader went away (`rollout audit | head`): stop quietly, as cat would.
+        _silence_stdout()
+        raise click.exceptions.Exit(EXIT_REFUSED) from None
     except OSError as error:
         raise CliError(describe_os_error(error)) from None
     except Exception as error:

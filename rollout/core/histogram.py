@@ -39,6 +39,11 @@ _UPPER: tuple[float, ...] = tuple(
 )
 
 
+UPPER_BOUNDS = _UPPER
+"""Bucket upper bounds: ``bisect_left(UPPER_BOUNDS, ms)`` is ``bucket_index`` for numbers (SDKs
+inline it on their hot path)."""
+
+
 def bucket_index(duration_ms: float) -> int:
     """The bucket holding ``duration_ms``: the first whose upper bound is at or above it."""
     if duration_ms != duration_ms:  # NaN compares false with everything; count it as off scale

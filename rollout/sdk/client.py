@@ -157,11 +157,14 @@ class RolloutClient:
         self._retired.append(handle._compiled)
         handle._set(self._compile(handle.key, handle.default))
 
-    def _live_compiled(self) -> list[Compiled]:
-        """Every answer function whose exposure counts may still need flushing."""
+    def _take_retired(self) -> list[Compiled]:
+        """Answer functions replaced since the last call: their counts may still be unsent."""
         with self._write_lock:
             retired, self._retired = self._retired, []
-            return retired + [h._compiled for h in self._handles.values()]
+            return retired
+
+    def _current_compiled(self) -> list[Compiled]:
+        return [h._compiled for h in list(self._handles.values())]
 
     def _replace_all(self, flags: dict[str, Flag]) -> None:
         """A full resync: Redis is the truth, so a flag that is gone answers its default."""

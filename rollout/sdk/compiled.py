@@ -6,8 +6,11 @@ formula (DESIGN §3) is inlined with the salt prefix prebuilt. ``tests/sdk`` che
 agrees with ``evaluate`` for every rule.
 
 Answers that came from the bucket are counted as exposures of their arm (``counts[0]``
-control, ``counts[1]`` treatment). The counters only ever grow; the flusher sends deltas, so no
-reader ever resets them under a writer's feet.
+control, ``counts[1]`` treatment), and outcomes recorded by ``track``/``record`` are folded into
+that arm's ``ArmCounter`` on the spot. Counters only ever grow and the flusher sends deltas, so
+no reader resets them under a writer's feet and an unsent delta survives a Redis outage.
+Increments take no lock: two threads may, rarely, lose one count between them, which moves a
+rate by far less than its confidence interval and keeps the caller's path lock-free.
 """
 
 from __future__ import annotations
@@ -15,9 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bisect import bisect_left
+
 import mmh3
 
 from rollout.core.bucketing import BUCKETS
+from rollout.core.histogram import BUCKETS as BUCKET_COUNT
+from rollout.core.histogram import UPPER_BOUNDS
 from rollout.core.evaluation import ARM_OF_REASON, evaluate
 from rollout.core.model import Flag, State
 
@@ -28,18 +35,55 @@ Assign = Callable[[object], int]
 OFF, ON, CONTROL, TREATMENT = 0, 1, 2, 3
 
 
+class ArmCounter:
+    """Outcomes of one arm under one flag value. Counters only grow; the flusher sends deltas."""
+
+    __slots__ = ("by_type", "errors", "latency", "samples")
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.errors = 0
+        self.by_type: dict[str, int] = {}
+        self.latency = [0] * BUCKET_COUNT  # histogram by core.histogram bucket
+
+    def add(self, duration_ms: float | None, error_type: str | None) -> None:
+        if duration_ms is not None and duration_ms == duration_ms:
+            self.latency[bisect_left(UPPER_BOUNDS, duration_ms)] += 1
+        self.samples += 1
+        if error_type is not None:
+            self.errors += 1
+            self.by_type[error_type] = self.by_type.get(error_type, 0) + 1
+
+
 @dataclass
 class Compiled:
     check: Check
     assign: Assign
     key: str
     epoch: int  # the stage's start: metrics of a new stage or a revive start from zero
-    counts: list[int] = field(default_factory=lambda: [0, 0])
+    enter: Assign | None = None  # assign() that also counts the exposure (track's path)
+    counts: list[int] = field(default_factory=lambda: [0, 0])  # exposures: control, treatment
+    arms: tuple[ArmCounter, ArmCounter] = field(
+        default_factory=lambda: (ArmCounter(), ArmCounter())
+    )
 
 
 def _constant(key: str, value: bool) -> Compiled:
     code = ON if value else OFF
-    return Compiled(check=lambda user: value, assign=lambda user: code, key=key, epoch=0)
+    return _finish(Compiled(check=lambda user: value, assign=lambda user: code, key=key, epoch=0))
+
+
+def _finish(compiled: Compiled) -> Compiled:
+    assign, counts = compiled.assign, compiled.counts
+
+    def enter(user: object) -> int:
+        code = assign(user)
+        if code >= CONTROL:
+            counts[code - CONTROL] += 1
+        return code
+
+    compiled.enter = enter
+    return compiled
 
 
 def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: str) -> Compiled:
@@ -94,7 +138,18 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
             except TypeError:
                 return careful_code(user)
 
-        return Compiled(cohort, cohort_code, key, flag.stage_started_at or 0, counts)
+        def cohort_enter(user: object) -> int:
+            try:
+                on = hash32(prefix + user, 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
+            except TypeError:
+                code = careful_code(user)
+                if code >= CONTROL:
+                    counts[code - CONTROL] += 1
+                return code
+            counts[on] += 1
+            return TREATMENT if on else CONTROL
+
+        return Compiled(cohort, cohort_code, key, flag.stage_started_at or 0, cohort_enter, counts)
 
     def listed(user: object) -> bool:
         try:
@@ -120,4 +175,4 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
         except TypeError:
             return careful_code(user)
 
-    return Compiled(listed, listed_code, key, flag.stage_started_at or 0, counts)
+    return _finish(Compiled(listed, listed_code, key, flag.stage_started_at or 0, None, counts))

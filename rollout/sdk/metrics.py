@@ -1,9 +1,10 @@
-"""Outcome recording: ``track()`` and ``record()`` feed a bounded buffer, a thread flushes it.
+"""Outcome recording: ``track()`` and ``record()`` fold into per-arm counters, a thread flushes.
 
-The caller's side is an append to a deque (atomic under the GIL, no lock) or a counted drop when
-the buffer is full: it never blocks and never raises. Once a second the flusher drains the
-buffer, folds it into per-arm tallies and sends them with the exposure deltas and this process's
-memory growth in one pipeline.
+The caller's side adds to counters that belong to the flag value it evaluated (no lock, no
+allocation beyond the context manager, never a raise). Once a second the flusher sends what grew
+since the last successful flush, with this process's memory growth, in one pipeline. When Redis
+is away the deltas simply wait: nothing is lost unless more than ``metrics_buffer`` replaced flag
+values pile up unsent, and then the oldest are dropped and counted.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rollout.core.errors import RolloutError
-from rollout.core.histogram import bucket_index
+from rollout.core.histogram import UPPER_BOUNDS
 from rollout.sdk.compiled import CONTROL, Compiled
 from rollout.storage.connection import connect
 from rollout.storage.keys import Keys
-from rollout.storage.metrics import ARMS, Batch, MetricsStore
+from rollout.storage.metrics import ARMS, ArmTally, Batch, MetricsStore
 
 if TYPE_CHECKING:
     from rollout.sdk.client import FlagHandle, RolloutClient
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("rollout.sdk")
 
 MEMORY_REPORT_SECONDS = 5.0
-# (flag key, stage epoch, arm index, duration ms, error type or None)
-Outcome = tuple[str, int, int, float, str | None]
+_perf = time.perf_counter
+_bucket = bisect_left
+_UPPER = UPPER_BOUNDS
 
 
 def resident_mb() -> float:
@@ -48,35 +50,36 @@ def resident_mb() -> float:
 
 
 class Track:
-    """``with flag.track(user) as enabled:`` — one evaluation, one outcome in its arm."""
+    """``with flag.track(user) as enabled:`` — one evaluation, one outcome in its arm.
 
-    __slots__ = ("_code", "_compiled", "_handle", "_start", "_user")
+    Hand-inlined (no helper calls in ``__exit__``): this wraps every tracked request, and the
+    issue's budget is 1 µs beyond the body.
+    """
+
+    __slots__ = ("_arm", "_compiled", "_start", "_user")
 
     def __init__(self, handle: FlagHandle, user: object) -> None:
-        self._handle = handle
+        self._compiled = handle._compiled
         self._user = user
 
     def __enter__(self) -> bool:
-        compiled = self._compiled = self._handle._compiled
-        code = self._code = compiled.assign(self._user)
-        if code >= CONTROL:
-            compiled.counts[code - CONTROL] += 1
-        self._start = time.perf_counter()
+        compiled = self._compiled
+        code = compiled.enter(self._user)  # type: ignore[misc]
+        # Allowed, denied, overridden and killed answers are not in the comparison (None).
+        self._arm = compiled.arms[code - CONTROL] if code >= CONTROL else None
+        self._start = _perf()
         return code & 1 == 1
 
     def __exit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
-        if self._code >= CONTROL:
-            elapsed_ms = (time.perf_counter() - self._start) * 1000.0
-            compiled = self._compiled
-            self._handle._client._recorder.add(
-                (
-                    compiled.key,
-                    compiled.epoch,
-                    self._code - CONTROL,
-                    elapsed_ms,
-                    None if kind is None else kind.__name__,
-                )
-            )
+        arm = self._arm
+        if arm is not None:
+            arm.latency[_bucket(_UPPER, (_perf() - self._start) * 1000.0)] += 1
+            arm.samples += 1
+            if kind is not None:
+                arm.errors += 1
+                by_type = arm.by_type
+                name = kind.__name__
+                by_type[name] = by_type.get(name, 0) + 1
         # Returning None lets the caller's exception go on, untouched.
 
 
@@ -90,28 +93,26 @@ class Recorder:
         self.client = client
         self.settings = client.settings
         self.capacity = self.settings.metrics_buffer
-        self.buffer: deque[Outcome] = deque()
         self.dropped = 0
         self.memory_probe = memory_probe
         self.memory_start = memory_probe()
         # Several clients may live in one process; each reports under its own name.
         self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._sent_counts: dict[int, tuple[Compiled, int, int]] = {}
+        # What was sent last, per answer function and arm: samples, errors, by type, latency.
+        self._sent: dict[
+            int, tuple[Compiled, list[tuple[int, int, dict[str, int], list[int]]], list[int]]
+        ] = {}
+        self._pending_retired: list[Compiled] = []
         self._served: set[tuple[str, int]] = set()  # (key, epoch) where we served the treatment
-        self._last_memory_report = 0.0
         self._memory_reported: set[tuple[str, int]] = set()
+        self._last_memory_report = 0.0
+        self._lock = threading.Lock()  # one flush at a time (the thread, close(), flush())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._store: MetricsStore | None = None
         self._outage_logged = False
 
     # -- the caller's side ---------------------------------------------------------------
-
-    def add(self, outcome: Outcome) -> None:
-        if len(self.buffer) < self.capacity:
-            self.buffer.append(outcome)
-        else:
-            self.dropped += 1
 
     def record(
         self,
@@ -127,14 +128,9 @@ class Recorder:
                 return
             if not ok and not error_type:
                 error_type = "error"
-            self.add(
-                (
-                    compiled.key,
-                    compiled.epoch,
-                    code - CONTROL,
-                    float("nan") if duration_ms is None else float(duration_ms),
-                    None if ok else str(error_type),
-                )
+            compiled.arms[code - CONTROL].add(
+                None if duration_ms is None else float(duration_ms),
+                None if ok else str(error_type),
             )
         except Exception:  # a bad argument must not break the caller's request
             self.dropped += 1
@@ -155,43 +151,61 @@ class Recorder:
         while not self._stop.wait(self.settings.flush_interval):
             self.flush()
 
-    def collect(self, now: float) -> Batch:
-        """Drain the buffer and the exposure counters into one batch."""
+    def _live(self) -> list[Compiled]:
+        retired = self._pending_retired + self.client._take_retired()
+        if len(retired) > self.capacity:
+            # Replaced flag values whose counts could not be sent: keep the newest, count the rest.
+            for old in retired[: len(retired) - self.capacity]:
+                self.dropped += sum(a.samples for a in old.arms) - self._sent_samples(old)
+                self._sent.pop(id(old), None)
+            retired = retired[len(retired) - self.capacity :]
+        self._pending_retired = retired
+        return retired + self.client._current_compiled()
+
+    def _sent_samples(self, compiled: Compiled) -> int:
+        sent = self._sent.get(id(compiled))
+        if sent is None or sent[0] is not compiled:
+            return 0
+        return sum(arm[0] for arm in sent[1])
+
+    def collect(self, now: float) -> tuple[Batch, dict[int, Any]]:
+        """What grew since the last successful flush, and the marks to commit after sending."""
         batch = Batch()
-        buffer = self.buffer
-        while buffer:
-            try:
-                key, epoch, arm, duration_ms, error_type = buffer.popleft()
-            except IndexError:
-                break
-            tally = batch.tally(key, epoch, ARMS[arm])
-            tally.samples += 1
-            if duration_ms == duration_ms:  # NaN: an outcome recorded without a duration
-                index = bucket_index(duration_ms)
-                tally.latency[index] = tally.latency.get(index, 0) + 1
-            if error_type is not None:
-                tally.errors += 1
-                tally.errors_by_type[error_type] = tally.errors_by_type.get(error_type, 0) + 1
-            if arm == 1:
-                self._served.add((key, epoch))
-        live = self.client._live_compiled()
+        marks: dict[int, Any] = {}
+        live = self._live()
         for compiled in live:
-            sent = self._sent_counts.get(id(compiled))
-            control, treatment = compiled.counts
-            before = (0, 0) if sent is None or sent[0] is not compiled else sent[1:]
-            if control > before[0]:
-                batch.tally(compiled.key, compiled.epoch, "control").exposures += (
-                    control - before[0]
+            sent = self._sent.get(id(compiled))
+            if sent is None or sent[0] is not compiled:
+                sent = (compiled, [(0, 0, {}, [0] * len(a.latency)) for a in compiled.arms], [0, 0])
+            arm_marks = []
+            for index, arm in enumerate(compiled.arms):
+                samples, errors = arm.samples, arm.errors
+                by_type, latency = dict(arm.by_type), list(arm.latency)
+                before = sent[1][index]
+                tally = ArmTally(
+                    samples=samples - before[0],
+                    errors=errors - before[1],
+                    exposures=compiled.counts[index] - sent[2][index],
+                    errors_by_type={
+                        k: v - before[2].get(k, 0)
+                        for k, v in by_type.items()
+                        if v > before[2].get(k, 0)
+                    },
+                    latency={
+                        i: c - before[3][i] for i, c in enumerate(latency) if c > before[3][i]
+                    },
                 )
-            if treatment > before[1]:
-                batch.tally(compiled.key, compiled.epoch, "treatment").exposures += (
-                    treatment - before[1]
-                )
-                self._served.add((compiled.key, compiled.epoch))
-            self._sent_counts[id(compiled)] = (compiled, control, treatment)
-        current = {id(c) for c in live}
-        for gone in [i for i in self._sent_counts if i not in current]:
-            del self._sent_counts[gone]
+                arm_marks.append((samples, errors, by_type, latency))
+                if tally.fields():
+                    batch.tallies[(compiled.key, compiled.epoch, ARMS[index])] = tally
+                    if index == 1:
+                        self._served.add((compiled.key, compiled.epoch))
+            marks[id(compiled)] = (compiled, arm_marks, list(compiled.counts))
+        self._memory(batch, now, live)
+        batch.dropped = self.dropped
+        return batch, marks
+
+    def _memory(self, batch: Batch, now: float, live: list[Compiled]) -> None:
         due = now - self._last_memory_report >= MEMORY_REPORT_SECONDS
         fresh = self._served - self._memory_reported
         if self._served and (due or fresh):
@@ -206,29 +220,31 @@ class Recorder:
             live_epochs = {(c.key, c.epoch) for c in live}
             self._served &= live_epochs
             self._memory_reported &= live_epochs
-        batch.dropped, self.dropped = self.dropped, 0
-        return batch
 
     def flush(self) -> None:
-        now = self.client.clock()
-        try:
-            batch = self.collect(now)
-            if batch:
-                self._metrics_store().flush(batch, now=now, process=self.process)
-            if self._outage_logged:
-                self._outage_logged = False
-                log.warning("metrics flushing works again")
-        except RolloutError as error:
-            # Metrics are lost during an outage (and counted as dropped if we can say so);
-            # flag answers are not affected.
-            self._store = None
-            if not self._outage_logged:
-                self._outage_logged = True
-                log.warning(
-                    "could not flush metrics (%s); dropping them until Redis answers", error
-                )
-        except Exception:
-            log.exception("metrics flush failed")
+        with self._lock:
+            now = self.client.clock()
+            try:
+                batch, marks = self.collect(now)
+                if batch:
+                    self._metrics_store().flush(batch, now=now, process=self.process)
+                self._commit(marks, batch.dropped)
+                if self._outage_logged:
+                    self._outage_logged = False
+                    log.warning("metrics flushing works again")
+            except RolloutError as error:
+                # The deltas wait for the next flush; flag answers are not affected.
+                self._store = None
+                if not self._outage_logged:
+                    self._outage_logged = True
+                    log.warning("could not flush metrics (%s); will retry", error)
+            except Exception:
+                log.exception("metrics flush failed")
+
+    def _commit(self, marks: dict[int, Any], dropped_sent: int) -> None:
+        self._sent = marks
+        self.dropped -= dropped_sent
+        self._pending_retired = []  # their last deltas are out
 
     def _metrics_store(self) -> MetricsStore:
         if self._store is None:

@@ -148,11 +148,12 @@ def _check_stages(current: Flag, new_stages: tuple[Stage, ...]) -> None:
         and current.stage is not None
         and current.percent_bp not in _percents(new_stages)
     ):
-        raise ValidationError(
-            f"would remove the current stage ({render_percent(current.percent_bp)}%) of "
-            f"{current.state} flag {current.key}; keep it, or move the flag first",
-            where,
-        )
+        at = f"{render_percent(current.percent_bp)}%"
+        if current.percent_bp in _percents(current.stages):
+            detail = f"would remove the current stage ({at}) of {current.state} flag"
+        else:  # a manual `set` between stages: the service still needs that percent kept
+            detail = f"must keep a stage at {at}, where {current.state} flag"
+        raise ValidationError(f"{detail} {current.key}; keep it, or move the flag first", where)
     kill = current.kill
     if current.state is State.KILLED and kill is not None and kill.stage_before is not None:
         # revive returns to stage_before by index, so that index must still mean the same stage.

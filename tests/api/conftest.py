@@ -25,7 +25,9 @@ TOKENS = {
     "admin_tokens": f"alice:{ADMIN_TOKEN},carol:{SECOND_ADMIN_TOKEN}",
     "read_tokens": f"bob:{READ_TOKEN}",
 }
-PLAN = {"stages": [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]}
+PLAN: dict[str, Any] = {
+    "stages": [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]
+}
 
 
 def api_services(redis_client: Any, clock: FakeClock) -> Services:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from flask.testing import FlaskClient
 
 from rollout.wiring import Services
 from tests.api.conftest import ADMIN, PLAN, audit_size, create, error_of
 
 
-def move(client: FlaskClient, name: str, key: str = "F", **body: object) -> dict[str, object]:
+def move(client: FlaskClient, name: str, key: str = "F", **body: object) -> dict[str, Any]:
     response = client.post(f"/api/v1/flags/{key}/{name}", json=body, headers=ADMIN)
     assert response.status_code == 200, (name, response.get_json())
     assert response.headers["ETag"] == f'"{response.get_json()["version"]}"'
@@ -77,11 +80,11 @@ def test_illegal_moves_are_409_and_write_nothing(client: FlaskClient, services: 
 
 
 def test_advance_refused_while_a_gate_fails_unless_forced(
-    client: FlaskClient, services: Services
+    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create(client, **PLAN)
     move(client, "advance")
-    services.flags.failing_gates = lambda flag: ["error_rate"]
+    monkeypatch.setattr(services.flags.gates, "failing", lambda flag: ["error_rate"])
     refused = client.post("/api/v1/flags/F/advance", json={}, headers=ADMIN)
     assert refused.status_code == 409 and error_of(refused)["code"] == "gate_failing"
     assert move(client, "advance", force=True, reason="known noise")["percent"] == 50

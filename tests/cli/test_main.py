@@ -54,8 +54,8 @@ def test_factory_receives_the_redis_url(services: Services) -> None:
 
     run = Cli(factory)
     run.ok("--redis-url", "redis://example:1/0", "list")
-    run.runner.env["ROLLOUT_REDIS_URL"] = "redis://from-env:2/0"
-    run.ok("list")
+    result = run("list", env={"ROLLOUT_REDIS_URL": "redis://from-env:2/0"})
+    assert result.exit_code == 0, result.output
     assert seen == ["redis://example:1/0", "redis://from-env:2/0"]
 
 
@@ -124,6 +124,13 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     usage = subprocess.run([ROLLOUT, "set", "F", "101"], env=env, capture_output=True, text=True)
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
     assert "Traceback" not in error.stderr + usage.stderr
+    closed = subprocess.Popen(
+        [ROLLOUT, "--help"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert closed.stdout is not None and closed.stderr is not None
+    closed.stdout.close()  # a reader that went away (`rollout ... | head`) is not an error
+    assert closed.wait(timeout=30) == 1 and closed.stderr.read() == b""
+    closed.stderr.close()
     script = subprocess.run(
         [ROLLOUT], env={**env, "_ROLLOUT_COMPLETE": "bash_source"}, capture_output=True, text=True
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from rollout.core.bucketing import bucket
 from rollout.core.schema import FLAG_FIELDS, flag_to_dict
@@ -13,7 +14,7 @@ STAGES = [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]
 GATES = [{"metric": "error_rate", "warn": 0.05, "critical": 0.1}]
 
 
-def make_flag(services: Services, key: str = "F", **config: object) -> None:
+def make_flag(services: Services, key: str = "F", **config: Any) -> None:
     services.flags.create(key, actor="setup", **config)
 
 

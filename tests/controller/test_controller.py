@@ -1,0 +1,173 @@
+"""The controller loop: decisions through services, one leader at a time, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from rollout.core.model import State
+from rollout.storage.metrics import Batch
+from rollout.storage.redis_process import RedisProcess
+from rollout.wiring import Services, build_controller, build_services
+from tests.conftest import make_settings
+from tests.support import FakeClock, wait_until
+
+KEY = "F"
+GATES = [{"metric": "error_rate", "warn": 0.05, "critical": 0.10, "min_samples": 100}]
+
+
+def seed(services: Services, *, auto_advance: bool = True, bake: str = "1h") -> None:
+    services.flags.create(
+        KEY,
+        actor="t",
+        auto_advance=auto_advance,
+        gates=GATES,
+        stages=[{"percent": 10, "bake": bake, "min_samples": 200}, {"percent": 100}],
+    )
+    services.flags.advance(KEY, actor="t")
+
+
+def outcomes(services: Services, clock: FakeClock, *, treatment: tuple[int, int],
+             control: tuple[int, int]) -> None:
+    """Record (samples, errors) per arm for the flag's current stage, as an SDK flush would."""
+    flag = services.flags.get(KEY)
+    batch = Batch()
+    for arm, (samples, errors) in (("treatment", treatment), ("control", control)):
+        tally = batch.tally(KEY, flag.stage_started_at or 0, arm)
+        tally.samples, tally.errors = samples, errors
+        if errors:
+            tally.errors_by_type["Boom"] = errors
+    services.gates.metrics.flush(batch, now=clock(), process="test")
+
+
+def test_tick_holds_during_bake_then_advances(services: Services, clock: FakeClock) -> None:
+    seed(services)
+    controller = build_controller(services)
+    outcomes(services, clock, treatment=(1000, 5), control=(9000, 45))
+    [outcome] = controller.tick(clock())
+    assert outcome.decision.action == "hold" and "baking" in outcome.decision.why
+    assert services.flags.get(KEY).status.decision == "hold"  # type: ignore[union-attr]
+    clock.advance(3601)
+    [outcome] = controller.tick(clock())
+    assert outcome.decision.action == "advance"
+    flag = services.flags.get(KEY)
+    assert (flag.stage, flag.percent_bp) == (1, 10_000)
+    entry = services.flags.audit(KEY, limit=1)[0]
+    assert (entry["actor"], entry["action"]) == ("controller", "advance")
+
+
+def test_tick_kills_on_fail_with_the_readings_as_reason(
+    services: Services, clock: FakeClock
+) -> None:
+    seed(services)
+    outcomes(services, clock, treatment=(400, 80), control=(3600, 36))
+    [outcome] = build_controller(services).tick(clock())
+    assert outcome.decision.action == "kill"
+    flag = services.flags.get(KEY)
+    assert flag.state is State.KILLED and flag.kill is not None
+    assert flag.kill.by == "controller" and "error_rate" in flag.kill.reason
+
+
+def test_status_is_not_rewritten_while_the_words_stay(
+    services: Services, clock: FakeClock
+) -> None:
+    seed(services, auto_advance=False, bake="0s")
+    outcomes(services, clock, treatment=(1000, 5), control=(9000, 45))
+    controller = build_controller(services)
+    controller.tick(clock())
+    first = services.flags.get(KEY).status
+    assert first is not None and first.decision == "awaiting_approval"
+    clock.advance(5)
+    controller.tick(clock())
+    assert services.flags.get(KEY).status == first
+    assert services.flags.get(KEY).stage == 0
+
+
+def test_killed_and_draft_flags_are_never_touched(services: Services, clock: FakeClock) -> None:
+    seed(services)
+    services.flags.kill(KEY, reason="operator", actor="ops")
+    services.flags.create("DRAFT", actor="t", stages=[{"percent": 10}])
+    before = services.flags.audit(limit=100)
+    assert build_controller(services).tick(clock()) == []
+    assert services.flags.audit(limit=100) == before
+
+
+def test_two_controllers_never_both_lead(real_services: Services) -> None:
+    first = build_controller(real_services)
+    second = build_controller(real_services)
+    assert first.lead() is True
+    assert second.lead() is False
+    assert first.lead() is True  # renewal by the holder
+    assert second.run_once() is None  # --once elsewhere refuses to act
+    first.release()
+    assert second.lead() is True
+
+
+def test_a_new_leader_takes_over_within_the_ttl(
+    redis_server_flushed: RedisProcess, real_redis: Any
+) -> None:
+    settings = make_settings(redis_url=redis_server_flushed.url, leader_ttl=0.5)
+    services = build_services(settings, redis_client=real_redis)
+    dead = build_controller(services)
+    assert dead.lead()  # then it "dies": no renewal, no release
+    heir = build_controller(services)
+    assert not heir.lead()
+    assert wait_until(heir.lead, timeout=5)
+
+
+SCRIPT = """
+import logging, sys, time
+from rollout.wiring import build_controller, build_services
+from rollout.settings import load_settings
+services = build_services(load_settings())
+controller = build_controller(services, interval=0.05)
+real_tick = controller.tick
+def slow_tick(now=None):
+    result = real_tick(now)
+    print("tick", flush=True)
+    time.sleep(0.3)
+    return result
+controller.tick = slow_tick
+import signal
+signal.signal(signal.SIGTERM, lambda *a: controller.stop.set())
+controller.run()
+print("released", controller.lock.holder(), flush=True)
+"""
+
+
+def test_sigterm_finishes_the_tick_and_releases_the_lock(
+    redis_server_flushed: RedisProcess, real_services: Services, tmp_path: Path
+) -> None:
+    env = {**os.environ, "ROLLOUT_REDIS_URL": redis_server_flushed.url}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "tick"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert out.strip().endswith("released None")
+    assert build_controller(real_services).lead()
+
+
+def test_run_loop_acts_until_stopped(services: Services, clock: FakeClock) -> None:
+    seed(services)
+    outcomes(services, clock, treatment=(400, 80), control=(3600, 36))
+    controller = build_controller(services, interval=0.01)
+    thread = threading.Thread(target=controller.run)
+    thread.start()
+    try:
+        assert wait_until(lambda: services.flags.get(KEY).state is State.KILLED)
+    finally:
+        controller.stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
