@@ -81,17 +81,24 @@ def main() -> int:
         stats = services.gates.report(services.flags.get("PROMPT_IMPROVER_ENABLED"))["arms"]
     extra = track_ns - empty_ns
     print(f"empty class-based context manager   {empty_ns:7.1f} ns/call (baseline)")
-    print(f"flag.track(user)                    {track_ns:7.1f} ns/call "
-          f"-> {extra:.1f} ns beyond the baseline")
+    print(
+        f"flag.track(user)                    {track_ns:7.1f} ns/call "
+        f"-> {extra:.1f} ns beyond the baseline"
+    )
     print(f"floor (dict + mmh3 + compare)       {floor_ns:7.1f} ns/call")
-    print(f"is_enabled with exposure counting   {is_enabled_ns:7.1f} ns/call "
-          f"ratio {is_enabled_ns / floor_ns:.2f}x")
+    print(
+        f"is_enabled with exposure counting   {is_enabled_ns:7.1f} ns/call "
+        f"ratio {is_enabled_ns / floor_ns:.2f}x"
+    )
     samples = stats["treatment"]["samples"] + stats["control"]["samples"]
-    print(f"outcomes stored: {samples:,} (dropped {dropped}); exposures stored: "
-          f"{stats['treatment']['exposures'] + stats['control']['exposures']:,}")
+    print(
+        f"outcomes stored: {samples:,} (dropped {dropped}); exposures stored: "
+        f"{stats['treatment']['exposures'] + stats['control']['exposures']:,}"
+    )
     ok = extra <= 1000 and is_enabled_ns / floor_ns <= 1.5
-    print(f"targets: track extra <= 1000 ns, is_enabled <= 1.5x floor -> "
-          f"{'PASS' if ok else 'MISS'}")
+    print(
+        f"targets: track extra <= 1000 ns, is_enabled <= 1.5x floor -> {'PASS' if ok else 'MISS'}"
+    )
     return 0 if ok else 1
 
 

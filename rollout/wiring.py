@@ -17,7 +17,6 @@ from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import MetricsStore
 
-
 if TYPE_CHECKING:
     from rollout.controller.loop import Controller
 

@@ -63,8 +63,11 @@ class RolloutCollector(Collector):
         up = GaugeMetricFamily(
             "rollout_storage_up", "1 if Redis answered this scrape, else 0.", labels=[]
         )
+        unreadable = GaugeMetricFamily(
+            "rollout_flags_unreadable", "Stored flags that cannot be decoded.", labels=[]
+        )
         try:
-            flags: list[Flag] = self.services.flags.list_flags()
+            flags, problems = self.services.flags.list_with_problems()
         except RolloutError as error:
             # A scrape must still answer when Redis is down: that is when it matters most.
             log.warning("metrics: cannot read flags: %s", error)
@@ -72,7 +75,9 @@ class RolloutCollector(Collector):
             yield up
             return
         up.add_metric([], 1.0)
+        unreadable.add_metric([], len(problems))
         yield up
+        yield unreadable
         for source in self.sources:
             try:
                 yield from list(source(self.services, flags))

@@ -8,9 +8,10 @@ nothing for it. Version and audit are storage's business, not these functions'.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from rollout.core.errors import GateFailing, InvalidTransition, ValidationError
-from rollout.core.model import Flag, KillRecord, State
+from rollout.core.model import Flag, KillRecord, Stage, State
 from rollout.core.units import MAX_BP, render_percent
 
 
@@ -147,6 +148,7 @@ def kill(flag: Flag, reason: str, by: str, now: int) -> Flag:
         state=State.KILLED,
         kill=record,
         percent_bp=0,
+        stage=None,  # off for everyone: no stage; the record keeps where it was
         updated_at=now,
     )
 
@@ -167,6 +169,42 @@ def revive(flag: Flag, now: int) -> Flag:
         percent_bp=record.percent_before_bp,
         kill=None,
     )
+
+
+def replan(flag: Flag, stages: tuple[Stage, ...]) -> Flag:
+    """The flag under a new plan of stages: it keeps standing where it stands, or it is refused.
+
+    A rolling or paused flag that stands on a stage must find a stage at the same percent in the
+    new plan (it moves to that index); one set by hand between stages re-derives its stage. A
+    killed flag must still find the stage it revives to.
+    """
+    moved = flag.with_changes(stages=stages)
+    here = f"{render_percent(flag.percent_bp)}%"
+    if flag.state in (State.ROLLING, State.PAUSED) and flag.stage is not None:
+        on_stage = (
+            flag.stage < len(flag.stages) and flag.stages[flag.stage].percent_bp == flag.percent_bp
+        )
+        if on_stage:
+            same = [i for i, s in enumerate(stages) if s.percent_bp == flag.percent_bp]
+            if not same:
+                raise InvalidTransition(
+                    f"{flag.key}: the new stages remove the current stage ({here}) of a "
+                    f"{flag.state} flag; keep it, or move the flag first"
+                )
+            return moved.with_changes(stage=same[0])
+    if flag.state is State.KILLED and flag.kill is not None and flag.kill.stage_before is not None:
+        record = flag.kill
+        same = [i for i, s in enumerate(stages) if s.percent_bp == record.percent_before_bp]
+        if not same:
+            revives_to = f"{render_percent(record.percent_before_bp)}%"
+            raise InvalidTransition(
+                f"{flag.key}: the new stages remove the stage ({revives_to}) the killed flag "
+                "revives to; revive or delete it first"
+            )
+        return moved.with_changes(kill=replace(record, stage_before=same[0]))
+    if flag.stage is None or flag.state is State.DRAFT:
+        return moved
+    return moved.with_changes(stage=stage_for_percent(moved, flag.percent_bp))
 
 
 def describe_percent(flag: Flag) -> str:

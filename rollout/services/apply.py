@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rollout.core import transitions
 from rollout.core.errors import FlagNotFound, MalformedFlag, ValidationError
-from rollout.core.model import Flag, Stage, State
+from rollout.core.model import Flag, Stage
 from rollout.core.schema import CONFIG_FIELDS, flag_to_dict, parse_config, validate_key
-from rollout.core.units import render_percent
 from rollout.services.flags import FlagService
 
 Action = Literal["create", "update", "delete", "unchanged"]
@@ -139,33 +139,8 @@ def _percents(stages: tuple[Stage, ...]) -> list[int]:
 
 
 def _check_stages(current: Flag, new_stages: tuple[Stage, ...]) -> None:
-    """Refuse a plan change that would leave the flag standing nowhere (DESIGN §6)."""
-    where = f"flags.{current.key}.stages"
-    # FlagService.update keeps the stage whose percent is the flag's percent; mirror its rule
-    # here so the refusal comes before any write, not in the middle of the file.
-    if (
-        current.state in (State.ROLLING, State.PAUSED)
-        and current.stage is not None
-        and current.percent_bp not in _percents(new_stages)
-    ):
-        at = f"{render_percent(current.percent_bp)}%"
-        if current.percent_bp in _percents(current.stages):
-            detail = f"would remove the current stage ({at}) of {current.state} flag"
-        else:  # a manual `set` between stages: the service still needs that percent kept
-            detail = f"must keep a stage at {at}, where {current.state} flag"
-        raise ValidationError(f"{detail} {current.key}; keep it, or move the flag first", where)
-    kill = current.kill
-    if current.state is State.KILLED and kill is not None and kill.stage_before is not None:
-        # revive returns to stage_before by index, so that index must still mean the same stage.
-        index = kill.stage_before
-        old = current.stages[index].percent_bp if index < len(current.stages) else None
-        new = new_stages[index].percent_bp if index < len(new_stages) else None
-        if old is None or old != new:
-            raise ValidationError(
-                f"would move stage {index + 1} ({render_percent(kill.percent_before_bp)}%) that "
-                f"killed flag {current.key} revives to; revive or delete it first",
-                where,
-            )
+    """Refuse, before any write, a plan the flag could not stand in (the rule is core's)."""
+    transitions.replan(current, new_stages)
 
 
 def _external(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -180,27 +180,9 @@ class FlagService:
         values = parse_config(changes)
 
         def change(flag: Flag, now: int) -> Flag:
-            updated = flag.with_changes(**values)
-            if (
-                flag.state in (State.ROLLING, State.PAUSED)
-                and flag.stage is not None
-                and "stages" in values
-            ):
-                stages = values["stages"]
-                # The current stage must survive a plan change, else the flag stands nowhere.
-                same = [i for i, s in enumerate(stages) if s.percent_bp == flag.percent_bp]
-                if not same:
-                    raise ValidationError(
-                        f"{key}: the new stages remove the current stage "
-                        f"({flag.percent_bp / 100:g}%) of a {flag.state} flag",
-                        "stages",
-                    )
-                updated = updated.with_changes(stage=same[0])
-            elif "stages" in values and flag.stage is not None:
-                updated = updated.with_changes(
-                    stage=transitions.stage_for_percent(updated, flag.percent_bp)
-                )
-            return updated
+            others = {k: v for k, v in values.items() if k != "stages"}
+            replanned = transitions.replan(flag, values["stages"]) if "stages" in values else flag
+            return replanned.with_changes(**others)
 
         result = self._mutate(
             key, change, actor=actor, action="update", reason=reason, if_match=if_match

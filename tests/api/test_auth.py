@@ -125,7 +125,7 @@ def test_checker_compares_every_token() -> None:
         checker.identify("Bearer " + "b" * 20)
 
 
-def test_no_tokens_configured_refuses_everything(client: FlaskClient) -> None:
+def test_no_tokens_configured_refuses_everything() -> None:
     empty = TokenChecker({}, {})
     with pytest.raises(AuthError):
         empty.identify(f"Bearer {ADMIN_TOKEN}")

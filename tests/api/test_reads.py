@@ -145,3 +145,18 @@ def test_metrics_read_flags_from_redis_on_scrape(client: FlaskClient) -> None:
     assert 'rollout_flag_state{flag="A",state="draft"} 0.0' in text
     client.put("/api/v1/flags/A/percentage", json={"percent": 12.5}, headers=ADMIN)
     assert 'rollout_flag_percent{flag="A"} 12.5' in client.get("/metrics").get_data(as_text=True)
+
+
+def test_a_malformed_stored_flag_is_reported_not_a_500(
+    client: FlaskClient, services: Services
+) -> None:
+    create(client, "A")
+    services.redis.hset(services.keys.flag("BAD"), mapping={"v": 3, "d": "{not json"})
+    services.redis.sadd(services.keys.index, "BAD")
+    listed = client.get("/api/v1/flags", headers=READ).get_json()
+    assert [f["key"] for f in listed["flags"]] == ["A"]
+    assert len(listed["problems"]) == 1 and "BAD" in listed["problems"][0]
+    response = client.get("/api/v1/flags/BAD", headers=READ)
+    assert response.status_code == 409 and error_of(response)["code"] == "malformed_flag"
+    assert "rollout_flags_unreadable 1.0" in client.get("/metrics").get_data(as_text=True)
+    assert client.delete("/api/v1/flags/BAD", headers=ADMIN).status_code == 204  # repairable

@@ -32,8 +32,9 @@ def seed(services: Services, *, auto_advance: bool = True, bake: str = "1h") -> 
     services.flags.advance(KEY, actor="t")
 
 
-def outcomes(services: Services, clock: FakeClock, *, treatment: tuple[int, int],
-             control: tuple[int, int]) -> None:
+def outcomes(
+    services: Services, clock: FakeClock, *, treatment: tuple[int, int], control: tuple[int, int]
+) -> None:
     """Record (samples, errors) per arm for the flag's current stage, as an SDK flush would."""
     flag = services.flags.get(KEY)
     batch = Batch()
@@ -73,9 +74,7 @@ def test_tick_kills_on_fail_with_the_readings_as_reason(
     assert flag.kill.by == "controller" and "error_rate" in flag.kill.reason
 
 
-def test_status_is_not_rewritten_while_the_words_stay(
-    services: Services, clock: FakeClock
-) -> None:
+def test_status_is_not_rewritten_while_the_words_stay(services: Services, clock: FakeClock) -> None:
     seed(services, auto_advance=False, bake="0s")
     outcomes(services, clock, treatment=(1000, 5), control=(9000, 45))
     controller = build_controller(services)

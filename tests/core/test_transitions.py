@@ -128,7 +128,7 @@ def test_advance_refused_while_a_gate_fails_unless_forced() -> None:
 def test_kill_is_idempotent_and_revive_restores_where_it_was() -> None:
     live = at(1, State.PAUSED)
     dead = killed(live)
-    assert summary(dead) == (State.KILLED, 1, 0)
+    assert summary(dead) == (State.KILLED, None, 0)
     assert dead.kill is not None
     assert (dead.kill.state_before, dead.kill.stage_before, dead.kill.percent_before_bp) == (
         State.PAUSED,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rollout.core.errors import ValidationError
+from rollout.core.errors import InvalidTransition, ValidationError
 from rollout.core.model import State
 from rollout.services.apply import DEFAULTS, parse_document
 from rollout.wiring import Services
@@ -115,24 +115,24 @@ def test_refuses_to_remove_the_current_stage(services: Services, state: str) -> 
         services.flags.pause("F", actor="ops")
     count = audit_count(services)
     document = doc(A_NEW={}, F={"stages": STAGES[1:]})  # A_NEW sorts first: must not be written
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidTransition) as caught:
         services.apply.apply(document, actor="ops")
-    assert caught.value.field == "flags.F.stages"
-    assert f"current stage (10%) of {state} flag F" in str(caught.value)
+    assert str(caught.value).startswith("F: ")
+    assert f"remove the current stage (10%) of a {state} flag" in str(caught.value)
     assert audit_count(services) == count and keys(services) == ["F"]
 
 
-def test_refuses_to_move_the_stage_a_killed_flag_revives_to(services: Services) -> None:
+def test_refuses_to_remove_the_stage_a_killed_flag_revives_to(services: Services) -> None:
     services.apply.apply(doc(F={"stages": STAGES}), actor="ops")
     services.flags.advance("F", actor="ops")
     services.flags.advance("F", actor="ops")
     services.flags.kill("F", reason="r", actor="ops")  # killed at stage 1 (50%)
-    with pytest.raises(ValidationError, match="killed flag F revives to"):
-        services.apply.apply(doc(F={"stages": [{"percent": 50}, {"percent": 100}]}), actor="o")
-    # Changing only later stages is fine, and revive lands where the kill found it.
-    services.apply.apply(doc(F={"stages": [*STAGES[:2], {"percent": 90}]}), actor="ops")
+    with pytest.raises(InvalidTransition, match=r"F: .* stage \(50%\) the killed flag revives to"):
+        services.apply.apply(doc(F={"stages": [{"percent": 10}, {"percent": 100}]}), actor="o")
+    # A plan that keeps 50% anywhere is fine, and revive lands on that stage at its new index.
+    services.apply.apply(doc(F={"stages": [{"percent": 50}, {"percent": 100}]}), actor="ops")
     flag = services.flags.revive("F", actor="ops")
-    assert (flag.state, flag.stage, flag.percent_bp) == (State.ROLLING, 1, 5000)
+    assert (flag.state, flag.stage, flag.percent_bp) == (State.ROLLING, 0, 5000)
 
 
 def test_validation_names_flag_and_field_and_checks_every_flag(services: Services) -> None:
@@ -170,12 +170,11 @@ def test_document_shape(document: Any, where: str) -> None:
     assert where in str(caught.value)
 
 
-def test_a_flag_set_between_stages_keeps_its_percent_as_a_stage(services: Services) -> None:
+def test_a_flag_set_between_stages_rederives_its_stage(services: Services) -> None:
     services.apply.apply(doc(F={"stages": STAGES}), actor="ops")
-    services.flags.set_percent("F", 30, actor="ops")  # rolling at 30%, stage 0
-    services.apply.apply(doc(F={"stages": STAGES, "description": "ok"}), actor="ops")
-    with pytest.raises(ValidationError, match="must keep a stage at 30%, where rolling flag F"):
-        services.apply.plan(doc(F={"stages": [{"percent": 20}, {"percent": 100}]}))
-    services.apply.apply(doc(F={"stages": [{"percent": 30}, {"percent": 100}]}), actor="ops")
+    services.flags.set_percent("F", 30, actor="ops")  # rolling at 30%, between stages
+    services.apply.apply(
+        doc(F={"stages": [{"percent": 20}, {"percent": 25}, {"percent": 100}]}), actor="ops"
+    )
     flag = services.flags.get("F")
-    assert (flag.state, flag.percent_bp, flag.stage) == (State.ROLLING, 3000, 0)
+    assert (flag.state, flag.percent_bp, flag.stage) == (State.ROLLING, 3000, 1)

@@ -75,10 +75,23 @@ def test_update_refuses_to_remove_the_current_stage(services: Services) -> None:
     flags = services.flags
     flags.create("F", actor="t", **PLAN)
     flags.advance("F", actor="t")
-    with pytest.raises(ValidationError, match="current stage"):
+    with pytest.raises(InvalidTransition, match="current stage"):
         flags.update("F", {"stages": [{"percent": 50}, {"percent": 100}]}, actor="t")
     moved = flags.update("F", {"stages": [{"percent": 5}, {"percent": 10}]}, actor="t")
     assert moved.stage == 1
+
+
+def test_update_of_a_killed_flag_keeps_the_stage_it_revives_to(services: Services) -> None:
+    flags = services.flags
+    flags.create("F", actor="t", **PLAN)
+    flags.advance("F", actor="t")
+    flags.advance("F", actor="t")  # 50%, stage 1
+    flags.kill("F", reason="r", actor="t")
+    with pytest.raises(InvalidTransition, match="revives to"):
+        flags.update("F", {"stages": [{"percent": 10}]}, actor="t")
+    flags.update("F", {"stages": [{"percent": 50}]}, actor="t")
+    revived = flags.revive("F", actor="t")
+    assert (revived.stage, revived.percent_bp) == (0, 5000)
 
 
 def test_create_existing_and_missing_flags(services: Services) -> None:
