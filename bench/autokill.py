@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._server import bench_server  # noqa: E402
-from rollout import RolloutClient  # noqa: E402
-from rollout.wiring import build_controller  # noqa: E402
+from bench._server import bench_server
+from rollout import RolloutClient
+from rollout.wiring import build_controller
 
 RUNS = 10
 CLIENTS = 4

@@ -19,8 +19,8 @@ import mmh3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._server import bench_server  # noqa: E402
-from rollout import RolloutClient  # noqa: E402
+from bench._server import bench_server
+from rollout import RolloutClient
 
 USERS = [f"user-{i}" for i in range(200_000)]
 ROUNDS = 5
@@ -51,7 +51,7 @@ def main() -> int:
             flag = client.flag("PROMPT_IMPROVER_ENABLED")
 
             def empty() -> None:
-                for user in USERS:
+                for _user in USERS:
                     with Empty() as _on:
                         pass
 
@@ -65,7 +65,7 @@ def main() -> int:
             def floor() -> None:
                 for user in USERS:
                     salt, bp = table["PROMPT_IMPROVER_ENABLED"]
-                    mmh3.hash(f"{salt}:{user}", 0, False) % 10_000 < bp
+                    _on = mmh3.hash(f"{salt}:{user}", 0, False) % 10_000 < bp
 
             def exposures() -> None:
                 is_enabled = flag.is_enabled

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rollout.services.apply import ApplyService
 from rollout.services.flags import FlagService
@@ -16,9 +16,6 @@ from rollout.storage.connection import connect
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import MetricsStore
-
-if TYPE_CHECKING:
-    from rollout.controller.loop import Controller
 
 
 @dataclass
@@ -64,21 +61,4 @@ def build_services(
         snapshots=SnapshotService(flags),
         apply=ApplyService(flags),
         clock=clock,
-    )
-
-
-def build_controller(services: Services, *, interval: float | None = None) -> Controller:
-    from rollout.controller.loop import Controller
-    from rollout.storage.counters import ControllerCounters
-    from rollout.storage.leader import LeaderLock
-
-    settings = services.settings
-    return Controller(
-        services.flags,
-        services.gates,
-        LeaderLock(services.redis, services.keys, settings.leader_ttl),
-        ControllerCounters(services.redis, services.keys),
-        clock=services.clock,
-        interval=interval if interval is not None else settings.controller_interval,
-        watch_period=settings.watch_period,
     )

@@ -21,6 +21,7 @@ from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.storage.counters import ControllerCounters
 from rollout.storage.leader import LeaderLock
+from rollout.wiring import Services
 
 log = logging.getLogger("rollout.controller")
 
@@ -171,3 +172,17 @@ class Controller:
             self.lock.release()
         except StorageError:
             pass  # the TTL frees it anyway
+
+
+def build_controller(services: Services, *, interval: float | None = None) -> Controller:
+    """The controller over the wired services (see ``rollout.wiring.build_services``)."""
+    settings = services.settings
+    return Controller(
+        services.flags,
+        services.gates,
+        LeaderLock(services.redis, services.keys, settings.leader_ttl),
+        ControllerCounters(services.redis, services.keys),
+        clock=services.clock,
+        interval=interval if interval is not None else settings.controller_interval,
+        watch_period=settings.watch_period,
+    )

@@ -15,17 +15,16 @@ rate by far less than its confidence interval and keeps the caller's path lock-f
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from bisect import bisect_left
 
 import mmh3
 
 from rollout.core.bucketing import BUCKETS
+from rollout.core.evaluation import ARM_OF_REASON, evaluate
 from rollout.core.histogram import BUCKETS as BUCKET_COUNT
 from rollout.core.histogram import UPPER_BOUNDS
-from rollout.core.evaluation import ARM_OF_REASON, evaluate
 from rollout.core.model import Flag, State
 
 Check = Callable[[object], bool]

@@ -10,10 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from rollout.controller.loop import build_controller
 from rollout.core.model import State
 from rollout.storage.metrics import Batch
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_controller, build_services
+from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until
 
@@ -121,7 +122,8 @@ def test_a_new_leader_takes_over_within_the_ttl(
 
 SCRIPT = """
 import logging, sys, time
-from rollout.wiring import build_controller, build_services
+from rollout.controller.loop import build_controller
+from rollout.wiring import build_services
 from rollout.settings import load_settings
 services = build_services(load_settings())
 controller = build_controller(services, interval=0.05)
