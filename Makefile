@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check rollout tests bench
+	$(BIN)/ruff format --check rollout tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rollout.cli import apply, embedded, flags, moves, snapshot
+from rollout.cli import apply, demo, embedded, flags, moves, operate, snapshot
 from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
 from rollout.wiring import Services
@@ -66,6 +66,9 @@ for command in (
     snapshot.restore,
     apply.apply,
     embedded.embedded,
+    operate.controller,
+    operate.watch,
+    demo.demo,
 ):
     cli.add_command(command)
 

@@ -103,7 +103,7 @@ class Controller:
         )
         acted = True
         if decision.action is Action.KILL:
-            self.flags.kill(flag.key, reason=f"controller: {decision.why}", actor=ACTOR)
+            self.flags.kill(flag.key, reason=decision.why, actor=ACTOR)
             log.warning("killed %s: %s", flag.key, decision.why)
         elif decision.action in (Action.ADVANCE, Action.COMPLETE):
             try:

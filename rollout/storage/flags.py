@@ -23,6 +23,13 @@ from rollout.storage.keys import Keys
 
 AUDIT_MAX_LEN = 10_000  # per flag; approximate trimming keeps XADD O(1)
 
+# Entries of different flags written in the same millisecond have equal stream ids, so each
+# entry also carries a global sequence number: the merged log of every flag has one true order.
+_AUDIT_APPEND = """
+local seq = redis.call('INCR', KEYS[2])
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, unpack(ARGV, 2))
+"""
+
 
 @dataclass(frozen=True)
 class AuditEntry:
@@ -37,6 +44,7 @@ class FlagStore:
         # redis-py's typing does not know decode_responses=True; every reply here is str.
         self.redis: Any = client
         self.keys = keys
+        self._append_audit = client.register_script(_AUDIT_APPEND)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -126,20 +134,20 @@ class FlagStore:
                     elif write_status:
                         pipe.delete(self.keys.status(key))
                 pipe.set(hwm_key, version)
-                pipe.xadd(
-                    self.keys.audit(key),
-                    {
-                        "flag": key,
-                        "actor": audit.actor,
-                        "action": audit.action,
-                        "reason": audit.reason or "",
-                        "before": "" if before is None else dumps(flag_to_dict(before)),
-                        "after": "" if stored is None else dumps(flag_to_dict(stored)),
-                        "at": render_instant(audit.at) or "",
-                        "version": version,
-                    },
-                    maxlen=AUDIT_MAX_LEN,
-                    approximate=True,
+                fields = {
+                    "flag": key,
+                    "actor": audit.actor,
+                    "action": audit.action,
+                    "reason": audit.reason or "",
+                    "before": "" if before is None else dumps(flag_to_dict(before)),
+                    "after": "" if stored is None else dumps(flag_to_dict(stored)),
+                    "at": render_instant(audit.at) or "",
+                    "version": version,
+                }
+                self._append_audit(
+                    keys=[self.keys.audit(key), self.keys.audit_sequence],
+                    args=[AUDIT_MAX_LEN, *[part for item in fields.items() for part in item]],
+                    client=pipe,
                 )
                 pipe.sadd(self.keys.audited, key)
                 message = {"key": key, "version": version}
@@ -171,6 +179,7 @@ class FlagStore:
             "after": json.loads(fields["after"]) if fields.get("after") else None,
             "at": fields.get("at", ""),
             "version": int(fields.get("version") or 0),
+            "seq": int(fields.get("seq") or 0),
         }
 
     @staticmethod
@@ -186,7 +195,8 @@ class FlagStore:
         for name in names:
             pipe.xrevrange(self.keys.audit(name), count=limit)
         merged = [item for reply in pipe.execute() for item in reply]
-        merged.sort(key=lambda item: self._id_order(item[0]), reverse=True)
+        merged.sort(key=lambda item: (int(item[1].get("seq") or 0), self._id_order(item[0])))
+        merged.reverse()
         return [self._audit_entry(entry_id, fields) for entry_id, fields in merged[:limit]]
 
     # -- snapshots kept in Redis (API) ---------------------------------------------------

@@ -1,0 +1,213 @@
+"""``rollout demo``: the reference scenario end to end, in about a minute.
+
+A simulated skill loader serves thousands of users through real SDK clients with ``track()``;
+the real controller ramps PROMPT_IMPROVER_ENABLED 10% → 50% → 100% on the evidence, or kills
+it when the improver breaks (``--inject-errors 0.2``). Everything runs against the configured
+Redis (the embedded server by default) under its own key prefix, so a real flag of the same
+name is never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+import click
+
+from rollout import RolloutClient
+from rollout.cli.context import CliState, pass_state
+from rollout.controller.loop import build_controller
+from rollout.core.errors import FlagNotFound
+from rollout.core.model import State
+from rollout.services.apply import ApplyService
+from rollout.settings import load_settings
+from rollout.storage.connection import resolve_url
+from rollout.wiring import Services, build_services
+
+KEY = "PROMPT_IMPROVER_ENABLED"
+DEMO_PLAN: dict[str, Any] = {
+    "flags": {
+        KEY: {
+            "description": "Prompt-improver enhancements in the skill loader (demo plan)",
+            "auto_advance": True,
+            "allow": ["qa-alice", "qa-bob"],
+            "stages": [
+                {"percent": 10, "bake": "8s", "min_samples": 300},
+                {"percent": 50, "bake": "8s", "min_samples": 600},
+                {"percent": 100, "bake": "8s", "min_samples": 600},
+            ],
+            "gates": [
+                {"metric": "error_rate", "warn": 0.05, "critical": 0.10, "min_samples": 100},
+                {"metric": "latency_ratio", "warn": 1.2, "critical": 1.5, "min_samples": 100},
+                {"metric": "memory_mb", "warn": 75, "critical": 100},
+            ],
+        }
+    }
+}
+USERS = [f"user-{i}" for i in range(5000)]
+
+
+class PromptImproverBroke(RuntimeError):
+    """What the injected failure looks like to the skill loader."""
+
+
+def improve(prompt: str, rng: random.Random, inject: float) -> str:
+    if rng.random() < inject:
+        raise PromptImproverBroke("improver failed on this prompt")
+    return prompt.strip().capitalize() + " (improved)"
+
+
+class SkillLoader(threading.Thread):
+    """One application process's worth of traffic: users asking for skills."""
+
+    def __init__(self, url: str, prefix: str, seed: int, inject: float, stop: threading.Event):
+        super().__init__(daemon=True, name=f"skill-loader-{seed}")
+        self.client = RolloutClient(url, key_prefix=prefix, flush_interval=0.5, environ={})
+        self.rng = random.Random(seed)
+        self.inject = inject
+        self.stop_event = stop
+        self.errors = 0
+
+    def run(self) -> None:
+        flag = self.client.flag(KEY)
+        while not self.stop_event.is_set():
+            for _ in range(20):
+                user = self.rng.choice(USERS)
+                try:
+                    with flag.track(user) as improved:
+                        prompt = "load the pdf skill"
+                        # Both arms do comparable work, so latency compares like with like.
+                        prompt = improve(prompt, self.rng, self.inject) if improved else prompt
+                        # Background failures both arms share (the model API having a bad day).
+                        if self.rng.random() < 0.01:
+                            raise TimeoutError("downstream timeout")
+                except (PromptImproverBroke, TimeoutError):
+                    self.errors += 1
+            time.sleep(0.02)
+
+    def answers_on(self) -> int:
+        flag = self.client.flag(KEY)
+        return sum(flag.is_enabled(user) for user in USERS)
+
+
+def _demo_services(state: CliState, prefix: str) -> Services:
+    settings = load_settings(redis_url=state.redis_url, key_prefix=prefix)
+    return build_services(settings)
+
+
+def _line(services: Services, started: float) -> tuple[str, State]:
+    flag = services.flags.get(KEY)
+    report = services.gates.report(flag)
+    t, c = report["arms"]["treatment"], report["arms"]["control"]
+
+    def rate(arm: dict[str, Any]) -> str:
+        return "-" if arm["error_rate"] is None else f"{arm['error_rate']:.1%}"
+
+    stage = "-" if flag.stage is None else f"{flag.stage + 1}/{len(flag.stages)}"
+    status = flag.status.why if flag.status else ""
+    text = (
+        f"[{time.monotonic() - started:5.1f}s] {flag.state:<8} stage {stage:<3} "
+        f"{flag.percent_bp / 100:>5g}%  treatment n={t['samples']:<5} err={rate(t):<6} "
+        f"control n={c['samples']:<5} err={rate(c):<6} | {status[:90]}"
+    )
+    return text, flag.state
+
+
+@click.command("demo")
+@click.option(
+    "--inject-errors",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    metavar="RATE",
+    help="Share of improved prompts that fail (0.2 shows the automatic kill).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(10, 600),
+    default=120,
+    show_default=True,
+    metavar="SECONDS",
+    help="Give up after this long.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="Simulated skill-loader processes (SDK clients).",
+)
+@pass_state
+def demo(state: CliState, inject_errors: float, timeout: float, workers: int) -> None:
+    """Watch the reference rollout run itself: ramp to 100%, or kill on errors."""
+    logging.getLogger("rollout").setLevel(logging.ERROR)  # the demo prints its own story
+    base = load_settings(redis_url=state.redis_url).key_prefix
+    prefix = f"{base}-demo"
+    services = _demo_services(state, prefix)
+    settings = services.settings
+    # The simulated application processes connect the way an SDK would: by URL.
+    server_url = resolve_url(settings.redis_url, settings.data_dir, start_embedded=True)
+    try:
+        services.flags.delete(KEY, actor="demo", reason="fresh demo")
+    except FlagNotFound:
+        pass
+    ApplyService(services.flags).apply(DEMO_PLAN, actor="demo", reason="demo plan")
+    services.flags.advance(KEY, actor="demo", reason="start the rollout")
+    click.echo(
+        f"PROMPT_IMPROVER_ENABLED: 10% → 50% → 100%, bakes of 8s; gates error_rate 5%/10%, "
+        f"latency 1.2x/1.5x, memory 75/100 MB. Injected improver failures: {inject_errors:.0%}."
+    )
+    click.echo(f"{workers} skill loaders, {len(USERS):,} users; controller ticking every 0.2s.\n")
+    stop = threading.Event()
+    loaders = [
+        SkillLoader(server_url, prefix, seed, inject_errors, stop) for seed in range(workers)
+    ]
+    loop = build_controller(services, interval=0.2)
+    control = threading.Thread(target=loop.run, daemon=True)
+    started = time.monotonic()
+    for loader in loaders:
+        loader.start()
+    control.start()
+    final = State.ROLLING
+    try:
+        while time.monotonic() - started < timeout:
+            time.sleep(0.5)
+            text, final = _line(services, started)
+            click.echo(text)
+            if final in (State.COMPLETE, State.KILLED):
+                break
+    finally:
+        stop.set()
+        loop.stop.set()
+        control.join(5)
+        for loader in loaders:
+            loader.join(5)
+    _ending(services, loaders, final)
+    for loader in loaders:
+        loader.client.close()
+
+
+def _ending(services: Services, loaders: list[SkillLoader], final: State) -> None:
+    flag = services.flags.get(KEY)
+    click.echo("")
+    if final is State.COMPLETE:
+        click.echo(f"COMPLETE: the controller advanced {KEY} through every stage on the evidence.")
+    elif final is State.KILLED and flag.kill is not None:
+        click.echo(f"KILLED by {flag.kill.by}: {flag.kill.reason}")
+        # Every simulated process must have heard of the kill: count users still served.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(loader.answers_on() for loader in loaders):
+            time.sleep(0.05)
+        on = sum(loader.answers_on() for loader in loaders)
+        total = len(USERS) * len(loaders)
+        click.echo(f"users still getting the improver: {on} of {total} answers → feature off.")
+    else:
+        raise click.ClickException(f"demo ended with {KEY} {flag.state}: {flag.status}")
+    for entry in reversed(services.flags.audit(KEY, limit=10)):
+        click.echo(
+            f"  audit {entry['at']}  {entry['actor']:<10} {entry['action']:<8} "
+            f"{(entry['reason'] or '')[:80]}"
+        )
