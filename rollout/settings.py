@@ -32,7 +32,7 @@ def parse_tokens(value: object, role: str) -> dict[str, str]:
         raise ValueError("must be a comma-separated list of name:token pairs")
     tokens: dict[str, str] = {}
     for raw in filter(None, (part.strip() for part in value.split(","))):
-        match = _TOKEN_PAIR.match(raw)
+        match = _TOKEN_PAIR.fullmatch(raw)
         if not match:
             # Never echo the token itself: only the name part (before the colon) is safe.
             raise ValueError(
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     @field_validator("key_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9_.:-]{1,64}$", value):
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
             raise ValueError("must be 1-64 of letters, digits and _ . : -")
         return value
 

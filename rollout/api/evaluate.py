@@ -1,4 +1,4 @@
-"""Who gets a flag, and why: the same evaluation as the SDK, for operators."""
+"""Who gets a flag and why, and what its gates read: the evidence operators look at."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from flask import Response
 
 from rollout.api.auth import protected_blueprint
 from rollout.api.http import query_args, render, services
-from rollout.api.models import EvaluateQuery, EvaluationOut
+from rollout.api.models import EvaluateQuery, EvaluationOut, GatesOut
 from rollout.api.spec import documented, responses
 
 bp = protected_blueprint("evaluate", __name__)
@@ -18,3 +18,11 @@ def evaluate(key: str) -> Response:
     """What the flag answers for one user: enabled, the reason, and the user's bucket."""
     user = query_args(EvaluateQuery)["user"]
     return render(services().flags.evaluate(key, user).to_dict())
+
+
+@bp.get("/flags/<key>/gates")
+@documented(tags=["gates"], resp=responses(GatesOut))
+def gates(key: str) -> Response:
+    """Readings per gate (window and stage) and per arm, with the controller's last decision."""
+    found = services()
+    return render(found.gates.report(found.flags.get(key)))

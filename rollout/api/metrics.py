@@ -10,13 +10,17 @@ samples, controller counters), write a source and append it to ``SOURCES`` or pa
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from rollout.core import histogram
 from rollout.core.errors import RolloutError
 from rollout.core.model import Flag, State
+from rollout.storage.counters import ControllerCounters
+from rollout.storage.leader import LeaderLock
 from rollout.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,58 @@ def flag_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
     yield version
 
 
-SOURCES: list[MetricSource] = [flag_figures]
+def arm_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
+    """Per flag and arm, over the current stage: samples, errors and p95 latency."""
+    samples = GaugeMetricFamily(
+        "rollout_arm_samples", "Outcomes recorded in the current stage.", labels=["flag", "arm"]
+    )
+    errors = GaugeMetricFamily(
+        "rollout_arm_errors", "Errors recorded in the current stage.", labels=["flag", "arm"]
+    )
+    p95 = GaugeMetricFamily(
+        "rollout_arm_p95_seconds", "p95 latency in the current stage.", labels=["flag", "arm"]
+    )
+    for flag in flags:
+        if flag.stage_started_at is None:
+            continue  # never rolled out: no evidence to show (a killed flag keeps its own)
+        stage = services.gates.evidence(flag).stage
+        for arm, stats in (("treatment", stage.treatment), ("control", stage.control)):
+            samples.add_metric([flag.key, arm], stats.samples)
+            errors.add_metric([flag.key, arm], stats.errors)
+            value = histogram.percentile(stats.latency, 0.95)
+            if value is not None and math.isfinite(value):
+                p95.add_metric([flag.key, arm], value / 1000)
+    yield samples
+    yield errors
+    yield p95
+
+
+def controller_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
+    """The controller's counters (kept in Redis by the leader) and whether a leader holds."""
+    counts = ControllerCounters(services.redis, services.keys).read()
+    for name, help_text in (
+        ("ticks", "Controller ticks."),
+        ("advances", "Advances (and completions) made by the controller."),
+        ("holds", "Hold decisions."),
+        ("kills", "Automatic kills."),
+    ):
+        family = CounterMetricFamily(f"rollout_controller_{name}", help_text, labels=[])
+        family.add_metric([], counts.get(name, 0))
+        yield family
+    alive = GaugeMetricFamily(
+        "rollout_controller_leader_alive", "1 while a controller holds the leader lock.", labels=[]
+    )
+    holder = LeaderLock(services.redis, services.keys, services.settings.leader_ttl).holder()
+    alive.add_metric([], 1.0 if holder else 0.0)
+    yield alive
+    dropped = CounterMetricFamily(
+        "rollout_sdk_dropped_samples", "Outcomes SDK clients could not keep.", labels=[]
+    )
+    dropped.add_metric([], services.gates.metrics.sdk_dropped())
+    yield dropped
+
+
+SOURCES: list[MetricSource] = [flag_figures, arm_figures, controller_figures]
 
 
 class RolloutCollector(Collector):

@@ -206,6 +206,7 @@ class AuditEntryOut(BaseModel):
     after: dict[str, Any] | None
     at: str
     version: int
+    seq: int = Field(0, description="global order of audit entries across flags")
 
 
 class AuditOut(BaseModel):
@@ -238,6 +239,51 @@ class RestoreOut(BaseModel):
     updated: list[str]
     deleted: list[str]
     unchanged: list[str]
+
+
+class ArmOut(BaseModel):
+    samples: int
+    errors: int
+    error_rate: float | None
+    errors_by_type: dict[str, int]
+    exposures: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+
+class ReadingOut(BaseModel):
+    verdict: Literal["pass", "warn", "fail", "insufficient"]
+    value: float | None = Field(description="observed: a rate, a ratio or megabytes")
+    bound: float | None = Field(description="the confidence bound the verdict judged")
+    samples: int
+    control_value: float | None
+    control_samples: int
+    why: str
+
+
+class ScopedReadings(BaseModel):
+    window: ReadingOut = Field(description="over the gate's sliding window")
+    stage: ReadingOut = Field(description="over the whole stage (since stage_started_at)")
+
+
+class GateReadingOut(GateOut):
+    verdict: Literal["pass", "warn", "fail", "insufficient"]
+    why: str
+    readings: ScopedReadings
+
+
+class GatesOut(BaseModel):
+    key: str
+    state: str
+    stage: int | None
+    evidence_since: str | None
+    read_at: str | None
+    arms: dict[Literal["treatment", "control"], ArmOut] = Field(description="whole stage")
+    memory_mb: float | None = Field(description="highest growth of a treatment process")
+    baseline_p95_ms: float | None
+    gates: list[GateReadingOut]
+    status: StatusOut | None = Field(description="the controller's last decision")
 
 
 class HealthOut(BaseModel):

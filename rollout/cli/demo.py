@@ -19,6 +19,7 @@ import click
 
 from rollout import RolloutClient
 from rollout.cli.context import CliState, pass_state
+from rollout.cli.errors import CliError
 from rollout.controller.loop import build_controller
 from rollout.core.errors import FlagNotFound
 from rollout.core.model import State
@@ -205,7 +206,7 @@ def _ending(services: Services, loaders: list[SkillLoader], final: State) -> Non
         total = len(USERS) * len(loaders)
         click.echo(f"users still getting the improver: {on} of {total} answers → feature off.")
     else:
-        raise click.ClickException(f"demo ended with {KEY} {flag.state}: {flag.status}")
+        raise CliError(f"demo ended with {KEY} {flag.state}: {flag.status}")
     for entry in reversed(services.flags.audit(KEY, limit=10)):
         click.echo(
             f"  audit {entry['at']}  {entry['actor']:<10} {entry['action']:<8} "

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rollout.cli import apply, demo, embedded, flags, moves, operate, snapshot
+from rollout.cli import apply, demo, embedded, flags, moves, operate, serve, snapshot
 from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
 from rollout.wiring import Services
@@ -69,6 +69,7 @@ for command in (
     operate.controller,
     operate.watch,
     demo.demo,
+    serve.serve,
 ):
     cli.add_command(command)
 

@@ -11,12 +11,13 @@ import click
 
 from rollout.cli import render
 from rollout.cli.context import CliState, key_argument, pass_state
+from rollout.cli.errors import CliError, usage
 from rollout.controller.loop import build_controller
 
 
 def _interval(value: float | None) -> float | None:
     if value is not None and not 0.01 <= value <= 3600:
-        raise click.BadParameter("must be from 0.01 to 3600 seconds", param_hint="--interval")
+        raise usage("--interval must be from 0.01 to 3600 seconds")
     return value
 
 
@@ -40,7 +41,7 @@ def controller(state: CliState, interval: float | None, once: bool) -> None:
     if once:
         outcomes = loop.run_once()
         if outcomes is None:
-            raise click.ClickException("another controller holds the lock; nothing done")
+            raise CliError("another controller holds the lock; nothing done")
         for outcome in outcomes:
             click.echo(f"{outcome.key}: {outcome.decision.action}: {outcome.decision.why}")
         return

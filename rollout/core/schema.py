@@ -31,7 +31,7 @@ DEFAULT_WINDOW_MS = 60_000
 
 
 def validate_key(key: object, field: str = "key") -> str:
-    if not isinstance(key, str) or not KEY_PATTERN.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.fullmatch(key):
         raise ValidationError(
             f"{key!r} is not a valid flag key (a letter, then up to 127 of A-Z a-z 0-9 _ . -)",
             field,
@@ -44,6 +44,10 @@ def _text(value: object, field: str, limit: int = MAX_TEXT) -> str:
         raise ValidationError("must be a string", field)
     if len(value) > limit:
         raise ValidationError(f"is longer than {limit} characters", field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates: valid Python, not storable text
+        raise ValidationError("is not valid Unicode text", field) from None
     return value
 
 

@@ -59,7 +59,7 @@ def parse_duration(value: object, field: str = "duration") -> int:
             raise ValidationError(f"{value!r} is not a valid duration", field)
         ms = Decimal(text) * 1000
     elif isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not match:
             raise ValidationError(
                 f"{value!r} is not a duration (use e.g. '500ms', '90s', '15m', '36h', '3d')", field

@@ -31,7 +31,7 @@ def read_overrides(environ: Mapping[str, str]) -> dict[str, bool]:
     """Variables named like a flag key with a boolean value: the operators' per-process lever."""
     overrides = {}
     for name, value in environ.items():
-        if KEY_PATTERN.match(name) and not name.startswith("ROLLOUT_"):
+        if KEY_PATTERN.fullmatch(name) and not name.startswith("ROLLOUT_"):
             word = value.strip().lower()
             if word in _TRUE or word in _FALSE:
                 overrides[name] = word in _TRUE

@@ -95,8 +95,10 @@ class GateService:
                     **gate_to_dict(s.gate),
                     "verdict": str(s.verdict),
                     "why": s.why,
-                    "window": reading_to_dict(s.window),
-                    "stage": reading_to_dict(s.stage),
+                    "readings": {
+                        "window": reading_to_dict(s.window),
+                        "stage": reading_to_dict(s.stage),
+                    },
                 }
                 for s in summaries
             ],

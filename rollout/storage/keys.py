@@ -13,7 +13,7 @@ PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 class Keys:
     def __init__(self, prefix: str = "rollout") -> None:
-        if not PREFIX_PATTERN.match(prefix):
+        if not PREFIX_PATTERN.fullmatch(prefix):
             raise ValueError(f"invalid key prefix {prefix!r}")
         self.prefix = prefix
         self.index = f"{prefix}:flags"  # set of every flag key

@@ -118,7 +118,7 @@ def test_public_routes_need_no_token(client: FlaskClient) -> None:
     document = client.get("/openapi.json").get_json()
     assert document["openapi"].startswith("3.")
     assert "/api/v1/flags/{key}/percentage" in document["paths"]
-    assert "/api/v1/flags/{key}/gates" not in document["paths"]
+    assert "/api/v1/flags/{key}/gates" in document["paths"]
 
 
 def test_openapi_documents_bodies_from_the_models(client: FlaskClient) -> None:

@@ -1,0 +1,66 @@
+"""GET /api/v1/flags/{key}/gates and the per-arm and controller figures of /metrics."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from rollout.controller.loop import build_controller
+from rollout.storage.metrics import Batch
+from rollout.wiring import Services
+from tests.api.conftest import ADMIN, READ, create, error_of
+
+GATES = [
+    {"metric": "error_rate", "warn": 0.05, "critical": 0.10, "min_samples": 100},
+    {"metric": "latency_ratio", "warn": 1.2, "critical": 1.5, "min_samples": 100},
+]
+
+
+def rolling_with_evidence(client: FlaskClient, services: Services) -> None:
+    create(client, gates=GATES, stages=[{"percent": 10, "bake": "1h"}, {"percent": 100}])
+    assert client.post("/api/v1/flags/F/advance", headers=ADMIN).status_code == 200
+    flag = services.flags.get("F")
+    batch = Batch()
+    for arm, samples, errors in (("treatment", 400, 100), ("control", 3600, 36)):
+        tally = batch.tally("F", flag.stage_started_at or 0, arm)
+        tally.samples, tally.errors = samples, errors
+        tally.errors_by_type["Boom"] = errors
+        tally.latency = {40: samples}
+    services.gates.metrics.flush(batch, now=services.clock(), process="test")
+
+
+def test_gates_report_per_gate_and_arm(client: FlaskClient, services: Services) -> None:
+    rolling_with_evidence(client, services)
+    build_controller(services).tick()
+    body = client.get("/api/v1/flags/F/gates", headers=READ).get_json()
+    assert body["arms"]["treatment"]["samples"] == 400
+    assert body["arms"]["treatment"]["error_rate"] == 0.25
+    assert body["arms"]["control"]["errors_by_type"] == {"Boom": 36}
+    error_rate, latency = body["gates"]
+    assert (error_rate["metric"], error_rate["verdict"]) == ("error_rate", "fail")
+    assert error_rate["readings"]["stage"]["samples"] == 400
+    assert latency["verdict"] == "pass" and latency["window"] == 60
+    assert body["status"]["decision"] == "killed"
+
+
+def test_gates_of_unknown_flag_is_404(client: FlaskClient) -> None:
+    response = client.get("/api/v1/flags/NOPE/gates", headers=READ)
+    assert response.status_code == 404 and error_of(response)["code"] == "flag_not_found"
+
+
+def test_gates_need_a_token(client: FlaskClient) -> None:
+    assert client.get("/api/v1/flags/F/gates").status_code == 401
+
+
+def test_metrics_has_arm_and_controller_figures(client: FlaskClient, services: Services) -> None:
+    rolling_with_evidence(client, services)
+    controller = build_controller(services)
+    assert controller.lead()
+    controller.tick()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'rollout_arm_samples{arm="treatment",flag="F"} 400.0' in text
+    assert 'rollout_arm_errors{arm="control",flag="F"} 36.0' in text
+    assert 'rollout_arm_p95_seconds{arm="treatment",flag="F"}' in text
+    assert "rollout_controller_ticks_total 1.0" in text
+    assert "rollout_controller_kills_total 1.0" in text
+    assert "rollout_controller_leader_alive 1.0" in text
+    assert "rollout_sdk_dropped_samples_total 0.0" in text
