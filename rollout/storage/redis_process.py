@@ -143,7 +143,7 @@ class RedisProcess:
 
     @property
     def pid(self) -> int | None:
-        if self._popen is not None and self._popen.poll() is None:
+        if self._popen is not None and self._alive(self._popen.pid):
             return self._popen.pid
         return read_pidfile(self.pidfile)
 
@@ -265,8 +265,14 @@ class RedisProcess:
         return self._popen is not None and self._popen.pid == pid
 
     def _alive(self, pid: int) -> bool:
-        if self._popen is not None and self._popen.pid == pid:
-            return self._popen.poll() is None
+        # Not Popen.poll(): while the reaper thread sits in wait(), poll() answers None (alive)
+        # even for a server that has just exited. /proc's view (zombies count as dead) is exact.
+        if (
+            self._popen is not None
+            and self._popen.pid == pid
+            and self._popen.returncode is not None
+        ):
+            return False
         return pid_alive(pid)
 
     def _shutdown(self) -> bool:
