@@ -87,7 +87,10 @@ class Settings(BaseSettings):
         1.0, gt=0, le=60, description="SDK: seconds between metric flushes to Redis."
     )
     metrics_buffer: int = Field(
-        100_000, gt=0, description="SDK: outcomes buffered between flushes before dropping."
+        100_000,
+        gt=0,
+        description="SDK: replaced flag values whose unsent outcome counts are kept while Redis "
+        "is away; past that the oldest are dropped and counted.",
     )
     metrics_retention: float = Field(
         6 * 3600.0, ge=60, description="Seconds metric windows live in Redis before expiring."

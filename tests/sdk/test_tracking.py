@@ -1,0 +1,113 @@
+"""track()/record(): outcomes land in the right arm, flush as deltas, survive an outage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollout import RolloutClient
+from rollout.core.bucketing import bucket
+from rollout.storage.redis_process import RedisProcess
+from rollout.wiring import Services
+from tests.support import wait_until
+
+KEY = "F"
+
+
+def users(percent_bp: int, *, treatment: bool, n: int) -> list[str]:
+    """Users the bucket puts in (or out of) the cohort."""
+    found = [u for u in (f"user-{i}" for i in range(10_000)) if (bucket(KEY, u) < percent_bp)]
+    if not treatment:
+        found = [u for u in (f"user-{i}" for i in range(10_000)) if bucket(KEY, u) >= percent_bp]
+    return found[:n]
+
+
+@pytest.fixture
+def live(real_services: Services, redis_server_flushed: RedisProcess) -> Any:
+    real_services.flags.create(KEY, actor="t", allow=["qa-alice"], stages=[{"percent": 50}])
+    real_services.flags.advance(KEY, actor="t")
+    client = RolloutClient(redis_server_flushed.url, flush_interval=60, environ={})
+    yield real_services, client
+    client.close()
+
+
+def stage(services: Services) -> Any:
+    return services.gates.evidence(services.flags.get(KEY)).stage
+
+
+def test_track_records_outcomes_in_the_users_arm(live: Any) -> None:
+    services, client = live
+    flag = client.flag(KEY)
+    for user in users(5000, treatment=True, n=30):
+        with flag.track(user) as enabled:
+            assert enabled
+    for user in users(5000, treatment=False, n=20):
+        with pytest.raises(KeyError), flag.track(user) as enabled:
+            assert not enabled
+            raise KeyError("boom")
+    with flag.track("qa-alice") as enabled:  # allowed: on, but not random assignment
+        assert enabled
+    client.flush()
+    evidence = stage(services)
+    assert (evidence.treatment.samples, evidence.treatment.errors) == (30, 0)
+    assert (evidence.control.samples, evidence.control.errors) == (20, 20)
+    assert evidence.control.errors_by_type == {"KeyError": 20}
+    assert evidence.treatment.exposures == 30 and evidence.control.exposures == 20
+    assert sum(evidence.treatment.latency.values()) == 30
+
+
+def test_record_by_hand_and_bad_arguments_never_raise(live: Any) -> None:
+    services, client = live
+    flag = client.flag(KEY)
+    user = users(5000, treatment=True, n=1)[0]
+    flag.record(user, ok=False, duration_ms=12.5, error_type="Timeout")
+    flag.record(user, ok=False)  # no type: counted as "error"
+    flag.record(user, ok=True, duration_ms="soon")  # type: ignore[arg-type]
+    flag.record(object(), ok=True)
+    client.flush()
+    evidence = stage(services).treatment
+    assert evidence.errors_by_type == {"Timeout": 1, "error": 1}
+    assert evidence.samples >= 2
+
+
+def test_is_enabled_counts_exposures_not_samples(live: Any) -> None:
+    services, client = live
+    flag = client.flag(KEY)
+    for user in users(5000, treatment=True, n=7) + users(5000, treatment=False, n=5):
+        flag.is_enabled(user)
+    flag.is_enabled("qa-alice")
+    client.flush()
+    client.flush()  # a second flush sends nothing twice
+    evidence = stage(services)
+    assert (evidence.treatment.exposures, evidence.control.exposures) == (7, 5)
+    assert evidence.treatment.samples == 0
+
+
+def test_counts_wait_out_an_outage(live: Any, redis_server_flushed: RedisProcess) -> None:
+    services, client = live
+    flag = client.flag(KEY)
+    redis_server_flushed.stop()
+    try:
+        for user in users(5000, treatment=True, n=10):
+            with flag.track(user):
+                pass
+        client.flush()  # fails quietly; the deltas wait
+    finally:
+        redis_server_flushed.start()
+    assert wait_until(lambda: (client.flush() or stage(services).treatment.samples) == 10)
+
+
+def test_a_new_stage_counts_from_zero(live: Any) -> None:
+    services, client = live
+    flag = client.flag(KEY)
+    for user in users(5000, treatment=True, n=10):
+        flag.record(user, ok=False)
+    client.flush()
+    services.clock.advance(1)
+    services.flags.set_percent(KEY, 60, actor="t")  # a manual move restarts the evidence
+    assert wait_until(lambda: client.known_flags()[KEY].percent_bp == 6000)
+    for user in users(6000, treatment=True, n=3):
+        flag.record(user, ok=True)
+    client.flush()
+    assert stage(services).treatment.samples == 3
