@@ -31,12 +31,12 @@ def parse_tokens(value: object, role: str) -> dict[str, str]:
     if not isinstance(value, str):
         raise ValueError("must be a comma-separated list of name:token pairs")
     tokens: dict[str, str] = {}
-    for raw in filter(None, (part.strip() for part in value.split(","))):
+    for position, raw in enumerate(filter(None, (p.strip() for p in value.split(","))), 1):
         match = _TOKEN_PAIR.fullmatch(raw)
         if not match:
-            # Never echo the token itself: only the name part (before the colon) is safe.
+            # Never echo the entry: without its colon, all of it may be the secret.
             raise ValueError(
-                f"entry {raw.split(':', 1)[0]!r}... is not name:token "
+                f"entry {position} is not name:token "
                 "(name of letters, digits, _.@-; token of 16+ non-space characters)"
             )
         tokens[match.group(2)] = match.group(1)

@@ -10,11 +10,14 @@ from typing import Any
 from rollout.services.apply import ApplyService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
+from rollout.services.health import HealthService
 from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import connect
+from rollout.storage.counters import ControllerCounters
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
+from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
 
 
@@ -28,6 +31,7 @@ class Services:
     gates: GateService
     snapshots: SnapshotService
     apply: ApplyService
+    health: HealthService
     clock: Callable[[], float]
 
 
@@ -49,8 +53,12 @@ def build_services(
         )
     keys = Keys(settings.key_prefix)
     store = FlagStore(client, keys)
-    gates = GateService(MetricsStore(client, keys, settings.metrics_retention), clock)
+    metrics = MetricsStore(client, keys, settings.metrics_retention)
+    gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
+    health = HealthService(
+        store, metrics, ControllerCounters(client, keys), LeaderLock(client, keys, 1.0)
+    )
     return Services(
         settings=settings,
         redis=client,
@@ -60,5 +68,6 @@ def build_services(
         gates=gates,
         snapshots=SnapshotService(flags),
         apply=ApplyService(flags),
+        health=health,
         clock=clock,
     )

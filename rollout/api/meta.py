@@ -28,7 +28,7 @@ def healthz() -> Response:
 @documented(tags=TAGS, resp=responses(HealthOut, errors=(503,)), public=True)
 def readyz() -> Response:
     """Redis answers: 200, else 503 with the reason."""
-    services().store.ping()
+    services().health.ping()
     return render({"status": "ready"})
 
 

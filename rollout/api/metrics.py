@@ -19,8 +19,6 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from rollout.core import histogram
 from rollout.core.errors import RolloutError
 from rollout.core.model import Flag, State
-from rollout.storage.counters import ControllerCounters
-from rollout.storage.leader import LeaderLock
 from rollout.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -79,7 +77,7 @@ def arm_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
 
 def controller_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
     """The controller's counters (kept in Redis by the leader) and whether a leader holds."""
-    counts = ControllerCounters(services.redis, services.keys).read()
+    figures = services.health.controller()
     for name, help_text in (
         ("ticks", "Controller ticks."),
         ("advances", "Advances (and completions) made by the controller."),
@@ -87,18 +85,17 @@ def controller_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Me
         ("kills", "Automatic kills."),
     ):
         family = CounterMetricFamily(f"rollout_controller_{name}", help_text, labels=[])
-        family.add_metric([], counts.get(name, 0))
+        family.add_metric([], getattr(figures, name))
         yield family
     alive = GaugeMetricFamily(
         "rollout_controller_leader_alive", "1 while a controller holds the leader lock.", labels=[]
     )
-    holder = LeaderLock(services.redis, services.keys, services.settings.leader_ttl).holder()
-    alive.add_metric([], 1.0 if holder else 0.0)
+    alive.add_metric([], 1.0 if figures.leader else 0.0)
     yield alive
     dropped = CounterMetricFamily(
         "rollout_sdk_dropped_samples", "Outcomes SDK clients could not keep.", labels=[]
     )
-    dropped.add_metric([], services.gates.metrics.sdk_dropped())
+    dropped.add_metric([], services.health.sdk_dropped())
     yield dropped
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rollout.core.decide import Action, Decision, decide
-from rollout.core.errors import PreconditionFailed, RolloutError, StorageError
+from rollout.core.errors import PreconditionFailed, RolloutError, StorageError, ValidationError
 from rollout.core.model import Flag, State
 from rollout.core.units import to_ms
 from rollout.services.flags import FlagService
@@ -65,6 +65,7 @@ class Controller:
         self.watch_period_ms = int(watch_period * 1000)
         self.stop = threading.Event()
         self._outage_logged = False
+        self._leading_since: float | None = None  # monotonic time of the last lock renewal
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -74,11 +75,20 @@ class Controller:
         for flag in self.flags.list_flags():
             if flag.state in (State.KILLED, State.DRAFT):
                 continue  # never touched, or serving no one through the bucket
+            if not self._still_leading():
+                log.warning("lost the controller lock mid-tick; stopping this tick")
+                break
             try:
                 outcomes.append(self._decide_and_act(flag, now))
+            except StorageError:
+                raise  # Redis is away: the loop logs it once and retries next tick
             except RolloutError as error:
                 # One flag's trouble (a deleted flag, a malformed plan) must not stop the others.
                 log.warning("flag %s: %s", flag.key, error)
+            except Exception:
+                # Nor may a bug that one flag's values trigger: the kill switch of every other
+                # flag depends on this loop staying up.
+                log.exception("flag %s: unexpected error; skipped this tick", flag.key)
         tally = Counter(o.decision.action for o in outcomes if o.acted)
         self.counters.add(
             {
@@ -91,7 +101,8 @@ class Controller:
         )
         return outcomes
 
-    def _decide_and_act(self, flag: Flag, now: float) -> Outcome:
+    def _decide_and_act(self, flag: Flag, now: float, *, retry: bool = True) -> Outcome:
+        """Decide on ``flag`` as read; if it changed before the act, decide once more at once."""
         evidence = self.gates.evidence(flag)
         readings = self.gates.readings(flag, evidence)
         decision = decide(
@@ -101,22 +112,23 @@ class Controller:
             stage_samples=evidence.stage.treatment.samples,
             watch_period_ms=self.watch_period_ms,
         )
-        acted = True
-        if decision.action is Action.KILL:
-            self.flags.kill(flag.key, reason=decision.why, actor=ACTOR)
-            log.warning("killed %s: %s", flag.key, decision.why)
-        elif decision.action in (Action.ADVANCE, Action.COMPLETE):
-            try:
-                # From the version we judged only: if an operator moved the flag meanwhile, the
-                # evidence belongs to another stage and the next tick decides afresh.
+        try:
+            # Every action applies only to the version that was judged: if an operator moved
+            # the flag meanwhile, the evidence belongs to another stage or to before a revive.
+            if decision.action is Action.KILL:
+                self.flags.kill(flag.key, reason=decision.why, actor=ACTOR, if_version=flag.version)
+                log.warning("killed %s: %s", flag.key, decision.why)
+            elif decision.action in (Action.ADVANCE, Action.COMPLETE):
                 moved = self.flags.advance(
                     flag.key, actor=ACTOR, reason=decision.why, force=True, if_version=flag.version
                 )
                 log.info("%s %s to %s", decision.action, flag.key, moved.state)
-            except PreconditionFailed:
-                return Outcome(flag.key, decision, acted=False)
+        except PreconditionFailed:
+            if retry:
+                return self._decide_and_act(self.flags.get(flag.key), now, retry=False)
+            return Outcome(flag.key, decision, acted=False)
         self._say(flag, decision)
-        return Outcome(flag.key, decision, acted)
+        return Outcome(flag.key, decision, acted=True)
 
     def _say(self, flag: Flag, decision: Decision) -> None:
         word = STATUS_WORD[decision.action]
@@ -126,14 +138,27 @@ class Controller:
 
     # -- the loop ------------------------------------------------------------------------
 
+    def _still_leading(self) -> bool:
+        """Renew the lock when a long tick has used a third of its TTL; False if it is lost.
+
+        Outside ``run`` (a test's direct ``tick``) nothing was taken, and nothing is checked.
+        """
+        if self._leading_since is None:
+            return True
+        if time.monotonic() - self._leading_since < self.lock.ttl_ms / 3000:
+            return True
+        return self.lead()
+
     def lead(self) -> bool:
         try:
             leader = self.lock.acquire()
+            self._leading_since = time.monotonic() if leader else None
             if self._outage_logged:
                 self._outage_logged = False
                 log.warning("Redis reachable again")
             return leader
         except StorageError as error:
+            self._leading_since = None
             if not self._outage_logged:
                 self._outage_logged = True
                 log.error("Redis unreachable (%s); not leading until it answers", error)
@@ -168,6 +193,7 @@ class Controller:
                 self.release()
 
     def release(self) -> None:
+        self._leading_since = None
         try:
             self.lock.release()
         except StorageError:
@@ -177,12 +203,20 @@ class Controller:
 def build_controller(services: Services, *, interval: float | None = None) -> Controller:
     """The controller over the wired services (see ``rollout.wiring.build_services``)."""
     settings = services.settings
+    interval = interval if interval is not None else settings.controller_interval
+    if interval * 2 > settings.leader_ttl:
+        # A lock that expires between two ticks would let a second controller act too.
+        raise ValidationError(
+            f"the controller interval ({interval:g}s) must be at most half of "
+            f"ROLLOUT_LEADER_TTL ({settings.leader_ttl:g}s)",
+            "interval",
+        )
     return Controller(
         services.flags,
         services.gates,
         LeaderLock(services.redis, services.keys, settings.leader_ttl),
         ControllerCounters(services.redis, services.keys),
         clock=services.clock,
-        interval=interval if interval is not None else settings.controller_interval,
+        interval=interval,
         watch_period=settings.watch_period,
     )

@@ -11,8 +11,12 @@ BUCKETS = 10_000
 
 
 def bucket(salt: str, user: str) -> int:
-    """The user's bucket in 0..9999; a user is in the cohort iff ``bucket < percent_bp``."""
-    return mmh3.hash(f"{salt}:{user}", 0, False) % BUCKETS
+    """The user's bucket in 0..9999; a user is in the cohort iff ``bucket < percent_bp``.
+
+    Hashes the UTF-8 bytes explicitly: mmh3 given a ``str`` with a lone surrogate crashes the
+    interpreter, whereas ``encode`` raises an exception the caller can handle.
+    """
+    return mmh3.hash(f"{salt}:{user}".encode(), 0, False) % BUCKETS
 
 
 def in_cohort(salt: str, user: str, percent_bp: int) -> bool:

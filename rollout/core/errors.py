@@ -67,6 +67,7 @@ class MalformedFlag(RolloutError):
 
     def __init__(self, key: str, detail: str) -> None:
         self.key = key
+        self.detail = detail
         super().__init__(f"stored flag {key!r} is malformed: {detail}")
 
 

@@ -240,8 +240,9 @@ def _error_rate(
             control_samples=cn,
         )
 
-    if n < gate.min_samples:
-        return reading(Verdict.INSUFFICIENT, None, f"error_rate: {n}/{gate.min_samples} samples")
+    if n == 0 or n < gate.min_samples:  # min_samples may be 0: no samples is still no evidence
+        need = max(gate.min_samples, 1)
+        return reading(Verdict.INSUFFICIENT, None, f"error_rate: {n}/{need} samples")
     rate = x / n
     warn_low = stats.wilson_interval(x, n, strict.warn_z)[0]
     fail_low = stats.wilson_interval(x, n, strict.fail_z)[0]
@@ -251,9 +252,13 @@ def _error_rate(
 
     if fail_low >= gate.critical:
         above = said(fail_low, f"≥ critical {_pct(gate.critical)}")
-        # Too little control traffic to compare with (or none, at 100%): thresholds alone decide.
-        if cn < gate.min_samples:
+        # No control at all (100%): the absolute thresholds alone decide (DESIGN §4).
+        if cn == 0:
             return reading(Verdict.FAIL, fail_low, above)
+        # Some control, too little to compare: it may be sharing the outage, so hold, not kill.
+        if cn < gate.min_samples:
+            why = f"{above}; control has {cn}/{gate.min_samples} samples, too few to compare"
+            return reading(Verdict.WARN, fail_low, why)
         z = stats.two_proportion_z(x, n, cx, cn)
         versus = f"control {_pct(cx / cn)} over {cn}"
         if z >= strict.compare_z:

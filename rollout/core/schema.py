@@ -51,6 +51,11 @@ def _text(value: object, field: str, limit: int = MAX_TEXT) -> str:
     return value
 
 
+def validate_text(value: object, field: str, limit: int = MAX_TEXT) -> str:
+    """Text an operator typed (a reason, an actor, a user id): a string Redis can store."""
+    return _text(value, field, limit)
+
+
 def _bool(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise ValidationError("must be true or false", field)

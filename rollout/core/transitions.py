@@ -110,8 +110,7 @@ def rollback(flag: Flag, now: int) -> Flag:
         return _moved(
             flag, now, state=State.DRAFT, stage=None, percent_bp=0, completed_at=None
         ).with_changes(stage_started_at=None)
-    moved = _to_stage(flag, previous, now)
-    return moved if flag.state is State.PAUSED else moved.with_changes(state=State.ROLLING)
+    return _to_stage(flag, previous, now)
 
 
 def pause(flag: Flag, now: int) -> Flag:
@@ -205,7 +204,3 @@ def replan(flag: Flag, stages: tuple[Stage, ...]) -> Flag:
     if flag.stage is None or flag.state is State.DRAFT:
         return moved
     return moved.with_changes(stage=stage_for_percent(moved, flag.percent_bp))
-
-
-def describe_percent(flag: Flag) -> str:
-    return f"{render_percent(flag.percent_bp)}%"

@@ -100,11 +100,16 @@ def render_instant(ms: int | None) -> str | None:
     return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
+MAX_INSTANT_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last ISO 8601 can write
+
+
 def parse_instant(value: object, field: str) -> int | None:
-    """Inverse of ``render_instant``; also takes epoch seconds as a number."""
+    """Inverse of ``render_instant``; also takes epoch seconds as a number. 1970 to 9999."""
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not 0 <= value <= MAX_INSTANT_MS / 1000:
+            raise ValidationError(f"{value!r} is not a time between 1970 and 9999", field)
         return to_ms(float(value))
     if not isinstance(value, str):
         raise ValidationError("must be an ISO 8601 time", field)
@@ -114,4 +119,7 @@ def parse_instant(value: object, field: str) -> int | None:
         raise ValidationError(f"{value!r} is not an ISO 8601 time", field) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp()) * 1000 + parsed.microsecond // 1000
+    ms = int(parsed.timestamp()) * 1000 + parsed.microsecond // 1000
+    if not 0 <= ms <= MAX_INSTANT_MS:
+        raise ValidationError(f"{value!r} is not a time between 1970 and 9999", field)
+    return ms

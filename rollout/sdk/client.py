@@ -38,6 +38,11 @@ def read_overrides(environ: Mapping[str, str]) -> dict[str, bool]:
     return overrides
 
 
+def _content(flag: Flag | None) -> Flag | None:
+    """What answers depend on: the controller's status word changes nothing."""
+    return None if flag is None else flag.with_changes(status=None)
+
+
 class FlagHandle:
     """``client.flag(KEY)``. Its ``is_enabled`` is swapped in place when the flag changes."""
 
@@ -169,9 +174,12 @@ class RolloutClient:
     def _replace_all(self, flags: dict[str, Flag]) -> None:
         """A full resync: Redis is the truth, so a flag that is gone answers its default."""
         with self._write_lock:
-            self._flags = dict(flags)
-            for handle in self._handles.values():
-                self._recompile(handle)
+            before, self._flags = self._flags, dict(flags)
+            for (key, _default), handle in self._handles.items():
+                # Only what changed: a fresh answer function would orphan the outcomes of
+                # track() blocks running in the old one, and most resyncs change nothing.
+                if _content(before.get(key)) != _content(flags.get(key)):
+                    self._recompile(handle)
 
     def _apply(self, key: str, flag: Flag | None, version: int) -> bool:
         """One change from the channel; older news than what we hold is ignored."""

@@ -67,6 +67,13 @@ class Compiled:
     )
 
 
+def _hash(prefix: str, user: object) -> int:
+    """The bucket of a string id; raises (never crashes) for anything that is not one."""
+    if user.isascii():  # type: ignore[attr-defined]
+        return mmh3.hash(prefix + user, 0, False) % BUCKETS  # type: ignore[operator]
+    return mmh3.hash((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
+
+
 def _constant(key: str, value: bool) -> Compiled:
     code = ON if value else OFF
     return _finish(Compiled(check=lambda user: value, assign=lambda user: code, key=key, epoch=0))
@@ -123,24 +130,27 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
 
         def cohort(user: object) -> bool:
             try:
-                on = hash32(prefix + user, 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
-            except TypeError:
+                # ASCII ids (nearly all) hash as str, the fastest path; anything else goes
+                # through encode(), which refuses lone surrogates instead of crashing mmh3.
+                if user.isascii():  # type: ignore[attr-defined]
+                    on = hash32(prefix + user, 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
+                else:
+                    on = hash32((prefix + user).encode(), 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
+            except (TypeError, AttributeError, UnicodeError):
                 return careful(user)
             counts[on] += 1
             return on
 
         def cohort_code(user: object) -> int:
             try:
-                if hash32(prefix + user, 0, False) % BUCKETS < percent_bp:  # type: ignore[operator]
-                    return TREATMENT
-                return CONTROL
-            except TypeError:
+                return TREATMENT if _hash(prefix, user) < percent_bp else CONTROL
+            except (TypeError, AttributeError, UnicodeError):
                 return careful_code(user)
 
         def cohort_enter(user: object) -> int:
             try:
-                on = hash32(prefix + user, 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
-            except TypeError:
+                on = _hash(prefix, user) < percent_bp
+            except (TypeError, AttributeError, UnicodeError):
                 code = careful_code(user)
                 if code >= CONTROL:
                     counts[code - CONTROL] += 1
@@ -156,8 +166,8 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
                 return False
             if user in allow:
                 return True
-            on = hash32(prefix + user, 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
-        except TypeError:
+            on = _hash(prefix, user) < percent_bp
+        except (TypeError, AttributeError, UnicodeError):
             return careful(user)
         counts[on] += 1
         return on
@@ -168,10 +178,8 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
                 return OFF
             if user in allow:
                 return ON
-            if hash32(prefix + user, 0, False) % BUCKETS < percent_bp:  # type: ignore[operator]
-                return TREATMENT
-            return CONTROL
-        except TypeError:
+            return TREATMENT if _hash(prefix, user) < percent_bp else CONTROL
+        except (TypeError, AttributeError, UnicodeError):
             return careful_code(user)
 
     return _finish(Compiled(listed, listed_code, key, flag.stage_started_at or 0, None, counts))

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rollout.sdk")
 
 MEMORY_REPORT_SECONDS = 5.0
+RETIRED_SECONDS = 120.0  # longer than any request a track() block should wrap
 _perf = time.perf_counter
 _bucket = bisect_left
 _UPPER = UPPER_BOUNDS
@@ -102,7 +103,9 @@ class Recorder:
         self._sent: dict[
             int, tuple[Compiled, list[tuple[int, int, dict[str, int], list[int]]], list[int]]
         ] = {}
-        self._pending_retired: list[Compiled] = []
+        # Replaced answer functions, with when they were replaced: a track() block that began
+        # before the change still records into them, so they are flushed for a while longer.
+        self._pending_retired: list[tuple[Compiled, float]] = []
         self._served: set[tuple[str, int]] = set()  # (key, epoch) where we served the treatment
         self._memory_reported: set[tuple[str, int]] = set()
         self._last_memory_report = 0.0
@@ -151,16 +154,16 @@ class Recorder:
         while not self._stop.wait(self.settings.flush_interval):
             self.flush()
 
-    def _live(self) -> list[Compiled]:
-        retired = self._pending_retired + self.client._take_retired()
+    def _live(self, now: float) -> list[Compiled]:
+        retired = self._pending_retired + [(c, now) for c in self.client._take_retired()]
         if len(retired) > self.capacity:
             # Replaced flag values whose counts could not be sent: keep the newest, count the rest.
-            for old in retired[: len(retired) - self.capacity]:
+            for old, _since in retired[: len(retired) - self.capacity]:
                 self.dropped += sum(a.samples for a in old.arms) - self._sent_samples(old)
                 self._sent.pop(id(old), None)
             retired = retired[len(retired) - self.capacity :]
         self._pending_retired = retired
-        return retired + self.client._current_compiled()
+        return [c for c, _since in retired] + self.client._current_compiled()
 
     def _sent_samples(self, compiled: Compiled) -> int:
         sent = self._sent.get(id(compiled))
@@ -172,7 +175,7 @@ class Recorder:
         """What grew since the last successful flush, and the marks to commit after sending."""
         batch = Batch()
         marks: dict[int, Any] = {}
-        live = self._live()
+        live = self._live(now)
         for compiled in live:
             sent = self._sent.get(id(compiled))
             if sent is None or sent[0] is not compiled:
@@ -228,7 +231,7 @@ class Recorder:
                 batch, marks = self.collect(now)
                 if batch:
                     self._metrics_store().flush(batch, now=now, process=self.process)
-                self._commit(marks, batch.dropped)
+                self._commit(marks, batch.dropped, now)
                 if self._outage_logged:
                     self._outage_logged = False
                     log.warning("metrics flushing works again")
@@ -241,10 +244,13 @@ class Recorder:
             except Exception:
                 log.exception("metrics flush failed")
 
-    def _commit(self, marks: dict[int, Any], dropped_sent: int) -> None:
+    def _commit(self, marks: dict[int, Any], dropped_sent: int, now: float) -> None:
         self._sent = marks
         self.dropped -= dropped_sent
-        self._pending_retired = []  # their last deltas are out
+        # Sent up to now; a block still running in a replaced function may add a little more.
+        self._pending_retired = [
+            (c, since) for c, since in self._pending_retired if now - since < RETIRED_SECONDS
+        ]
 
     def _metrics_store(self) -> MetricsStore:
         if self._store is None:

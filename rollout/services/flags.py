@@ -24,12 +24,24 @@ from rollout.core.errors import (
 )
 from rollout.core.evaluation import Evaluation, evaluate
 from rollout.core.model import Flag, State, Status, new_flag
-from rollout.core.schema import parse_config, validate_key
+from rollout.core.schema import parse_config, validate_key, validate_text
 from rollout.core.units import MAX_BP, parse_percent, to_ms
 from rollout.storage.flags import AuditEntry, FlagStore
 
 Clock = Callable[[], float]
 MAX_ATTEMPTS = 50
+
+
+MAX_ACTOR = 256
+
+
+def _words(actor: str, reason: str | None) -> None:
+    """Who and why end up in the audit log: refuse what it could not store or show."""
+    validate_text(actor, "actor", MAX_ACTOR)
+    if not actor.strip():
+        raise ValidationError("must not be blank", "actor")
+    if reason is not None:
+        validate_text(reason, "reason")
 
 
 def _backoff(attempt: int) -> None:
@@ -83,8 +95,8 @@ class FlagService:
         return [flags[k] for k in sorted(flags)], [str(p) for p in problems]
 
     def evaluate(self, key: str, user: str) -> Evaluation:
-        if not isinstance(user, str) or not user or len(user) > 1024:
-            raise ValidationError("must be a non-empty string of at most 1024 characters", "user")
+        if not validate_text(user, "user", 1024):
+            raise ValidationError("must not be empty", "user")
         return evaluate(self.get(key), user)
 
     def audit(self, key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
@@ -108,6 +120,7 @@ class FlagService:
     ) -> Flag | None:
         """Read, apply ``change``, write CAS; retry on conflict. None from change = delete."""
         validate_key(key)
+        _words(actor, reason)
         for _attempt in range(MAX_ATTEMPTS):
             current = self.store.get(key)
             if if_match is not None and current.version != if_match:
@@ -151,9 +164,10 @@ class FlagService:
     def create(self, key: str, *, actor: str, reason: str | None = None, **config: Any) -> Flag:
         """A draft at 0%; ``config`` takes the TOML/JSON fields (plus ``salt``)."""
         validate_key(key)
+        _words(actor, reason)
         salt = config.pop("salt", None)
-        if salt is not None and (not isinstance(salt, str) or not 1 <= len(salt) <= 256):
-            raise ValidationError("must be a string of 1 to 256 characters", "salt")
+        if salt is not None and not validate_text(salt, "salt", 256):
+            raise ValidationError("must not be empty", "salt")
         values = parse_config(config)
         now = self.now()
         flag = new_flag(key, now, salt=salt, **values)
@@ -196,6 +210,7 @@ class FlagService:
         Overwrites a malformed stored value too: restoring is how an operator repairs one.
         """
         key = validate_key(target.key)
+        _words(actor, reason)
         for _attempt in range(MAX_ATTEMPTS):
             version = self.store.version(key)
             try:
@@ -222,6 +237,7 @@ class FlagService:
     def delete(self, key: str, *, actor: str, reason: str | None = None) -> None:
         """Deletes a malformed stored value too, so an operator can always clear one."""
         validate_key(key)
+        _words(actor, reason)
         for _attempt in range(MAX_ATTEMPTS):
             version = self.store.version(key)
             if not version:
@@ -296,17 +312,28 @@ class FlagService:
     def complete(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
         return self._move(key, transitions.complete, actor, "complete", reason)
 
-    def kill(self, key: str, *, reason: str, actor: str) -> Flag:
+    def kill(self, key: str, *, reason: str, actor: str, if_version: int | None = None) -> Flag:
+        """Off for everyone; retried until it lands (``if_version``: only from that version)."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("a kill needs a reason", "reason")
-        return self._move(
-            key, lambda f, now: transitions.kill(f, reason, actor, now), actor, "kill", reason
+        validate_text(reason, "reason")  # it is stored in the flag, so it must read back
+        result = self._mutate(
+            key,
+            lambda f, now: transitions.kill(f, reason, actor, now),
+            actor=actor,
+            action="kill",
+            reason=reason,
+            if_match=if_version,
         )
+        assert result is not None
+        return result
 
     def kill_all(self, *, reason: str, actor: str) -> list[Flag]:
         """Kill every rolling or paused flag; a flag deleted meanwhile is skipped."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("a kill needs a reason", "reason")
+        validate_text(reason, "reason")
+        _words(actor, None)
         killed = []
         for flag in self.list_flags():
             if flag.state in (State.ROLLING, State.PAUSED):

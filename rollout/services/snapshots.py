@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollout.core.errors import FlagNotFound, SnapshotNotFound, ValidationError
+from rollout.core.errors import FlagNotFound, MalformedFlag, SnapshotNotFound, ValidationError
 from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict, flag_to_dict, validate_key
 from rollout.core.units import render_instant
@@ -68,11 +68,20 @@ class SnapshotService:
         self.flags = flags
 
     def take(self) -> dict[str, Any]:
+        """Every flag, or a refusal: a backup silently missing a damaged flag would let a
+        later full restore delete it."""
+        flags, problems = self.flags.store.load_all()
+        if problems:
+            first = problems[0]
+            raise MalformedFlag(
+                first.key,
+                f"{first.detail}; repair it (restore --only KEY, or delete it) before a snapshot",
+            )
         return {
             "format": SNAPSHOT_FORMAT,
             "schema": SNAPSHOT_SCHEMA,
             "taken_at": render_instant(self.flags.now()),
-            "flags": [flag_to_dict(f) for f in self.flags.list_flags()],
+            "flags": [flag_to_dict(flags[key]) for key in sorted(flags)],
         }
 
     def restore(
@@ -89,7 +98,7 @@ class SnapshotService:
             if only not in wanted:
                 raise ValidationError(f"flag {only!r} is not in the snapshot", "only")
             wanted = {only: wanted[only]}
-            present = [only] if self._exists(only) else []
+            present: list[str] = []  # --only never deletes
         else:
             present = self.flags.store.keys_list()
         result = RestoreResult()
@@ -104,13 +113,6 @@ class SnapshotService:
             outcome = self.flags.put(target, actor=actor, action="restore", reason=reason)
             getattr(result, outcome).append(key)
         return result
-
-    def _exists(self, key: str) -> bool:
-        try:
-            self.flags.get(key)
-            return True
-        except FlagNotFound:
-            return False
 
     # -- snapshots kept in Redis (the API's form) ---------------------------------------
 

@@ -22,7 +22,9 @@ def dumps(data: Any) -> str:
 
 
 def encode_flag(flag: Flag) -> str:
+    """The stored form; refuses (ValidationError) any value that could not be read back."""
     doc = flag_to_dict(flag)
+    flag_from_dict(doc)  # a write the read path would reject must never reach Redis
     del doc["version"], doc["status"]
     doc["schema"] = SCHEMA_VERSION
     return dumps(doc)

@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from rollout.core.errors import StorageError
+from rollout.core.errors import StorageError, ValidationError
 from rollout.storage.errors import wrapped
 
 
@@ -29,7 +29,8 @@ def client_for_url(url: str, *, socket_timeout: float = 2.0) -> Any:
                 retry=Retry(NoBackoff(), 0),
             )
         except ValueError as error:
-            raise StorageError(f"invalid Redis URL: {error}") from None
+            # A URL that cannot even be parsed is the operator's typo, not an outage.
+            raise ValidationError(f"invalid Redis URL: {error}", "redis_url") from None
 
 
 def resolve_url(redis_url: str | None, data_dir: Path, *, start_embedded: bool) -> str:

@@ -25,6 +25,13 @@ AUDIT_MAX_LEN = 10_000  # per flag; approximate trimming keeps XADD O(1)
 
 # Entries of different flags written in the same millisecond have equal stream ids, so each
 # entry also carries a global sequence number: the merged log of every flag has one true order.
+_SET_STATUS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
 _AUDIT_APPEND = """
 local seq = redis.call('INCR', KEYS[2])
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, unpack(ARGV, 2))
@@ -45,6 +52,7 @@ class FlagStore:
         self.redis: Any = client
         self.keys = keys
         self._append_audit = client.register_script(_AUDIT_APPEND)
+        self._set_status = client.register_script(_SET_STATUS)
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -161,9 +169,16 @@ class FlagStore:
         return stored.with_changes(status=new.status)
 
     @storage_call
-    def set_status(self, key: str, status: Status) -> None:
-        """The controller's word, beside the versioned value: no version bump, no audit entry."""
-        self.redis.set(self.keys.status(key), encode_status(status))
+    def set_status(self, key: str, status: Status) -> bool:
+        """The controller's word, beside the versioned value: no version bump, no audit entry.
+
+        Only while the flag exists, so a word landing after a delete cannot haunt a new flag
+        of the same name. False when the flag is gone.
+        """
+        written = self._set_status(
+            keys=[self.keys.flag(key), self.keys.status(key)], args=[encode_status(status)]
+        )
+        return bool(written)
 
     # -- audit ---------------------------------------------------------------------------
 

@@ -113,9 +113,9 @@ def test_a_new_leader_takes_over_within_the_ttl(
 ) -> None:
     settings = make_settings(redis_url=redis_server_flushed.url, leader_ttl=0.5)
     services = build_services(settings, redis_client=real_redis)
-    dead = build_controller(services)
+    dead = build_controller(services, interval=0.1)
     assert dead.lead()  # then it "dies": no renewal, no release
-    heir = build_controller(services)
+    heir = build_controller(services, interval=0.1)
     assert not heir.lead()
     assert wait_until(heir.lead, timeout=5)
 

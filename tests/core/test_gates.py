@@ -51,8 +51,8 @@ ERROR_CASES = [
      "worse than control 1%"),
     ("20pct-at-100pct-no-control-fails", arm(300, 60), None, Scope.STAGE, FAIL,
      "≥ critical 10%"),
-    ("20pct-tiny-control-judged-absolutely", arm(300, 60), arm(50, 0), Scope.STAGE, FAIL,
-     "≥ critical 10%"),
+    ("20pct-tiny-control-holds-not-kills", arm(300, 60), arm(50, 0), Scope.STAGE, WARN,
+     "too few to compare"),
     ("15pct-both-arms-is-shared-not-fail", arm(2000, 300), arm(18_000, 2700), Scope.STAGE, WARN,
      "a shared cause, not the flag"),
     ("15pct-vs-13pct-not-clearly-worse", arm(1000, 150), arm(9000, 1200), Scope.STAGE, WARN,
@@ -90,6 +90,15 @@ def test_error_rate(
         assert reading.bound is not None and reading.value is not None
         # The judged bound sits below the observed rate: the gate is on the true rate.
         assert reading.bound <= reading.value
+
+
+@pytest.mark.parametrize("metric", [Metric.ERROR_RATE, Metric.LATENCY_RATIO])
+def test_min_samples_zero_with_no_samples_is_insufficient(metric: Metric) -> None:
+    gate = Gate(
+        metric, warn=0.05 if metric is Metric.ERROR_RATE else 1.2, critical=1.5, min_samples=0
+    )
+    for scope in Scope:
+        assert read_gate(gate, arm(0, 0), arm(0, 0), scope=scope).verdict is INSUFFICIENT
 
 
 def test_error_rate_reports_control_for_the_api() -> None:
