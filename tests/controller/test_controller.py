@@ -172,3 +172,70 @@ def test_run_loop_acts_until_stopped(services: Services, clock: FakeClock) -> No
         controller.stop.set()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_two_running_loops_never_both_act(real_services: Services) -> None:
+    ticked: list[str] = []
+    loops = [build_controller(real_services, interval=0.02) for _ in range(2)]
+    for loop in loops:
+        real_tick = loop.tick
+
+        def counting_tick(now: float | None = None, loop: Any = loop, real: Any = real_tick) -> Any:
+            ticked.append(loop.lock.owner)
+            return real(now)
+
+        loop.tick = counting_tick  # type: ignore[method-assign]
+    threads = [threading.Thread(target=loop.run) for loop in loops]
+    for thread in threads:
+        thread.start()
+    try:
+        assert wait_until(lambda: len(ticked) >= 20)
+    finally:
+        for loop in loops:
+            loop.stop.set()
+        for thread in threads:
+            thread.join(5)
+    assert len(set(ticked)) == 1  # one leader did every tick; the other only waited
+
+
+def test_one_flag_that_breaks_the_tick_does_not_stop_the_others(
+    services: Services, clock: FakeClock
+) -> None:
+    seed(services)
+    outcomes(services, clock, treatment=(400, 80), control=(3600, 36))
+    services.flags.create("BROKEN", actor="t", stages=[{"percent": 10}])
+    services.flags.advance("BROKEN", actor="t")
+    controller = build_controller(services)
+    real_evidence = services.gates.evidence
+
+    def evidence(flag: Any) -> Any:
+        if flag.key == "BROKEN":
+            raise ZeroDivisionError("a bug one flag's values trigger")
+        return real_evidence(flag)
+
+    controller.gates.evidence = evidence  # type: ignore[method-assign]
+    [outcome] = controller.tick(clock())
+    assert (outcome.key, outcome.decision.action) == (KEY, "kill")
+
+
+def test_the_controller_does_not_act_on_a_version_it_did_not_judge(
+    services: Services, clock: FakeClock
+) -> None:
+    """An operator's move lands between the read and the act: the kill is re-decided."""
+    seed(services)
+    outcomes(services, clock, treatment=(400, 80), control=(3600, 36))
+    controller = build_controller(services)
+    real_kill = services.flags.kill
+    moved: list[bool] = []
+
+    def kill_after_a_revive_elsewhere(key: str, **kwargs: Any) -> Any:
+        if not moved:
+            moved.append(True)
+            clock.advance(1)
+            services.flags.set_percent(KEY, 20, actor="operator")  # new epoch: no evidence yet
+        return real_kill(key, **kwargs)
+
+    services.flags.kill = kill_after_a_revive_elsewhere  # type: ignore[method-assign]
+    [outcome] = controller.tick(clock())
+    assert outcome.decision.action == "hold"  # re-decided on the fresh stage: no evidence
+    assert services.flags.get(KEY).state is State.ROLLING

@@ -111,3 +111,23 @@ def test_a_new_stage_counts_from_zero(live: Any) -> None:
         flag.record(user, ok=True)
     client.flush()
     assert stage(services).treatment.samples == 3
+
+
+def test_a_track_block_spanning_a_change_and_a_flush_keeps_its_outcome(live: Any) -> None:
+    services, client = live
+    flag = client.flag(KEY)
+    user = users(5000, treatment=True, n=1)[0]
+    with flag.track(user):
+        services.flags.update(KEY, {"description": "changed mid-request"}, actor="t")
+        assert wait_until(lambda: client.known_flags()[KEY].description != "")
+        client.flush()  # the old answer function's counts go out; it stays for late outcomes
+    client.flush()
+    assert stage(services).treatment.samples == 1
+
+
+def test_a_resync_that_changes_nothing_keeps_the_answer_functions(live: Any) -> None:
+    _services, client = live
+    handle = client.flag(KEY)
+    before = handle._compiled
+    client._replace_all(client.known_flags())
+    assert handle._compiled is before
