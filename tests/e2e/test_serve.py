@@ -8,6 +8,7 @@ that it takes its children with it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 import tomllib
 import urllib.error
 import urllib.request
@@ -305,5 +305,6 @@ def test_serve_end_to_end(data_dir: Path) -> None:
         else:
             # serve is gone; anything left in its group (a stray worker) goes too.
             for pid in _group_members(serve.pid):
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         _cli(env, "embedded", "stop")
