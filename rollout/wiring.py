@@ -11,10 +11,12 @@ from rollout.services.apply import ApplyService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import connect
 from rollout.storage.counters import ControllerCounters
+from rollout.storage.feed import ChangeFeed
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
@@ -32,6 +34,7 @@ class Services:
     snapshots: SnapshotService
     apply: ApplyService
     health: HealthService
+    reads: FlagReads
     clock: Callable[[], float]
 
 
@@ -56,6 +59,9 @@ def build_services(
     metrics = MetricsStore(client, keys, settings.metrics_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
+    reads = FlagReads(store, lambda: ChangeFeed(client, keys, statuses=True))
+    flags.listeners.append(reads.note)
+    flags.status_listeners.append(reads.note_status)
     health = HealthService(
         store, metrics, ControllerCounters(client, keys), LeaderLock(client, keys, 1.0)
     )
@@ -69,5 +75,6 @@ def build_services(
         snapshots=SnapshotService(flags),
         apply=ApplyService(flags),
         health=health,
+        reads=reads,
         clock=clock,
     )

@@ -46,7 +46,7 @@ def create_flag() -> Response:
 @documented(tags=TAGS, resp=responses(FlagOut))
 def get_flag(key: str) -> Response:
     """One flag; its ETag is its version, for a later PATCH with If-Match."""
-    return render_flag(services().flags.get(key))
+    return render_flag(services().reads.get(key))
 
 
 @bp.patch("/flags/<key>")

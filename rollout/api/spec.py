@@ -13,6 +13,7 @@ from typing import Any
 
 from spectree import Response as DocResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
+from spectree.metadata import register_validated_function
 from spectree.models import SecureType
 
 from rollout.api.models import ErrorBody
@@ -60,8 +61,13 @@ def documented(
     headers: Any = None,
     public: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Put a view in the OpenAPI document; the view's docstring becomes its summary."""
-    return spec.validate(
+    """Put a view in the OpenAPI document; the view's docstring becomes its summary.
+
+    The view itself is returned unwrapped: spectree's runtime wrapper costs about a third of a
+    request's time in the app and does nothing here (validation is ``api.http``'s), so only its
+    metadata is kept, registered for the plain function, which is what the document reads.
+    """
+    decorate = spec.validate(
         json=json,
         query=query,
         headers=headers,
@@ -70,6 +76,14 @@ def documented(
         security={} if public else {BEARER: []},
         skip_validation=True,
     )
+
+    def register(view: Callable[..., Any]) -> Callable[..., Any]:
+        wrapper = decorate(view)
+        spec._function_metadata[view] = spec._function_metadata[wrapper]
+        register_validated_function(view)
+        return view
+
+    return register
 
 
 def openapi_document() -> dict[str, Any]:

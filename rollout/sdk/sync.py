@@ -20,7 +20,7 @@ from rollout.core.errors import RolloutError
 from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict, flag_to_dict
 from rollout.storage.connection import connect
-from rollout.storage.feed import ChangeFeed
+from rollout.storage.feed import Change, ChangeFeed
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 
@@ -171,7 +171,7 @@ class Syncer:
         while not self._stop.is_set():
             wait = max(0.0, min(0.5, next_resync - time.monotonic()))
             change = feed.next_change(timeout=wait)
-            if change is not None:
+            if isinstance(change, Change):
                 self._apply(change.key, change.version, change.flag)
             if time.monotonic() >= next_resync:
                 self._full_sync(store)

@@ -77,6 +77,15 @@ class FlagService:
         self.store = store
         self.clock = clock
         self.gates: GateReader = gates or NoGates()
+        # Told of every successful write (key, new value or None) and every status word:
+        # in-process read caches.
+        self.listeners: list[Callable[[str, Flag | None], None]] = []
+        self.status_listeners: list[Callable[[str, Status], None]] = []
+
+    def _written(self, key: str, flag: Flag | None) -> Flag | None:
+        for listener in self.listeners:
+            listener(key, flag)
+        return flag
 
     def now(self) -> int:
         return to_ms(self.clock())
@@ -134,13 +143,14 @@ class FlagService:
             if new is not None:
                 new = new.with_changes(updated_at=now)
             try:
-                return self.store.write(
+                stored = self.store.write(
                     new,
                     key=key,
                     expected_version=current.version,
                     audit=AuditEntry(actor=actor, action=action, reason=reason, at=now),
                     before=current,
                 )
+                return self._written(key, stored)
             except ConcurrentUpdate:
                 if if_match is not None:
                     raise PreconditionFailed(f"flag {key!r} changed while writing") from None
@@ -179,6 +189,7 @@ class FlagService:
             before=None,
         )
         assert stored is not None
+        self._written(key, stored)
         return stored
 
     def update(
@@ -220,7 +231,7 @@ class FlagService:
             if current is not None and current == target.with_changes(version=current.version):
                 return "unchanged"
             try:
-                self.store.write(
+                stored = self.store.write(
                     target,
                     key=key,
                     expected_version=version,
@@ -228,6 +239,7 @@ class FlagService:
                     before=current,
                     write_status=True,
                 )
+                self._written(key, stored)
             except (ConcurrentUpdate, FlagExists, FlagNotFound):
                 _backoff(_attempt)
                 continue
@@ -254,6 +266,7 @@ class FlagService:
                     audit=AuditEntry(actor=actor, action="delete", reason=reason, at=self.now()),
                     before=current,
                 )
+                self._written(key, None)
                 return
             except ConcurrentUpdate:
                 _backoff(_attempt)
@@ -349,5 +362,7 @@ class FlagService:
     def record_status(self, key: str, decision: str, why: str) -> Status:
         """The controller's word for operators; not a change to the flag, so not audited."""
         status = Status(decision=decision, why=why, at=self.now())
-        self.store.set_status(validate_key(key), status)
+        if self.store.set_status(validate_key(key), status):
+            for listener in self.status_listeners:
+                listener(key, status)
         return status

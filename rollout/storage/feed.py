@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.core.model import Status
+from rollout.storage.codec import decode_status
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
@@ -18,17 +20,26 @@ class Change:
     flag: dict[str, Any] | None  # the whole new value; None when the flag was deleted
 
 
+@dataclass(frozen=True)
+class StatusChange:
+    key: str
+    status: Status | None
+
+
 class ChangeFeed:
-    def __init__(self, client: Any, keys: Keys) -> None:
+    """Writes on ``keys.changes``; with ``statuses``, the controller's words as well."""
+
+    def __init__(self, client: Any, keys: Keys, *, statuses: bool = False) -> None:
         self._pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
-        self._channel = keys.changes
+        self._channels = [keys.changes, *([keys.status_changes] if statuses else [])]
+        self._status_channel = keys.status_changes
 
     @storage_call
     def subscribe(self) -> None:
-        self._pubsub.subscribe(self._channel)
+        self._pubsub.subscribe(*self._channels)
 
     @storage_call
-    def next_change(self, timeout: float) -> Change | None:
+    def next_change(self, timeout: float) -> Change | StatusChange | None:
         """The next change, or None after ``timeout`` seconds; garbled messages are skipped."""
         deadline = time.monotonic() + timeout
         while True:
@@ -38,6 +49,8 @@ class ChangeFeed:
             if message is not None and message.get("type") == "message":
                 try:
                     data = json.loads(message["data"])
+                    if message.get("channel") == self._status_channel:
+                        return StatusChange(str(data["key"]), decode_status(data["status"]))
                     return Change(str(data["key"]), int(data["version"]), data.get("flag"))
                 except (ValueError, KeyError, TypeError):
                     pass

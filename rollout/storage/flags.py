@@ -28,6 +28,7 @@ AUDIT_MAX_LEN = 10_000  # per flag; approximate trimming keeps XADD O(1)
 _SET_STATUS = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   redis.call('SET', KEYS[2], ARGV[1])
+  redis.call('PUBLISH', KEYS[3], ARGV[2])
   return 1
 end
 return 0
@@ -175,8 +176,10 @@ class FlagStore:
         Only while the flag exists, so a word landing after a delete cannot haunt a new flag
         of the same name. False when the flag is gone.
         """
+        encoded = encode_status(status)
         written = self._set_status(
-            keys=[self.keys.flag(key), self.keys.status(key)], args=[encode_status(status)]
+            keys=[self.keys.flag(key), self.keys.status(key), self.keys.status_changes],
+            args=[encoded, dumps({"key": key, "status": encoded})],
         )
         return bool(written)
 

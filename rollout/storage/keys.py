@@ -19,6 +19,7 @@ class Keys:
         self.index = f"{prefix}:flags"  # set of every flag key
         self.audited = f"{prefix}:audited"  # set of flag keys that have an audit stream
         self.changes = f"{prefix}:changes"  # pub/sub channel of every write
+        self.status_changes = f"{prefix}:status-changes"  # the controller's words (not writes)
         self.audit_sequence = f"{prefix}:audit:seq"  # global order of audit entries
         self.snapshots = f"{prefix}:snapshots"  # hash: snapshot id -> JSON
         self.snapshot_times = f"{prefix}:snapshots:by-time"  # zset: id -> taken-at ms

@@ -158,7 +158,7 @@ def test_a_bug_is_500_without_details(
     def broken(key: str) -> None:
         raise RuntimeError("secret internals at /srv/x.py")
 
-    monkeypatch.setattr(services.flags, "get", broken)
+    monkeypatch.setattr(services.reads, "get", broken)
     with caplog.at_level(logging.ERROR):
         response = app.test_client().get("/api/v1/flags/F", headers=ADMIN)
     assert response.status_code == 500

@@ -1,0 +1,66 @@
+"""The API's in-memory flag reads: current through the channels, never wrong for long."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollout.core.errors import FlagNotFound, MalformedFlag
+from rollout.wiring import Services, build_services
+from tests.conftest import make_settings
+from tests.support import FakeClock, wait_until
+
+
+@pytest.fixture
+def pair(real_redis: Any, clock: FakeClock) -> tuple[Services, Services]:
+    """Two processes' worth of services on one Redis: an API worker and another writer."""
+    reader = build_services(make_settings(), redis_client=real_redis, clock=clock)
+    writer = build_services(make_settings(), redis_client=real_redis, clock=clock)
+    yield reader, writer
+    reader.reads.stop()
+
+
+def synced(services: Services) -> bool:
+    return services.reads._flags is not None
+
+
+def test_writes_elsewhere_reach_the_cache_through_the_channel(
+    pair: tuple[Services, Services],
+) -> None:
+    reader, writer = pair
+    writer.flags.create("F", actor="t", stages=[{"percent": 10}])
+    assert reader.reads.get("F").version == 1  # a miss reads Redis
+    assert wait_until(lambda: synced(reader))
+    writer.flags.advance("F", actor="t")
+    assert wait_until(lambda: reader.reads.get("F").version == 2)
+    assert "F" in reader.reads._flags  # type: ignore[operator]  # served from memory now
+    writer.flags.record_status("F", "hold", "baking: 1h left")
+    assert wait_until(lambda: reader.reads.get("F").status is not None)
+    writer.flags.delete("F", actor="t")
+    assert wait_until(lambda: "F" not in reader.reads._flags)  # type: ignore[operator]
+    with pytest.raises(FlagNotFound):
+        reader.reads.get("F")
+
+
+def test_own_writes_are_visible_at_once(pair: tuple[Services, Services]) -> None:
+    reader, _writer = pair
+    reader.flags.create("F", actor="t", stages=[{"percent": 10}])
+    reader.reads.get("F")
+    assert wait_until(lambda: synced(reader))
+    for _ in range(5):
+        percent = reader.reads.get("F").percent_bp // 100 + 1
+        moved = reader.flags.set_percent("F", percent, actor="t")
+        assert reader.reads.get("F").version == moved.version  # no wait: read your writes
+
+
+def test_a_malformed_flag_still_answers_its_clear_error(
+    pair: tuple[Services, Services], real_redis: Any
+) -> None:
+    reader, writer = pair
+    writer.flags.create("BAD", actor="t")
+    real_redis.hset(writer.keys.flag("BAD"), "d", "{oops")
+    reader.reads._ensure_started()
+    assert wait_until(lambda: synced(reader))
+    with pytest.raises(MalformedFlag):
+        reader.reads.get("BAD")
