@@ -5,9 +5,9 @@ overridden flags become constants, empty allow/deny lists cost nothing, and the 
 formula (DESIGN §3) is inlined with the salt prefix prebuilt. ``tests/sdk`` checks that it
 agrees with ``evaluate`` for every rule.
 
-Answers that came from the bucket are counted as exposures of their arm (``counts[0]``
-control, ``counts[1]`` treatment), and outcomes recorded by ``track``/``record`` are folded into
-that arm's ``ArmCounter`` on the spot. Counters only ever grow and the flusher sends deltas, so
+Answers that came from the bucket are counted as exposures of their arm (read with
+``exposures()``: control, treatment), and outcomes recorded by ``track``/``record`` are folded
+into that arm's ``ArmCounter`` on the spot. Counters only ever grow and the flusher sends deltas, so
 no reader resets them under a writer's feet and an unsent delta survives a Redis outage.
 Increments take no lock: two threads may, rarely, lose one count between them, which moves a
 rate by far less than its confidence interval and keeps the caller's path lock-free.
@@ -57,18 +57,21 @@ class ArmCounter:
 @dataclass
 class Compiled:
     check: Check
-    assign: Assign
+    assign: Assign  # the answer as a code (OFF, ON, CONTROL, TREATMENT); counts nothing
     key: str
     epoch: int  # the stage's start: metrics of a new stage or a revive start from zero
-    enter: Assign | None = None  # assign() that also counts the exposure (track's path)
-    counts: list[int] = field(default_factory=lambda: [0, 0])  # exposures: control, treatment
+    exposures: Callable[[], tuple[int, int]] = field(default=lambda: (0, 0))  # control, treatment
     arms: tuple[ArmCounter, ArmCounter] = field(
         default_factory=lambda: (ArmCounter(), ArmCounter())
     )
 
 
 def _hash(prefix: str, user: object) -> int:
-    """The bucket of a string id; raises (never crashes) for anything that is not one."""
+    """The bucket of a string id; raises (never crashes) for anything that is not one.
+
+    ASCII ids (nearly all) hash as ``str``, the fastest path; anything else goes through
+    ``encode()``, which refuses a lone surrogate where mmh3 given such a ``str`` would crash.
+    """
     if user.isascii():  # type: ignore[attr-defined]
         return mmh3.hash(prefix + user, 0, False) % BUCKETS  # type: ignore[operator]
     return mmh3.hash((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
@@ -76,20 +79,7 @@ def _hash(prefix: str, user: object) -> int:
 
 def _constant(key: str, value: bool) -> Compiled:
     code = ON if value else OFF
-    return _finish(Compiled(check=lambda user: value, assign=lambda user: code, key=key, epoch=0))
-
-
-def _finish(compiled: Compiled) -> Compiled:
-    assign, counts = compiled.assign, compiled.counts
-
-    def enter(user: object) -> int:
-        code = assign(user)
-        if code >= CONTROL:
-            counts[code - CONTROL] += 1
-        return code
-
-    compiled.enter = enter
-    return compiled
+    return Compiled(check=lambda user: value, assign=lambda user: code, key=key, epoch=0)
 
 
 def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: str) -> Compiled:
@@ -106,7 +96,12 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
     allow = frozenset(flag.allow)
     deny = frozenset(flag.deny)
     hash32 = mmh3.hash
-    counts = [0, 0]
+    # Exposure counters as closure variables: the cheapest increment Python has, and no
+    # bool is built only to index a list (measured: it keeps is_enabled at the floor's cost).
+    control = treatment = 0
+
+    def exposures() -> tuple[int, int]:
+        return control, treatment
 
     def careful_code(user: object) -> int:
         # Off the fast path: non-string ids (ints, UUIDs) bucket by their text, and anything
@@ -121,56 +116,58 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
         return TREATMENT if arm == "treatment" else CONTROL
 
     def careful(user: object) -> bool:
+        nonlocal control, treatment
         code = careful_code(user)
-        if code >= CONTROL:
-            counts[code - CONTROL] += 1
+        if code == TREATMENT:
+            treatment += 1
+        elif code == CONTROL:
+            control += 1
         return code & 1 == 1
 
     if not allow and not deny:
 
         def cohort(user: object) -> bool:
+            nonlocal control, treatment
             try:
-                # ASCII ids (nearly all) hash as str, the fastest path; anything else goes
-                # through encode(), which refuses lone surrogates instead of crashing mmh3.
-                if user.isascii():  # type: ignore[attr-defined]
-                    on = hash32(prefix + user, 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
+                if user.isascii():  # type: ignore[attr-defined]  # see _hash
+                    b = hash32(prefix + user, 0, False) % BUCKETS  # type: ignore[operator]
                 else:
-                    on = hash32((prefix + user).encode(), 0, False) % BUCKETS < percent_bp  # type: ignore[operator]
+                    b = hash32((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
             except (TypeError, AttributeError, UnicodeError):
                 return careful(user)
-            counts[on] += 1
-            return on
+            if b < percent_bp:
+                treatment += 1
+                return True
+            control += 1
+            return False
 
         def cohort_code(user: object) -> int:
             try:
-                return TREATMENT if _hash(prefix, user) < percent_bp else CONTROL
+                if user.isascii():  # type: ignore[attr-defined]  # see _hash; inlined for track()
+                    b = hash32(prefix + user, 0, False) % BUCKETS  # type: ignore[operator]
+                else:
+                    b = hash32((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
             except (TypeError, AttributeError, UnicodeError):
                 return careful_code(user)
+            return TREATMENT if b < percent_bp else CONTROL
 
-        def cohort_enter(user: object) -> int:
-            try:
-                on = _hash(prefix, user) < percent_bp
-            except (TypeError, AttributeError, UnicodeError):
-                code = careful_code(user)
-                if code >= CONTROL:
-                    counts[code - CONTROL] += 1
-                return code
-            counts[on] += 1
-            return TREATMENT if on else CONTROL
-
-        return Compiled(cohort, cohort_code, key, flag.stage_started_at or 0, cohort_enter, counts)
+        return Compiled(cohort, cohort_code, key, flag.stage_started_at or 0, exposures)
 
     def listed(user: object) -> bool:
+        nonlocal control, treatment
         try:
             if user in deny:
                 return False
             if user in allow:
                 return True
-            on = _hash(prefix, user) < percent_bp
+            b = _hash(prefix, user)
         except (TypeError, AttributeError, UnicodeError):
             return careful(user)
-        counts[on] += 1
-        return on
+        if b < percent_bp:
+            treatment += 1
+            return True
+        control += 1
+        return False
 
     def listed_code(user: object) -> int:
         try:
@@ -182,4 +179,4 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
         except (TypeError, AttributeError, UnicodeError):
             return careful_code(user)
 
-    return _finish(Compiled(listed, listed_code, key, flag.stage_started_at or 0, None, counts))
+    return Compiled(listed, listed_code, key, flag.stage_started_at or 0, exposures)

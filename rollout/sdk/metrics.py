@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollout.core.errors import RolloutError
 from rollout.core.histogram import UPPER_BOUNDS
-from rollout.sdk.compiled import CONTROL, Compiled
+from rollout.sdk.compiled import CONTROL, ON, TREATMENT, ArmCounter, Compiled
 from rollout.storage.connection import connect
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import ARMS, ArmTally, Batch, MetricsStore
@@ -53,8 +53,9 @@ def resident_mb() -> float:
 class Track:
     """``with flag.track(user) as enabled:`` — one evaluation, one outcome in its arm.
 
-    Hand-inlined (no helper calls in ``__exit__``): this wraps every tracked request, and the
-    issue's budget is 1 µs beyond the body.
+    Hand-inlined (no helper calls): this wraps every tracked request, and the budget is 1 µs
+    beyond the body. A tracked evaluation is a sample, not an exposure, so it is not counted
+    as one (``is_enabled`` counts exposures).
     """
 
     __slots__ = ("_arm", "_compiled", "_start", "_user")
@@ -64,12 +65,13 @@ class Track:
         self._user = user
 
     def __enter__(self) -> bool:
-        compiled = self._compiled
-        code = compiled.enter(self._user)  # type: ignore[misc]
-        # Allowed, denied, overridden and killed answers are not in the comparison (None).
-        self._arm = compiled.arms[code - CONTROL] if code >= CONTROL else None
-        self._start = _perf()
-        return code & 1 == 1
+        code = self._compiled.assign(self._user)
+        if code >= CONTROL:
+            self._arm: ArmCounter | None = self._compiled.arms[code - CONTROL]
+            self._start = _perf()
+            return code == TREATMENT
+        self._arm = None  # allowed, denied, overridden, killed: not in the comparison
+        return code == ON
 
     def __exit__(self, kind: type[BaseException] | None, error: object, tb: object) -> None:
         arm = self._arm
@@ -82,6 +84,12 @@ class Track:
                 name = kind.__name__
                 by_type[name] = by_type.get(name, 0) + 1
         # Returning None lets the caller's exception go on, untouched.
+
+
+# What one flush sent of an answer function: per arm (samples, errors, by type, latency
+# histogram), then the exposures (control, treatment).
+ArmMark = tuple[int, int, dict[str, int], list[int]]
+Sent = tuple[Compiled, list[ArmMark], tuple[int, int]]
 
 
 class Recorder:
@@ -100,9 +108,7 @@ class Recorder:
         # Several clients may live in one process; each reports under its own name.
         self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         # What was sent last, per answer function and arm: samples, errors, by type, latency.
-        self._sent: dict[
-            int, tuple[Compiled, list[tuple[int, int, dict[str, int], list[int]]], list[int]]
-        ] = {}
+        self._sent: dict[int, Sent] = {}
         # Replaced answer functions, with when they were replaced: a track() block that began
         # before the change still records into them, so they are flushed for a while longer.
         self._pending_retired: list[tuple[Compiled, float]] = []
@@ -171,16 +177,20 @@ class Recorder:
             return 0
         return sum(arm[0] for arm in sent[1])
 
-    def collect(self, now: float) -> tuple[Batch, dict[int, Any]]:
+    def collect(self, now: float) -> tuple[Batch, dict[int, Sent]]:
         """What grew since the last successful flush, and the marks to commit after sending."""
         batch = Batch()
-        marks: dict[int, Any] = {}
+        marks: dict[int, Sent] = {}
         live = self._live(now)
         for compiled in live:
-            sent = self._sent.get(id(compiled))
-            if sent is None or sent[0] is not compiled:
-                sent = (compiled, [(0, 0, {}, [0] * len(a.latency)) for a in compiled.arms], [0, 0])
-            arm_marks = []
+            exposures = compiled.exposures()
+            found = self._sent.get(id(compiled))
+            sent: Sent = (
+                found
+                if found is not None and found[0] is compiled
+                else (compiled, [(0, 0, {}, [0] * len(a.latency)) for a in compiled.arms], (0, 0))
+            )
+            arm_marks: list[ArmMark] = []
             for index, arm in enumerate(compiled.arms):
                 samples, errors = arm.samples, arm.errors
                 by_type, latency = dict(arm.by_type), list(arm.latency)
@@ -188,7 +198,7 @@ class Recorder:
                 tally = ArmTally(
                     samples=samples - before[0],
                     errors=errors - before[1],
-                    exposures=compiled.counts[index] - sent[2][index],
+                    exposures=exposures[index] - sent[2][index],
                     errors_by_type={
                         k: v - before[2].get(k, 0)
                         for k, v in by_type.items()
@@ -203,7 +213,7 @@ class Recorder:
                     batch.tallies[(compiled.key, compiled.epoch, ARMS[index])] = tally
                     if index == 1:
                         self._served.add((compiled.key, compiled.epoch))
-            marks[id(compiled)] = (compiled, arm_marks, list(compiled.counts))
+            marks[id(compiled)] = (compiled, arm_marks, exposures)
         self._memory(batch, now, live)
         batch.dropped = self.dropped
         return batch, marks
@@ -244,7 +254,7 @@ class Recorder:
             except Exception:
                 log.exception("metrics flush failed")
 
-    def _commit(self, marks: dict[int, Any], dropped_sent: int, now: float) -> None:
+    def _commit(self, marks: dict[int, Sent], dropped_sent: int, now: float) -> None:
         self._sent = marks
         self.dropped -= dropped_sent
         # Sent up to now; a block still running in a replaced function may add a little more.

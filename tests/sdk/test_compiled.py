@@ -42,13 +42,13 @@ def test_compiled_matches_evaluate(
     for user in users:
         expected = evaluate(flag, str(user), override=override, default=default)
         arm = ARM_OF_REASON.get(expected.reason)
-        before = list(compiled.counts)
+        before = compiled.exposures()
         assert compiled.check(user) is expected.enabled
         code = compiled.assign(user)
         assert (code & 1 == 1) is expected.enabled
         assert {CONTROL: "control", TREATMENT: "treatment"}.get(code) == arm
         # An exposure is counted in the arm of a bucketed answer, and only then.
-        grew = [after - b for after, b in zip(compiled.counts, before, strict=True)]
+        grew = [after - b for after, b in zip(compiled.exposures(), before, strict=True)]
         assert grew == ([0, 0] if arm is None else [arm == "control", arm == "treatment"])
 
 

@@ -53,7 +53,8 @@ def test_track_records_outcomes_in_the_users_arm(live: Any) -> None:
     assert (evidence.treatment.samples, evidence.treatment.errors) == (30, 0)
     assert (evidence.control.samples, evidence.control.errors) == (20, 20)
     assert evidence.control.errors_by_type == {"KeyError": 20}
-    assert evidence.treatment.exposures == 30 and evidence.control.exposures == 20
+    # A tracked answer is a sample; exposures are what is_enabled answered (none here).
+    assert evidence.treatment.exposures == 0 and evidence.control.exposures == 0
     assert sum(evidence.treatment.latency.values()) == 30
 
 
