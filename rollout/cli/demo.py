@@ -156,6 +156,7 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
     except FlagNotFound:
         pass
     ApplyService(services.flags).apply(DEMO_PLAN, actor="demo", reason="demo plan")
+    first_seq = services.flags.audit(KEY, limit=1)[0]["seq"]
     services.flags.advance(KEY, actor="demo", reason="start the rollout")
     click.echo(
         f"PROMPT_IMPROVER_ENABLED: 10% → 50% → 100%, bakes of 8s; gates error_rate 5%/10%, "
@@ -186,12 +187,12 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
         control.join(5)
         for loader in loaders:
             loader.join(5)
-    _ending(services, loaders, final)
+    _ending(services, loaders, final, first_seq)
     for loader in loaders:
         loader.client.close()
 
 
-def _ending(services: Services, loaders: list[SkillLoader], final: State) -> None:
+def _ending(services: Services, loaders: list[SkillLoader], final: State, first_seq: int) -> None:
     flag = services.flags.get(KEY)
     click.echo("")
     if final is State.COMPLETE:
@@ -208,6 +209,8 @@ def _ending(services: Services, loaders: list[SkillLoader], final: State) -> Non
     else:
         raise CliError(f"demo ended with {KEY} {flag.state}: {flag.status}")
     for entry in reversed(services.flags.audit(KEY, limit=10)):
+        if entry["seq"] < first_seq:
+            continue  # an earlier demo's entries
         click.echo(
             f"  audit {entry['at']}  {entry['actor']:<10} {entry['action']:<8} "
             f"{(entry['reason'] or '')[:80]}"
