@@ -7,6 +7,7 @@ import os
 import sys
 import tempfile
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +32,31 @@ def read_text(path: str) -> str:
 
 
 def load_toml(path: str) -> dict[str, Any]:
+    # Decimals, not floats: a percent written 12.50000000000000001 must be refused, not
+    # silently read as 12.5.
     try:
-        return tomllib.loads(read_text(path))
+        return tomllib.loads(read_text(path), parse_float=Decimal)
     except tomllib.TOMLDecodeError as error:
         # The message already ends with "(at line L, column C)".
         raise usage(f"{path}: invalid TOML: {error}") from None
+    except (RecursionError, ValueError) as error:
+        raise usage(f"{path}: invalid TOML: {_short(error)}") from None
 
 
 def load_json(path: str) -> Any:
     try:
-        return json.loads(read_text(path))
+        return json.loads(read_text(path), parse_float=Decimal)
     except json.JSONDecodeError as error:
         raise usage(
             f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from None
+    except (RecursionError, ValueError) as error:
+        # Nesting too deep, or an integer of thousands of digits.
+        raise usage(f"{path}: invalid JSON: {_short(error)}") from None
+
+
+def _short(error: Exception) -> str:
+    return "nested too deeply" if isinstance(error, RecursionError) else str(error)[:120]
 
 
 def write_atomically(path: str, text: str) -> None:
@@ -53,6 +65,10 @@ def write_atomically(path: str, text: str) -> None:
     The file is created 0600 (mkstemp): snapshots name users on allow and deny lists.
     """
     target = Path(path)
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        # Replacing a link, a FIFO or a device with a regular file would surprise (as root,
+        # /dev/full becomes a file): write only to plain files.
+        raise usage(f"{path}: not a regular file; choose a plain file path for --out")
     try:
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as error:

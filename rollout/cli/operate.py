@@ -15,8 +15,14 @@ from rollout.cli.errors import CliError, usage
 from rollout.controller.loop import build_controller
 
 
+def _finite_seconds(value: float) -> float:
+    if value != value:  # NaN slips through FloatRange: every comparison with it is False
+        raise usage("--interval must be a number of seconds")
+    return value
+
+
 def _interval(value: float | None) -> float | None:
-    if value is not None and not 0.01 <= value <= 3600:
+    if value is not None and not 0.01 <= value <= 3600:  # also refuses NaN
         raise usage("--interval must be from 0.01 to 3600 seconds")
     return value
 
@@ -95,6 +101,7 @@ def watch_frame(state: CliState, key: str) -> str:
     show_default=True,
     metavar="SECONDS",
     help="Seconds between refreshes.",
+    callback=lambda _ctx, _param, value: _finite_seconds(value),
 )
 @click.option("--count", type=click.IntRange(1), default=None, help="Stop after N frames.")
 @pass_state

@@ -7,7 +7,9 @@ unknown fields are refused, so a typo in a TOML file cannot silently do nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from rollout.core.errors import ValidationError
@@ -28,6 +30,8 @@ MAX_USERS = 10_000
 MAX_TEXT = 4096
 DEFAULT_GATE_SAMPLES = {Metric.ERROR_RATE: 100, Metric.LATENCY_RATIO: 100, Metric.MEMORY_MB: 1}
 DEFAULT_WINDOW_MS = 60_000
+MIN_WINDOW_MS = 1_000
+MAX_WINDOW_MS = 3_600_000
 
 
 def validate_key(key: object, field: str = "key") -> str:
@@ -48,6 +52,9 @@ def _text(value: object, field: str, limit: int = MAX_TEXT) -> str:
         value.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: valid Python, not storable text
         raise ValidationError("is not valid Unicode text", field) from None
+    if _CONTROL.search(value):
+        # Escape sequences in a reason would be replayed on every operator's terminal.
+        raise ValidationError("must not contain control characters (tab and newline are ok)", field)
     return value
 
 
@@ -62,18 +69,28 @@ def _bool(value: object, field: str) -> bool:
     return value
 
 
+MAX_COUNT = 10**12
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _count(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError("must be a whole number >= 0", field)
+    if value > MAX_COUNT:
+        raise ValidationError(f"must be at most {MAX_COUNT}", field)
     return value
 
 
 def _number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValidationError("must be a number", field)
-    if value != value or value in (float("inf"), float("-inf")):
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValidationError("is too large", field) from None
+    if number != number or number in (float("inf"), float("-inf")):
         raise ValidationError("must be a finite number", field)
-    return float(value)
+    return number
 
 
 def _mapping(value: object, field: str, allowed: Sequence[str]) -> Mapping[str, Any]:
@@ -154,8 +171,10 @@ def parse_gates(value: object, field: str = "gates") -> tuple[Gate, ...]:
         if metric is Metric.ERROR_RATE and critical > 1:
             raise ValidationError("an error rate is a fraction from 0 to 1", f"{where}.critical")
         window = parse_duration(item.get("window", "60s"), f"{where}.window")
-        if window < 1000:
-            raise ValidationError("must be at least 1s", f"{where}.window")
+        if not MIN_WINDOW_MS <= window <= MAX_WINDOW_MS:
+            # A sliding window is for fast detection; the stage reading covers the long run,
+            # and each 10 s of window costs a read every controller tick.
+            raise ValidationError("must be from 1s to 1h", f"{where}.window")
         gates.append(
             Gate(
                 metric=metric,
@@ -287,6 +306,8 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         )
     if (state is State.KILLED) != (kill is not None):
         raise ValidationError("a killed flag needs a kill record, and only a killed one", "kill")
+    if kill is not None and kill.state_before is State.KILLED:
+        raise ValidationError("a flag cannot have been killed from killed", "kill.state_before")
     raw_status = body.get("status")
     status = None
     if raw_status is not None:
@@ -300,11 +321,15 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         raise ValidationError("is required", "version")
     baseline = body.get("baseline_p95_ms")
     salt = _text(body.get("salt") or key, "salt", 256)
+    percent_bp = parse_percent(body.get("percent", 0))
+    if state in (State.DRAFT, State.KILLED) and percent_bp:
+        # Both serve no one through the bucket; a percent here would turn users on anyway.
+        raise ValidationError(f"a {state} flag is at 0%", "percent")
     return Flag(
         key=key,
         description=config.get("description", ""),
         state=state,
-        percent_bp=parse_percent(body.get("percent", 0)),
+        percent_bp=percent_bp,
         stages=stages,
         auto_advance=config.get("auto_advance", False),
         stage=_optional_index(body.get("stage"), "stage", len(stages)),

@@ -179,20 +179,20 @@ def replan(flag: Flag, stages: tuple[Stage, ...]) -> Flag:
     """
     moved = flag.with_changes(stages=stages)
     here = f"{render_percent(flag.percent_bp)}%"
-    if flag.state in (State.ROLLING, State.PAUSED) and flag.stage is not None:
-        on_stage = (
-            flag.stage < len(flag.stages) and flag.stages[flag.stage].percent_bp == flag.percent_bp
-        )
-        if on_stage:
-            same = [i for i, s in enumerate(stages) if s.percent_bp == flag.percent_bp]
-            if not same:
-                raise InvalidTransition(
-                    f"{flag.key}: the new stages remove the current stage ({here}) of a "
-                    f"{flag.state} flag; keep it, or move the flag first"
-                )
-            return moved.with_changes(stage=same[0])
-    if flag.state is State.KILLED and flag.kill is not None and flag.kill.stage_before is not None:
+    if flag.state in (State.ROLLING, State.PAUSED) and _on_stage(flag, flag.stage, flag.percent_bp):
+        same = [i for i, s in enumerate(stages) if s.percent_bp == flag.percent_bp]
+        if not same:
+            raise InvalidTransition(
+                f"{flag.key}: the new stages remove the current stage ({here}) of a "
+                f"{flag.state} flag; keep it, or move the flag first"
+            )
+        return moved.with_changes(stage=same[0])
+    if flag.state is State.KILLED and flag.kill is not None:
         record = flag.kill
+        if not _on_stage(flag, record.stage_before, record.percent_before_bp):
+            # Killed at a percent set by hand: it revives to that percent, whatever the plan.
+            index = stage_for_percent(moved, record.percent_before_bp)
+            return moved.with_changes(kill=replace(record, stage_before=index))
         same = [i for i, s in enumerate(stages) if s.percent_bp == record.percent_before_bp]
         if not same:
             revives_to = f"{render_percent(record.percent_before_bp)}%"
@@ -201,6 +201,16 @@ def replan(flag: Flag, stages: tuple[Stage, ...]) -> Flag:
                 "revives to; revive or delete it first"
             )
         return moved.with_changes(kill=replace(record, stage_before=same[0]))
-    if flag.stage is None or flag.state is State.DRAFT:
+    if flag.state is State.DRAFT:
         return moved
+    # Off any planned stage (set by hand, or no stages before): the stage follows the percent.
     return moved.with_changes(stage=stage_for_percent(moved, flag.percent_bp))
+
+
+def _on_stage(flag: Flag, index: int | None, percent_bp: int) -> bool:
+    """Does ``index`` name a stage of the current plan at exactly ``percent_bp``?"""
+    return (
+        index is not None
+        and index < len(flag.stages)
+        and (flag.stages[index].percent_bp == percent_bp)
+    )

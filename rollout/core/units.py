@@ -20,12 +20,19 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, None: 1000}
 
 
+_PERCENT_TEXT = re.compile(r"\s*[+-]?[0-9]+(?:\.[0-9]+)?\s*")
+_TWO_PLACES = Decimal("0.01")
+
+
 def _decimal(value: object, field: str) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise ValidationError("must be a number", field)
+    if isinstance(value, str) and not _PERCENT_TEXT.fullmatch(value):
+        # Plain ASCII decimals only: no exponents, underscores, other scripts' digits, NaN.
+        raise ValidationError(f"{value!r} is not a number like 12.5", field)
     try:
         # str() of a float is its shortest repr, so 12.5 stays 12.5 and 0.1 stays 0.1.
-        number = Decimal(str(value).strip())
+        number = Decimal(value) if isinstance(value, Decimal) else Decimal(str(value).strip())
     except InvalidOperation:
         raise ValidationError(f"{value!r} is not a number", field) from None
     if not number.is_finite():
@@ -38,10 +45,9 @@ def parse_percent(value: object, field: str = "percent") -> int:
     number = _decimal(value, field)
     if number < 0 or number > 100:
         raise ValidationError(f"{value} is out of range 0..100", field)
-    bp = number * BP_PER_PERCENT
-    if bp != bp.to_integral_value():
+    if number.quantize(_TWO_PLACES) != number:
         raise ValidationError(f"{value} has more than two decimals", field)
-    return int(bp)
+    return int(number * BP_PER_PERCENT)
 
 
 def render_percent(bp: int) -> int | float:
@@ -53,11 +59,13 @@ def parse_duration(value: object, field: str = "duration") -> int:
     """``"500ms"``, ``"90s"``, ``"15m"``, ``"36h"``, ``"3d"`` or seconds, as milliseconds."""
     if isinstance(value, bool):
         raise ValidationError("must be a duration such as '90s' or a number of seconds", field)
-    if isinstance(value, int | float):
-        text = repr(value) if isinstance(value, float) else str(value)
-        if value < 0 or text in ("inf", "nan"):
+    if isinstance(value, int | float | Decimal):
+        number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        if not number.is_finite() or number < 0:
             raise ValidationError(f"{value!r} is not a valid duration", field)
-        ms = Decimal(text) * 1000
+        if number > 10 * 365 * 86_400:
+            raise ValidationError(f"{value!r} is longer than ten years", field)
+        ms = number * 1000
     elif isinstance(value, str):
         match = _DURATION.fullmatch(value)
         if not match:

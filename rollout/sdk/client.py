@@ -38,6 +38,14 @@ def read_overrides(environ: Mapping[str, str]) -> dict[str, bool]:
     return overrides
 
 
+def _as_bool(value: object) -> bool:
+    """A caller's default as a real bool; one that cannot say (bool() raises) means off."""
+    try:
+        return bool(value)
+    except Exception:
+        return False
+
+
 def _content(flag: Flag | None) -> Flag | None:
     """What answers depend on: the controller's status word changes nothing."""
     return None if flag is None else flag.with_changes(status=None)
@@ -114,6 +122,7 @@ class RolloutClient:
     # -- reading ------------------------------------------------------------------------
 
     def flag(self, key: str, default: bool = False) -> FlagHandle:
+        default = _as_bool(default)
         handle = self._handles.get((key, default))
         if handle is None:
             with self._write_lock:
@@ -129,12 +138,14 @@ class RolloutClient:
             return self._by_default[default][key].is_enabled(user)
         except (KeyError, TypeError):
             pass  # first call for this key, or an odd default: take the slow path once
+        fallback = _as_bool(default)
         try:
-            return self.flag(key, bool(default)).is_enabled(user)
+            return self.flag(key, fallback).is_enabled(user)
         except Exception:
-            return bool(default)
+            return fallback
 
     def evaluate(self, key: str, user: object, default: bool = False) -> Evaluation:
+        default = _as_bool(default)
         try:
             return evaluate(
                 self._flags.get(key), str(user), override=self._overrides.get(key), default=default

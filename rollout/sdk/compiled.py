@@ -133,7 +133,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
                     b = hash32(prefix + user, 0, False) % BUCKETS  # type: ignore[operator]
                 else:
                     b = hash32((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
-            except (TypeError, AttributeError, UnicodeError):
+            except Exception:  # odd ids (non-str, hostile __hash__): the careful path decides
                 return careful(user)
             if b < percent_bp:
                 treatment += 1
@@ -147,7 +147,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
                     b = hash32(prefix + user, 0, False) % BUCKETS  # type: ignore[operator]
                 else:
                     b = hash32((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
-            except (TypeError, AttributeError, UnicodeError):
+            except Exception:  # odd ids (non-str, hostile __hash__): the careful path decides
                 return careful_code(user)
             return TREATMENT if b < percent_bp else CONTROL
 
@@ -161,7 +161,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
             if user in allow:
                 return True
             b = _hash(prefix, user)
-        except (TypeError, AttributeError, UnicodeError):
+        except Exception:  # odd ids (non-str, hostile __hash__): the careful path decides
             return careful(user)
         if b < percent_bp:
             treatment += 1
@@ -176,7 +176,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
             if user in allow:
                 return ON
             return TREATMENT if _hash(prefix, user) < percent_bp else CONTROL
-        except (TypeError, AttributeError, UnicodeError):
+        except Exception:  # odd ids (non-str, hostile __hash__): the careful path decides
             return careful_code(user)
 
     return Compiled(listed, listed_code, key, flag.stage_started_at or 0, exposures)

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from rollout.core.errors import RolloutError
@@ -48,6 +48,18 @@ def resident_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+MAX_TYPE_NAME = 100
+
+
+def _type_names(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """Error type names Redis can store: UTF-8, at most 100 characters, never empty."""
+    names: dict[str, int] = {}
+    for name, count in counts:
+        text = str(name).encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_TYPE_NAME]
+        names[text or "error"] = names.get(text or "error", 0) + count
+    return names
 
 
 class Track:
@@ -199,11 +211,11 @@ class Recorder:
                     samples=samples - before[0],
                     errors=errors - before[1],
                     exposures=exposures[index] - sent[2][index],
-                    errors_by_type={
-                        k: v - before[2].get(k, 0)
+                    errors_by_type=_type_names(
+                        (k, v - before[2].get(k, 0))
                         for k, v in by_type.items()
                         if v > before[2].get(k, 0)
-                    },
+                    ),
                     latency={
                         i: c - before[3][i] for i, c in enumerate(latency) if c > before[3][i]
                     },
@@ -239,20 +251,28 @@ class Recorder:
             now = self.client.clock()
             try:
                 batch, marks = self.collect(now)
+            except Exception:
+                log.exception("metrics: could not collect outcomes")
+                return
+            try:
                 if batch:
                     self._metrics_store().flush(batch, now=now, process=self.process)
-                self._commit(marks, batch.dropped, now)
-                if self._outage_logged:
-                    self._outage_logged = False
-                    log.warning("metrics flushing works again")
             except RolloutError as error:
                 # The deltas wait for the next flush; flag answers are not affected.
                 self._store = None
                 if not self._outage_logged:
                     self._outage_logged = True
                     log.warning("could not flush metrics (%s); will retry", error)
+                return
             except Exception:
-                log.exception("metrics flush failed")
+                # Not an outage but a batch that cannot be sent: retrying it would block every
+                # later flush, so it is dropped (and counted) and flushing goes on.
+                log.exception("metrics: dropped a batch that could not be sent")
+                self.dropped += sum(t.samples for t in batch.tallies.values())
+            self._commit(marks, batch.dropped, now)
+            if self._outage_logged:
+                self._outage_logged = False
+                log.warning("metrics flushing works again")
 
     def _commit(self, marks: dict[int, Sent], dropped_sent: int, now: float) -> None:
         self._sent = marks

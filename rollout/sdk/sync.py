@@ -53,7 +53,10 @@ def read_bootstrap(path: Path) -> dict[str, Flag]:
     if not isinstance(document, dict) or document.get("format") != BOOTSTRAP_FORMAT:
         raise ValueError(f"{path} is not a rollout bootstrap file")
     flags = {}
-    for raw in document.get("flags", []):
+    raw_flags = document.get("flags")
+    if not isinstance(raw_flags, list):
+        raise ValueError(f"{path} has no list of flags")
+    for raw in raw_flags:
         try:
             flag = flag_from_dict(raw)
         except RolloutError as error:
@@ -148,8 +151,8 @@ class Syncer:
             return
         try:
             flags = read_bootstrap(path)
-        except (OSError, ValueError) as error:
-            log.error("could not read bootstrap file %s: %s", path, error)
+        except Exception as error:  # a damaged file must never stop the application starting
+            log.error("could not read bootstrap file %s: %s", path, type(error).__name__)
             return
         self.client._replace_all(flags)
         log.warning("serving %d flags from bootstrap file %s until Redis answers", len(flags), path)

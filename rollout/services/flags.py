@@ -38,8 +38,8 @@ MAX_ACTOR = 256
 def _words(actor: str, reason: str | None) -> None:
     """Who and why end up in the audit log: refuse what it could not store or show."""
     validate_text(actor, "actor", MAX_ACTOR)
-    if not actor.strip():
-        raise ValidationError("must not be blank", "actor")
+    if not actor.strip() or "\n" in actor or "\t" in actor:
+        raise ValidationError("must be one line, not blank", "actor")
     if reason is not None:
         validate_text(reason, "reason")
 

@@ -70,8 +70,11 @@ class GateService:
         return [str(s.gate.metric) for s in self.readings(flag) if s.verdict is Verdict.FAIL]
 
     def control_p95(self, flag: Flag) -> float | None:
-        """The control arm's p95 over the current stage: the latency baseline for 100%."""
-        return histogram.percentile(self.evidence(flag).stage.control.latency, 0.95)
+        """The control arm's p95 over the current stage: the latency baseline for 100%.
+
+        None when unknown, or beyond the histogram's range (then no ratio can be judged).
+        """
+        return _finite(histogram.percentile(self.evidence(flag).stage.control.latency, 0.95))
 
     def report(self, flag: Flag) -> dict[str, Any]:
         """Readings per gate and per arm, with verdicts, counts and the controller's word."""

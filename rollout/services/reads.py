@@ -41,6 +41,7 @@ class FlagReads:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._outage_logged = False
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -103,10 +104,13 @@ class FlagReads:
                 feed = self._feed_factory()
                 feed.subscribe()  # before the load: a change in between is seen, not missed
                 self._reload()
+                self._outage_logged = False
                 backoff = 0.05
                 self._follow(feed)
             except RolloutError as error:
-                log.warning("flag cache: %s; reading from Redis until it recovers", error)
+                if not self._outage_logged:  # once per outage, not once per retry
+                    self._outage_logged = True
+                    log.warning("flag cache: %s; reading from Redis until it recovers", error)
             except Exception:
                 log.exception("flag cache failed; reading from Redis until it recovers")
             finally:

@@ -35,9 +35,11 @@ def api_services(redis_client: Any, clock: FakeClock) -> Services:
 
 
 @pytest.fixture
-def app(any_redis: Any, clock: FakeClock) -> Flask:
+def app(any_redis: Any, clock: FakeClock) -> Iterator[Flask]:
     """The app over fakeredis and over a real redis-server (the `any_redis` parameters)."""
-    return create_app(services=api_services(any_redis, clock))
+    services = api_services(any_redis, clock)
+    yield create_app(services=services)
+    services.reads.stop()  # its channel-following thread, started by the first GET
 
 
 @pytest.fixture
@@ -55,7 +57,9 @@ def services(app: Flask) -> Services:
 def down_app(clock: FakeClock) -> Iterator[Flask]:
     """An app whose Redis is a closed port: every storage call fails at once."""
     redis_client = client_for_url(f"redis://127.0.0.1:{free_port()}", socket_timeout=0.5)
-    yield create_app(services=api_services(redis_client, clock))
+    services = api_services(redis_client, clock)
+    yield create_app(services=services)
+    services.reads.stop()
     redis_client.close()
 
 

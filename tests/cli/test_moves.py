@@ -48,7 +48,10 @@ def test_set_percent(run: Cli, services: Services) -> None:
         ("12.345", "more than two decimals"),
         ("100.01", "out of range"),
         ("abc", "not a number"),
-        ("nan", "finite"),
+        ("nan", "not a number"),
+        ("1e2", "not a number"),
+        ("1_0", "not a number"),
+        ("１０", "not a number"),
         ("-1", "No such option"),  # Click reads it as an option: still a usage error
     ],
 )
