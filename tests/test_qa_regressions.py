@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ def test_toml_and_json_files_keep_decimals_exact(run: Cli, tmp_path: Path) -> No
     snap = tmp_path / "s.json"
     snap.write_text(
         '{"format": "%s", "schema": 1, "flags": [{"key": "F", "stages": '
-        '[{"percent": 12.50000000000000001}]}]}' % SNAPSHOT_FORMAT
+        '[{"percent": 12.50000000000000001}]}]}'.replace("%s", SNAPSHOT_FORMAT)
     )
     assert "more than two decimals" in run.fails(2, "restore", str(snap))
 
@@ -82,8 +81,9 @@ def run(services: Services) -> Cli:
     [
         ("[" * 100_000, "nested too deeply"),
         (
-            '{"format": "%s", "schema": 1, "flags": [{"key": "F", "version": %s}]}'
-            % (SNAPSHOT_FORMAT, "9" * 5000),
+            '{"format": "FMT", "schema": 1, "flags": [{"key": "F", "version": BIG}]}'.replace(
+                "FMT", SNAPSHOT_FORMAT
+            ).replace("BIG", "9" * 5000),
             "invalid JSON",
         ),
     ],
