@@ -165,7 +165,24 @@ def render(data: Any, status: int = 200) -> Response:
     return response
 
 
+# Rendered bodies of the flag values the read cache hands out, by identity: the same value is
+# served thousands of times between two changes, and rendering it is a third of a GET's time.
+_RENDERED: dict[int, tuple[Flag, str]] = {}
+_RENDERED_MAX = 4096
+
+
+def _flag_body(flag: Flag) -> str:
+    found = _RENDERED.get(id(flag))
+    if found is not None and found[0] is flag:
+        return found[1]
+    body = current_app.json.dumps(flag_to_dict(flag))
+    if len(_RENDERED) >= _RENDERED_MAX:
+        _RENDERED.clear()  # values churn slowly; starting over is simpler than an LRU
+    _RENDERED[id(flag)] = (flag, body)  # holding the flag keeps its id from being reused
+    return body
+
+
 def render_flag(flag: Flag, status: int = 200) -> Response:
-    response = render(flag_to_dict(flag), status)
+    response = Response(_flag_body(flag) + "\n", status=status, mimetype="application/json")
     response.headers["ETag"] = f'"{flag.version}"'
     return response
