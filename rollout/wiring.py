@@ -62,6 +62,7 @@ def build_services(
     reads = FlagReads(store, lambda: ChangeFeed(client, keys, statuses=True))
     flags.listeners.append(reads.note)
     flags.status_listeners.append(reads.note_status)
+    # Health only asks who holds the leader lock; it never takes it, so the TTL is unused.
     health = HealthService(
         store, metrics, ControllerCounters(client, keys), LeaderLock(client, keys, 1.0)
     )

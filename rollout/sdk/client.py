@@ -12,7 +12,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from rollout.core.evaluation import Evaluation, Reason, evaluate
@@ -224,7 +223,3 @@ class RolloutClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @property
-    def bootstrap_file(self) -> Path | None:
-        return self.settings.bootstrap_file

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from rollout.core import transitions
 from rollout.core.errors import FlagNotFound, MalformedFlag, ValidationError
-from rollout.core.model import Flag, Stage
+from rollout.core.model import Flag
 from rollout.core.schema import CONFIG_FIELDS, flag_to_dict, parse_config, validate_key
 from rollout.services.flags import FlagService
 
@@ -134,15 +134,6 @@ def parse_document(document: object) -> dict[str, dict[str, Any]]:
     return parsed
 
 
-def _percents(stages: tuple[Stage, ...]) -> list[int]:
-    return [s.percent_bp for s in stages]
-
-
-def _check_stages(current: Flag, new_stages: tuple[Stage, ...]) -> None:
-    """Refuse, before any write, a plan the flag could not stand in (the rule is core's)."""
-    transitions.replan(current, new_stages)
-
-
 def _external(values: Mapping[str, Any]) -> dict[str, Any]:
     """Configuration values (model form) in the external form, via the one renderer."""
     rendered = flag_to_dict(Flag(key="x").with_changes(**values))
@@ -187,7 +178,8 @@ class ApplyService:
         if not changed:
             return PlanEntry("unchanged", key, state=str(current.state))
         if "stages" in changed:
-            _check_stages(current, config["stages"])
+            # Refused here, before any write, if the flag could not stand in the new plan.
+            transitions.replan(current, config["stages"])
         return PlanEntry(
             "update",
             key,

@@ -57,11 +57,6 @@ class FlagReads:
         # (the store raises the clear error), or none at all (404).
         return self.store.get(key)
 
-    def list_with_problems(self) -> tuple[list[Flag], list[str]]:
-        """Lists always come from Redis: they are rarer, and must show malformed values."""
-        flags, problems = self.store.load_all()
-        return [flags[k] for k in sorted(flags)], [str(p) for p in problems]
-
     def note(self, key: str, flag: Flag | None) -> None:
         """A write this process just made: visible to its next read at once (read your writes
         within a worker; other workers hear it from the channel a millisecond later)."""
