@@ -158,10 +158,11 @@ class Syncer:
         log.warning("serving %d flags from bootstrap file %s until Redis answers", len(flags), path)
 
     def _on_outage(self, error: BaseException) -> None:
-        self.connected = False
         if not self._outage_logged:
             self._outage_logged = True
             log.warning("Redis unreachable (%s); serving last-known flag values", error)
+        # Flipped after the log line, so whoever sees "disconnected" also finds it logged.
+        self.connected = False
 
     def _on_connected(self) -> None:
         self.connected = True
