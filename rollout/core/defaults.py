@@ -1,0 +1,71 @@
+"""Every default in one place (rq's ``defaults.py`` style): one constant a line, each explained.
+
+Settings, the controller, the channel follower, the connection and the key builder import from
+here, so a default is written once and cannot disagree with itself. Times are seconds unless the
+name says ``_MS``.
+"""
+
+from __future__ import annotations
+
+KEY_PREFIX = "rollout"
+"""Prefix of every Redis key (``ROLLOUT_KEY_PREFIX``)."""
+
+KEY_PREFIX_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
+"""What a key prefix may be: short, and nothing that would need quoting in a key name."""
+
+SOCKET_TIMEOUT = 2.0
+"""Seconds before a Redis call gives up (``ROLLOUT_SOCKET_TIMEOUT``); never on ``is_enabled``."""
+
+RESYNC_INTERVAL = 30.0
+"""Seconds between full reloads by every channel follower (``ROLLOUT_RESYNC_INTERVAL``)."""
+
+BACKOFF_START = 0.05
+"""Seconds a follower waits before its first reconnect after an outage; doubled each try."""
+
+BACKOFF_MAX = 5.0
+"""The longest wait between two reconnect attempts of a follower."""
+
+FOLLOW_POLL = 0.5
+"""Longest a follower blocks on the channel before it checks whether it should stop or resync."""
+
+FLUSH_INTERVAL = 1.0
+"""SDK: seconds between metric flushes (``ROLLOUT_FLUSH_INTERVAL``)."""
+
+METRICS_BUFFER = 100_000
+"""SDK: replaced flag values whose unsent counts are kept during an outage (``ROLLOUT_METRICS_BUFFER``)."""
+
+METRICS_RETENTION = 6 * 3600.0
+"""Seconds 10-second metric windows live in Redis (``ROLLOUT_METRICS_RETENTION``)."""
+
+MEMORY_REPORT_INTERVAL = 5.0
+"""SDK: seconds between two reports of this process's memory growth."""
+
+RETIRED_KEEP = 120.0
+"""SDK: seconds a replaced answer function is still flushed; longer than any tracked request."""
+
+CONTROLLER_INTERVAL = 1.0
+"""Controller: seconds between ticks (``ROLLOUT_CONTROLLER_INTERVAL``)."""
+
+LEADER_TTL = 5.0
+"""Controller: seconds the leader lock lives unless renewed (``ROLLOUT_LEADER_TTL``)."""
+
+WATCH_PERIOD = 24 * 3600.0
+"""Controller: seconds a complete flag stays armed for kills (``ROLLOUT_WATCH_PERIOD``)."""
+
+GATE_WINDOW_MS = 60_000
+"""A gate's sliding window when the plan names none."""
+
+MIN_GATE_WINDOW_MS = 1_000
+"""Shortest sliding window: below one 10 s metric window it would read mostly nothing."""
+
+MAX_GATE_WINDOW_MS = 3_600_000
+"""Longest sliding window: the stage reading covers the long run, and each 10 s costs a read."""
+
+MAX_ACTOR = 256
+"""Longest audit actor (an operator's name, ``cli:$USER``, ``controller``)."""
+
+MAX_TEXT = 4_096
+"""Longest free text an operator may type (a reason, a description)."""
+
+MAX_USER = 1_024
+"""Longest user id accepted by the API and the CLI."""
