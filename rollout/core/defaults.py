@@ -32,7 +32,7 @@ FLUSH_INTERVAL = 1.0
 """SDK: seconds between metric flushes (``ROLLOUT_FLUSH_INTERVAL``)."""
 
 METRICS_BUFFER = 100_000
-"""SDK: replaced flag values whose unsent counts are kept during an outage (``ROLLOUT_METRICS_BUFFER``)."""
+"""SDK: replaced flag values whose unsent counts wait out an outage (``ROLLOUT_METRICS_BUFFER``)."""
 
 METRICS_RETENTION = 6 * 3600.0
 """Seconds 10-second metric windows live in Redis (``ROLLOUT_METRICS_RETENTION``)."""
