@@ -10,11 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rollout.controller.loop import build_controller
 from rollout.core.model import State
 from rollout.storage.metrics import Batch
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_services
+from rollout.wiring import Services, build_controller, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until
 
@@ -122,8 +121,7 @@ def test_a_new_leader_takes_over_within_the_ttl(
 
 SCRIPT = """
 import logging, sys, time
-from rollout.controller.loop import build_controller
-from rollout.wiring import build_services
+from rollout.wiring import build_controller, build_services
 from rollout.settings import load_settings
 services = build_services(load_settings())
 controller = build_controller(services, interval=0.05)
@@ -208,10 +206,10 @@ def test_one_flag_that_breaks_the_tick_does_not_stop_the_others(
     controller = build_controller(services)
     real_evidence = services.gates.evidence
 
-    def evidence(flag: Any) -> Any:
+    def evidence(flag: Any, **kwargs: Any) -> Any:
         if flag.key == "BROKEN":
             raise ZeroDivisionError("a bug one flag's values trigger")
-        return real_evidence(flag)
+        return real_evidence(flag, **kwargs)
 
     controller.gates.evidence = evidence  # type: ignore[method-assign]
     [outcome] = controller.tick(clock())
