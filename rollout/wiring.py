@@ -83,7 +83,7 @@ def build_services(
         reads=reads,
         leadership=leadership,
         clock=clock,
-        release=client.close if owned else lambda: None,
+        on_close=client.close if owned else lambda: None,
     )
 
 

@@ -56,10 +56,6 @@ class Leadership:
     counters: TickCounters
 
 
-def _nothing() -> None:
-    return None
-
-
 @dataclass
 class Services:
     settings: Settings
@@ -73,9 +69,9 @@ class Services:
     clock: Clock
     # Releases what the wiring opened (its connection pool); a client passed in by the caller
     # stays the caller's to close.
-    release: Callable[[], None] = field(default=_nothing, repr=False)
+    on_close: Callable[[], None] = field(repr=False)
 
     def close(self) -> None:
         """Stop the read cache's thread and release the connections; safe to call twice."""
         self.reads.stop()
-        self.release()
+        self.on_close()
