@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from random import Random
 
 from rollout.core.decide import Action, decide
-from rollout.core.gates import Arms, ArmStats, Evidence, read_gates
+from rollout.core.evidence import Arms, ArmStats, Evidence, read_gates
 from rollout.core.model import Flag, Gate, Metric, Stage, State
 
 BATCH = 50
