@@ -48,8 +48,9 @@ from dataclasses import dataclass
 from random import Random
 
 from rollout.core.decide import Action, decide
-from rollout.core.evidence import Arms, ArmStats, Evidence, read_gates
-from rollout.core.model import Flag, Gate, Metric, Stage, State
+from rollout.core.evidence import Arms, ArmStats, Evidence
+from rollout.core.gates import read_gates
+from rollout.core.model import Flag, Gate, Stage, State
 
 BATCH = 50
 CONTROL_BATCH = 9 * BATCH
@@ -71,9 +72,7 @@ FLAG = Flag(
     stage=0,
     stage_started_at=0,
     auto_advance=False,
-    gates=(
-        Gate(Metric.ERROR_RATE, warn=0.05, critical=0.10, min_samples=100, window_ms=WINDOW_MS),
-    ),
+    gates=(Gate("error_rate", warn=0.05, critical=0.10, min_samples=100, window_ms=WINDOW_MS),),
 )
 
 
