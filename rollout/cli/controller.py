@@ -10,6 +10,7 @@ import click
 from rollout.cli.context import CliState, pass_state
 from rollout.cli.errors import CliError, usage
 from rollout.controller.loop import build_controller
+from rollout.core.defaults import CONTROLLER_INTERVAL
 
 
 def _interval(value: float | None) -> float | None:
@@ -24,7 +25,8 @@ def _interval(value: float | None) -> float | None:
     type=float,
     default=None,
     metavar="SECONDS",
-    help="Seconds between ticks; fractions allowed (default ROLLOUT_CONTROLLER_INTERVAL, 1).",
+    help="Seconds between ticks; fractions allowed "
+    f"(default ROLLOUT_CONTROLLER_INTERVAL, {CONTROLLER_INTERVAL:g}).",
 )
 @click.option("--once", is_flag=True, help="One tick, if no other controller leads, then exit.")
 @pass_state
