@@ -132,3 +132,19 @@ def test_a_resync_that_changes_nothing_keeps_the_answer_functions(live: Any) -> 
     before = handle._compiled
     client._replace_all(client.known_flags())
     assert handle._compiled is before
+
+
+def test_an_unstorable_error_type_does_not_stop_flushing(
+    real_services: Services, redis_server_flushed: RedisProcess
+) -> None:
+    real_services.flags.create("G", actor="t", stages=[{"percent": 100}])
+    real_services.flags.advance("G", actor="t")
+    with RolloutClient(redis_server_flushed.url, flush_interval=60, environ={}) as client:
+        flag = client.flag("G")
+        flag.record("u1", ok=False, error_type="bad\ud800name")
+        client.flush()
+        flag.record("u2", ok=False, error_type="Timeout")
+        client.flush()
+    treatment = real_services.gates.evidence(real_services.flags.get("G")).stage.treatment
+    assert treatment.samples == 2
+    assert treatment.errors_by_type == {"bad\\ud800name": 1, "Timeout": 1}
