@@ -1,9 +1,14 @@
-"""Small shared test helpers: an injected clock and a bounded wait."""
+"""Small shared test helpers: an injected clock, a bounded wait, a write nobody hears of."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+
+from rollout.core.model import Flag
+from rollout.storage.codec import encode_flag
+from rollout.storage.keys import Keys
 
 
 class FakeClock:
@@ -27,3 +32,11 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, interval: fl
             return True
         time.sleep(interval)
     return condition()
+
+
+def write_quietly(redis: Any, flag: Flag, prefix: str = "rollout") -> None:
+    """Store ``flag`` at its version as a write would, but publish nothing: only a full load
+    (a resync, a reconnect) can bring it to a reader that follows the change channel."""
+    keys = Keys(prefix)
+    redis.hset(keys.flag(flag.key), mapping={"v": flag.version, "d": encode_flag(flag)})
+    redis.sadd(keys.index, flag.key)

@@ -189,7 +189,7 @@ def test_sdk_defaults_are_bools_and_hostile_ids_never_raise() -> None:
     assert client.flag("UNKNOWN", default=[]).is_enabled("u") is False  # type: ignore[arg-type]
     from rollout.core.model import Flag
 
-    client._replace_all(
+    client.table.replace_all(
         {
             "F": Flag(
                 key="F", salt="F", state=State.ROLLING, percent_bp=5000, allow=("a",), version=1

@@ -129,6 +129,6 @@ def test_a_track_block_spanning_a_change_and_a_flush_keeps_its_outcome(live: Any
 def test_a_resync_that_changes_nothing_keeps_the_answer_functions(live: Any) -> None:
     _services, client = live
     handle = client.flag(KEY)
-    before = handle._compiled
-    client._replace_all(client.known_flags())
-    assert handle._compiled is before
+    before = handle.compiled
+    client.table.replace_all(client.known_flags())
+    assert handle.compiled is before
