@@ -56,6 +56,23 @@ def _type_names(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
     return names
 
 
+def _added(held: ArmTally | None, more: ArmTally) -> ArmTally:
+    if held is None:
+        return more
+    by_type, latency = dict(held.errors_by_type), dict(held.latency)
+    for name, count in more.errors_by_type.items():
+        by_type[name] = by_type.get(name, 0) + count
+    for index, count in more.latency.items():
+        latency[index] = latency.get(index, 0) + count
+    return ArmTally(
+        samples=held.samples + more.samples,
+        errors=held.errors + more.errors,
+        exposures=held.exposures + more.exposures,
+        errors_by_type=by_type,
+        latency=latency,
+    )
+
+
 class Track:
     """``with flag.track(user) as enabled:`` — one evaluation, one outcome in its arm.
 
@@ -230,7 +247,9 @@ class Recorder:
                 )
                 arm_marks.append((samples, errors, by_type, latency))
                 if tally.fields():
-                    batch.tallies[(compiled.key, compiled.epoch, ARMS[index])] = tally
+                    # A replaced answer function and its successor share a stage: add up.
+                    slot = (compiled.key, compiled.epoch, ARMS[index])
+                    batch.tallies[slot] = _added(batch.tallies.get(slot), tally)
                     if index == 1:
                         self._served.add((compiled.key, compiled.epoch))
             marks[id(compiled)] = (compiled, arm_marks, exposures)

@@ -54,29 +54,31 @@ class FlagTable(Generic[H]):
             with self._write_lock:
                 handle = self.by_default[default].get(key)
                 if handle is None:
-                    handle = self._make_handle(key, default, self._compile(key, default))
+                    compiled = self._compile(self.flags, key, default)
+                    handle = self._make_handle(key, default, compiled)
                     self.by_default[default][key] = handle
         return handle
 
-    def _compile(self, key: str, default: bool) -> Compiled:
-        return compile_flag(self.flags.get(key), self.overrides.get(key), default, key)
+    def _compile(self, flags: dict[str, Flag], key: str, default: bool) -> Compiled:
+        return compile_flag(flags.get(key), self.overrides.get(key), default, key)
 
-    def _recompile(self, handle: H) -> None:
+    def _recompile(self, flags: dict[str, Flag], handle: H) -> None:
         self._retired.append(handle.compiled)
-        handle.swap(self._compile(handle.key, handle.default))
+        handle.swap(self._compile(flags, handle.key, handle.default))
 
     # -- the follower's side ---------------------------------------------------------------
 
     def replace_all(self, flags: dict[str, Flag]) -> None:
         """A full load: Redis is the truth, so a flag that is gone answers its default."""
         with self._write_lock:
-            before, self.flags = self.flags, dict(flags)
+            before, after = self.flags, dict(flags)
             for handles in self.by_default.values():
                 for key, handle in handles.items():
                     # Only what changed: a fresh answer function would orphan the outcomes of
                     # track() blocks running in the old one, and most resyncs change nothing.
-                    if _content(before.get(key)) != _content(flags.get(key)):
-                        self._recompile(handle)
+                    if _content(before.get(key)) != _content(after.get(key)):
+                        self._recompile(after, handle)
+            self.flags = after  # last: once a version shows here, every handle answers by it
 
     def apply(self, key: str, version: int, flag: Flag | None) -> bool:
         """One change from the channel; False when it is older news than the flag held."""
@@ -84,11 +86,11 @@ class FlagTable(Generic[H]):
             updated = with_news(self.flags, key, version, flag)
             if updated is None:
                 return False
-            self.flags = updated
             for handles in self.by_default.values():
                 handle = handles.get(key)
                 if handle is not None:
-                    self._recompile(handle)
+                    self._recompile(updated, handle)
+            self.flags = updated
             return True
 
     # -- the recorder's side ---------------------------------------------------------------

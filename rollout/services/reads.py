@@ -89,7 +89,8 @@ class FlagReads:
         return self._follower.synced.wait(timeout)
 
     def stop(self) -> None:
-        self._follower.stop()
+        """Tell the follower to stop; it ends within one channel poll, unwaited for."""
+        self._follower.stop(timeout=0)
 
     # -- this worker's own writes --------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from rollout.storage.codec import encode_flag
 from rollout.storage.connection import client_for_url
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
-from rollout.storage.redis_process import RedisProcess, free_port
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until, write_quietly
@@ -92,12 +91,8 @@ USERS = {"sdk": SdkUser, "api-cache": ApiUser}
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of this test's own: tests here stop and start it."""
-    process = RedisProcess(tmp_path / "redis", port=free_port())
-    process.start()
-    yield process
-    process.stop()
+def server(own_server: RedisProcess) -> RedisProcess:
+    return own_server  # tests here stop and start it
 
 
 @pytest.fixture
@@ -128,6 +123,11 @@ def user(
     made.close()
 
 
+def version(user: SdkUser | ApiUser, key: str) -> int | None:
+    held = user.held(key)
+    return None if held is None else held.version
+
+
 def caught_up(user: SdkUser | ApiUser, writer: Services, redis: Any, mark: str) -> bool:
     """Wait until ``user`` has followed the channel past this moment.
 
@@ -143,7 +143,7 @@ def test_changes_and_deletes_arrive_through_the_channel(
     user: SdkUser | ApiUser, writer: Services
 ) -> None:
     moved = writer.flags.advance("F", actor="t")
-    assert wait_until(lambda: (held := user.held("F")) is not None and held.version == moved.version)
+    assert wait_until(lambda: version(user, "F") == moved.version)
     assert user.held("F").percent_bp == 5000  # type: ignore[union-attr]
     writer.flags.delete("F", actor="t")
     assert wait_until(lambda: user.held("F") is None)
@@ -153,7 +153,7 @@ def test_older_news_from_the_channel_is_ignored(
     user: SdkUser | ApiUser, writer: Services, redis: Any
 ) -> None:
     current = writer.flags.update("F", {"description": "current"}, actor="t")
-    assert wait_until(lambda: (held := user.held("F")) is not None and held.version == 2)
+    assert wait_until(lambda: version(user, "F") == 2)
     stale = flag_to_dict(current.with_changes(description="stale", version=1))
     redis.publish(KEYS.changes, json.dumps({"key": "F", "version": 1, "flag": stale}))
     redis.publish(KEYS.changes, json.dumps({"key": "F", "version": 2, "flag": None}))
