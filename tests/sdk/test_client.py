@@ -149,3 +149,24 @@ def test_sdk_never_starts_the_embedded_server(tmp_path: Path) -> None:
         assert not client.is_enabled("F", "u")
     assert not (tmp_path / "data" / "redis.pid").exists()
     assert not list((tmp_path / "data").glob("*.aof"))  # none when the directory is absent
+
+
+def test_following_and_flushing_share_one_connection_pool(
+    own_services: Services, own_server: RedisProcess
+) -> None:
+    own_services.flags.create("F", actor="t")
+    own_services.flags.set_percent("F", 100, actor="t")
+    probe = own_server.client()
+    try:
+        before = len(probe.client_list())  # the probe's and the writer's connections
+        with RolloutClient(own_server.url, flush_interval=60, environ={}) as client:
+            client.flag("F").record("u")
+            client.flush()
+            assert (
+                own_services.gates.evidence(own_services.flags.get("F")).stage.treatment.samples
+                == 1
+            )
+            # The channel's own socket, and one pooled connection that loaded and flushed.
+            assert len(probe.client_list()) - before == 2
+    finally:
+        probe.close()
