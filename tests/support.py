@@ -55,3 +55,13 @@ def own_server(tmp_path: Path) -> Iterator[RedisProcess]:
         yield process
     finally:
         process.stop()
+
+
+def append_to_log(server: RedisProcess, *command: str) -> None:
+    """A command a stopped server replays from its AOF when it starts: a change nobody hears of."""
+    out = [f"*{len(command)}\r\n".encode()]
+    for arg in command:
+        data = arg.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    with open(server.aof_path, "ab") as aof:
+        aof.write(b"".join(out))

@@ -17,7 +17,7 @@ from rollout.storage.codec import encode_flag
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
-from tests.support import wait_until
+from tests.support import append_to_log, wait_until
 
 USERS = [f"user-{i}" for i in range(300)]
 
@@ -49,14 +49,6 @@ def test_loads_at_start_and_follows_the_channel(
         assert wait_until(lambda: client.evaluate("F", "u").reason is Reason.UNKNOWN)
 
 
-def resp(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
 def test_outage_keeps_last_known_values_logs_once_and_resyncs(
     own_services: Services, own_server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -77,8 +69,7 @@ def test_outage_keeps_last_known_values_logs_once_and_resyncs(
         # While it is down, change the flag in the server's own log without any publish:
         # only the full resync on reconnect can bring this change to the client.
         full = encode_flag(Flag(key="F", salt="F", state=State.ROLLING, percent_bp=10_000))
-        with open(own_server.aof_path, "ab") as aof:
-            aof.write(resp("HSET", Keys().flag("F"), "v", "99", "d", full))
+        append_to_log(own_server, "HSET", Keys().flag("F"), "v", "99", "d", full)
         own_server.start()
         assert wait_until(lambda: all(answers(client)), timeout=15)
         assert client.connected

@@ -25,7 +25,7 @@ from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
-from tests.support import FakeClock, wait_until, write_quietly
+from tests.support import FakeClock, append_to_log, wait_until, write_quietly
 
 RESYNC = 30.0
 KEYS = Keys()
@@ -193,8 +193,7 @@ def test_an_outage_then_a_reconnect_with_a_full_resync(
     # Changed in the server's own log while it is down, with no publish: only the full load
     # after the reconnect can bring this to the user.
     changed = before.with_changes(state=State.ROLLING, percent_bp=10_000, version=99)
-    with open(server.aof_path, "ab") as aof:
-        aof.write(_resp("HSET", KEYS.flag("F"), "v", "99", "d", encode_flag(changed)))
+    append_to_log(server, "HSET", KEYS.flag("F"), "v", "99", "d", encode_flag(changed))
     server.start()
     assert wait_until(lambda: not user.disconnected(), timeout=15)
     assert user.held("F") == changed
@@ -202,11 +201,3 @@ def test_an_outage_then_a_reconnect_with_a_full_resync(
     assert caught_up(user, writer, redis, "MARK")
     write_quietly(redis, changed.with_changes(description="quiet", version=100))
     assert user.held("F").version == 99  # type: ignore[union-attr]
-
-
-def _resp(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
