@@ -146,7 +146,7 @@ def test_deletes_statuses_and_unreadable_values(
     assert wait_until(lambda: len(calls.statuses) == 1)
     key, status = calls.statuses[0]
     assert key == "F" and status is not None and status.decision == "hold"
-    unreadable = [r for r in caplog.records if "'G'" in r.getMessage()]
+    unreadable = [r for r in caplog.records if r.name == log.name and "'G'" in r.getMessage()]
     assert len(unreadable) == 1 and unreadable[0].levelno == logging.ERROR
 
 
