@@ -17,7 +17,7 @@ SURROGATE = "user-\ud800"
 
 def offline_client(flag: Flag) -> RolloutClient:
     client = RolloutClient("redis://127.0.0.1:9/0", start=False, environ={})
-    client._replace_all({flag.key: flag})
+    client.table.replace_all({flag.key: flag})
     return client
 
 
