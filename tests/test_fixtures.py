@@ -11,6 +11,7 @@ from hypothesis import settings
 from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess
 
+
 def test_hypothesis_runs_without_a_deadline() -> None:
     assert settings.get_current_profile_name() == "rollout"
     assert settings().deadline is None
@@ -23,7 +24,7 @@ def test_dead_addresses_refuse_at_once(address: str, request: pytest.FixtureRequ
     client = client_for_url(url, socket_timeout=30)
     # Refused by the kernel, not timed out (redis.TimeoutError is no ConnectionError): the
     # answer comes at once however loaded the machine is.
-    with pytest.raises(redis.ConnectionError, match="refused|No such file"):
+    with pytest.raises(redis.ConnectionError, match=r"refused|No such file"):
         client.ping()
     client.close()
 
