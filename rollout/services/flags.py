@@ -8,6 +8,7 @@ controller wrote a status a millisecond earlier.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,7 +47,8 @@ def _words(actor: str, reason: str | None) -> None:
 
 def _backoff(attempt: int) -> None:
     # Jittered, so writers that collided do not collide again in lockstep.
-    time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.02)))
+    # Capped before it grows: a kill may retry for as long as it takes.
+    time.sleep(random.uniform(0, min(0.0005 * 2 ** min(attempt, 6), 0.02)))
 
 
 class GateReader(Protocol):
@@ -126,11 +128,15 @@ class FlagService:
         action: str,
         reason: str | None,
         if_match: int | None = None,
+        attempts: int | None = MAX_ATTEMPTS,
     ) -> Flag | None:
-        """Read, apply ``change``, write CAS; retry on conflict. None from change = delete."""
+        """Read, apply ``change``, write CAS; retry on conflict. None from change = delete.
+
+        ``attempts=None`` retries until the write lands (a kill must never lose to other writers).
+        """
         validate_key(key)
         _words(actor, reason)
-        for _attempt in range(MAX_ATTEMPTS):
+        for _attempt in itertools.count() if attempts is None else range(attempts):
             current = self.store.get(key)
             if if_match is not None and current.version != if_match:
                 raise PreconditionFailed(
@@ -337,6 +343,7 @@ class FlagService:
             action="kill",
             reason=reason,
             if_match=if_version,
+            attempts=None,
         )
         assert result is not None
         return result
