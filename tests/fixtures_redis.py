@@ -17,6 +17,7 @@ import os
 import socket
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,20 @@ import pytest
 from rollout.storage.redis_process import RedisProcess, free_port
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis-server"), port=free_port())
+@contextmanager
+def started_server(directory: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(directory, port=free_port())
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    with started_server(tmp_path_factory.mktemp("redis-server")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -49,12 +56,8 @@ def redis_server_flushed(redis_server: RedisProcess) -> RedisProcess:
 @pytest.fixture
 def own_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     """A started server that only this test uses: it may stop and start it at will."""
-    server = RedisProcess(tmp_path_factory.mktemp("own-redis"), port=free_port())
-    server.start()
-    try:
+    with started_server(tmp_path_factory.mktemp("own-redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -25,6 +25,16 @@ def rolling(services: Services, *gates: dict[str, Any]) -> Flag:
     return services.flags.advance("F", actor="t")
 
 
+@pytest.fixture
+def url(redis_server_flushed: RedisProcess) -> str:
+    return redis_server_flushed.url
+
+
+@pytest.fixture
+def memory_gated(real_services: Services) -> Flag:
+    return rolling(real_services, MEMORY_GATE)
+
+
 def gate(services: Services, flag: Flag, metric: str) -> dict[str, Any]:
     report = services.gates.report(flag)
     (found,) = (g for g in report["gates"] if g["metric"] == metric)
@@ -32,10 +42,9 @@ def gate(services: Services, flag: Flag, metric: str) -> dict[str, Any]:
 
 
 def test_memory_gate_reads_the_highest_growth_of_any_treatment_process(
-    real_services: Services, redis_server_flushed: RedisProcess, clock: FakeClock
+    real_services: Services, memory_gated: Flag, url: str, clock: FakeClock
 ) -> None:
-    flag = rolling(real_services, MEMORY_GATE)
-    url = redis_server_flushed.url
+    flag = memory_gated
     small, large = Memory(200), Memory(300)
     with (
         sdk(url, flag, clock, memory_probe=small) as one,
@@ -56,10 +65,9 @@ def test_memory_gate_reads_the_highest_growth_of_any_treatment_process(
 
 
 def test_a_process_serving_only_control_is_ignored_by_the_memory_gate(
-    real_services: Services, redis_server_flushed: RedisProcess, clock: FakeClock
+    real_services: Services, memory_gated: Flag, url: str, clock: FakeClock
 ) -> None:
-    flag = rolling(real_services, MEMORY_GATE)
-    url = redis_server_flushed.url
+    flag = memory_gated
     control_only, treatment = Memory(200), Memory(200)
     with sdk(url, flag, clock, memory_probe=control_only) as client:
         control_only.mb = 900  # 700 MB of growth, but none of it from the change
@@ -80,11 +88,11 @@ def test_a_process_serving_only_control_is_ignored_by_the_memory_gate(
 
 
 def test_the_window_reads_only_its_trailing_seconds(
-    real_services: Services, redis_server_flushed: RedisProcess, clock: FakeClock
+    real_services: Services, url: str, clock: FakeClock
 ) -> None:
     """A burst of errors a while ago fails the stage, not the 60 s window that came after."""
     flag = rolling(real_services, ERROR_GATE)
-    with sdk(redis_server_flushed.url, flag, clock) as client:
+    with sdk(url, flag, clock) as client:
         record(client, flag, treatment_errors=60, control_ok=60)
         clock.advance(120)
         record(client, flag, treatment_ok=40, control_ok=40)
@@ -97,7 +105,7 @@ def test_the_window_reads_only_its_trailing_seconds(
 
 def test_metrics_keys_live_for_the_configured_retention(
     real_services: Services,
-    redis_server_flushed: RedisProcess,
+    url: str,
     clock: FakeClock,
     real_redis: Any,
     monkeypatch: pytest.MonkeyPatch,
@@ -105,7 +113,7 @@ def test_metrics_keys_live_for_the_configured_retention(
     """``ROLLOUT_METRICS_RETENTION`` from the environment, as an SDK process reads it."""
     monkeypatch.setenv("ROLLOUT_METRICS_RETENTION", "4321")
     flag = rolling(real_services, MEMORY_GATE)
-    with sdk(redis_server_flushed.url, flag, clock) as client:
+    with sdk(url, flag, clock) as client:
         assert client.settings.metrics_retention == 4321
         record(client, flag, treatment_ok=3, control_ok=2)
     names = [
