@@ -8,6 +8,7 @@ controller wrote a status a millisecond earlier.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -43,18 +44,23 @@ def _validate_actor_and_reason(actor: str, reason: str | None) -> None:
 
 def _backoff(attempt: int) -> None:
     # Jittered, so writers that collided do not collide again in lockstep.
-    time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.02)))
+    # Capped before it grows: a kill may retry for as long as it takes.
+    time.sleep(random.uniform(0, min(0.0005 * 2 ** min(attempt, 6), 0.02)))
 
 
 def _retrying(
-    key: str, attempt: Callable[[], Result], also: tuple[type[Exception], ...] = ()
+    key: str,
+    attempt: Callable[[], Result],
+    also: tuple[type[Exception], ...] = (),
+    attempts: int | None = MAX_ATTEMPTS,
 ) -> Result:
-    """Run one read-compute-write ``attempt`` until no other write lands first (bounded).
+    """Run one read-compute-write ``attempt`` until no other write lands first (bounded, or
+    with ``attempts=None`` until it lands: a kill must never lose to other writers).
 
     ``attempt`` reads afresh each time, so a retried move is judged on the flag as it now is.
     """
     retry_on: tuple[type[Exception], ...] = (ConcurrentUpdate, *also)
-    for tries in range(MAX_ATTEMPTS):
+    for tries in itertools.count() if attempts is None else range(attempts):
         try:
             return attempt()
         except retry_on:
@@ -132,11 +138,13 @@ class FlagService:
         reason: str | None,
         if_match: int | None = None,
         now: int | None = None,
+        attempts: int | None = MAX_ATTEMPTS,
     ) -> Flag:
         """Read, apply ``change``, write CAS with one audit entry; retried on conflict.
 
         ``if_match``: only from that version, and a conflict is the caller's (412), not retried.
         ``now``: the instant of the move, when the caller judged the flag at that instant.
+        ``attempts=None`` retries until the write lands (a kill must never lose to other writers).
         """
         validate_key(key)
         _validate_actor_and_reason(actor, reason)
@@ -167,7 +175,7 @@ class FlagService:
             self._written(key, stored)
             return stored
 
-        return _retrying(key, attempt)
+        return _retrying(key, attempt, attempts=attempts)
 
     def _keep_baseline(self, before: Flag, after: Flag) -> Flag:
         if not transitions.takes_baseline(before, after):
@@ -335,6 +343,7 @@ class FlagService:
             reason=reason,
             if_match=if_version,
             now=now,
+            attempts=None,
         )
 
     def kill_all(self, *, reason: str, actor: str) -> list[Flag]:

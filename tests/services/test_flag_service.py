@@ -15,10 +15,12 @@ from rollout.core.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from rollout.core.model import State
+from rollout.core.model import Flag, State
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
+from tests.evidence import ERROR_GATE, flush_failing_evidence, record, sdk
 from tests.support import FakeClock
 
 PLAN = {"stages": [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]}
@@ -108,12 +110,34 @@ def test_create_existing_and_missing_flags(services: Services) -> None:
         services.flags.advance("F", actor="t")  # no stages
 
 
-def test_advance_refused_when_a_gate_fails(services: Services) -> None:
-    services.flags.gates.failing = lambda flag: ["error_rate"]  # type: ignore[method-assign]
-    services.flags.create("F", actor="t", **PLAN)
-    with pytest.raises(GateFailing):
-        services.flags.advance("F", actor="t")
-    assert services.flags.advance("F", actor="t", force=True).stage == 0
+@pytest.fixture
+def gated(real_services: Services) -> Flag:
+    """F at its first stage, with an error-rate gate, in the real redis-server."""
+    real_services.flags.create("F", actor="t", gates=[ERROR_GATE], **PLAN)
+    return real_services.flags.advance("F", actor="t")
+
+
+def test_advance_refused_while_a_gate_reads_fail(
+    real_services: Services, gated: Flag, redis_server_flushed: RedisProcess, clock: FakeClock
+) -> None:
+    """Real evidence: treatment errors recorded by the SDK, flushed into a real Redis."""
+    flush_failing_evidence(redis_server_flushed.url, gated, clock)
+    assert list(real_services.gates.failing(gated)) == ["error_rate"]
+    with pytest.raises(GateFailing, match="gate error_rate reads fail"):
+        real_services.flags.advance("F", actor="t")
+    assert real_services.flags.get("F") == gated and audit_count(real_services, "F") == 2
+    forced = real_services.flags.advance("F", actor="t", force=True)
+    assert (forced.stage, forced.percent_bp) == (1, 5000)
+
+
+def test_advance_goes_ahead_while_the_gates_pass(
+    real_services: Services, gated: Flag, redis_server_flushed: RedisProcess, clock: FakeClock
+) -> None:
+    """The same path with healthy evidence: the refusal above comes from the evidence."""
+    with sdk(redis_server_flushed.url, gated, clock) as client:
+        record(client, gated, treatment_ok=60, control_ok=300)
+    assert list(real_services.gates.failing(gated)) == []
+    assert real_services.flags.advance("F", actor="t").stage == 1
 
 
 def test_kill_all_kills_rolling_and_paused_only(services: Services) -> None:
