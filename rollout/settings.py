@@ -16,6 +16,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from rollout.core import defaults
 from rollout.core.errors import ValidationError as RolloutValidationError
+from rollout.core.redis_url import parse_redis_url
 
 _TOKEN_PAIR = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(\S{16,512})$")
 
@@ -56,8 +57,27 @@ class Settings(BaseSettings):
 
     redis_url: str | None = Field(
         None,
-        description="redis://, rediss:// or unix:// URL of the Redis that holds the state. "
+        description="URL of the Redis that holds the state: redis://, rediss://, unix://, "
+        "redis+sentinel://[user:pass@]host:port[,...]/SERVICE[/DB] or "
+        "redis+cluster://[user:pass@]host:port[,...]; TLS with rediss[+...]:// or ?tls=true. "
         "Unset: the embedded redis-server under data_dir.",
+    )
+    redis_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) that verifies the Redis servers' TLS certificates."
+    )
+    write_replicas: int | None = Field(
+        None,
+        ge=0,
+        le=16,
+        description="Replicas that must hold a flag write before it is acknowledged (WAIT). "
+        "Unset: 1 when the master reports a connected replica, else 0.",
+    )
+    write_replicas_timeout: float = Field(
+        defaults.WRITE_REPLICAS_TIMEOUT,
+        gt=0,
+        le=60,
+        description="Seconds a write waits for its replicas; past that it stands, reported as "
+        "not yet replicated.",
     )
     data_dir: Path = Field(
         default_factory=default_data_dir,
@@ -132,8 +152,8 @@ class Settings(BaseSettings):
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             return None
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        if value is not None:
+            parse_redis_url(value)  # RedisUrlError is a ValueError: one line, no secret
         return value
 
     @field_validator("key_prefix")
@@ -152,6 +172,7 @@ def load_settings(**overrides: Any) -> Settings:
         first = error.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else "?"
         variable = f"ROLLOUT_{name.upper()}"
-        raise RolloutValidationError(f"invalid setting {variable}: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise RolloutValidationError(f"invalid setting {variable}: {message}") from None
     except SettingsError as error:
         raise RolloutValidationError(f"invalid setting: {error}") from None

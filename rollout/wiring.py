@@ -21,7 +21,7 @@ from rollout.services.health import HealthService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
-from rollout.storage.connection import client_for_url, resolve_url
+from rollout.storage.connection import client_for_url, masked, resolve_url
 from rollout.storage.counters import ControllerCounters
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
@@ -29,7 +29,14 @@ from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
 from rollout.storage.snapshots import SnapshotStore
 
-__all__ = ["Services", "build_controller", "build_services", "server_url"]
+__all__ = [
+    "Services",
+    "build_controller",
+    "build_services",
+    "check_reachable",
+    "public_url",
+    "server_url",
+]
 
 
 def server_url(settings: Settings, *, start_embedded: bool = True) -> str:
@@ -39,6 +46,23 @@ def server_url(settings: Settings, *, start_embedded: bool = True) -> str:
     of them reaches the very same server.
     """
     return resolve_url(settings.redis_url, settings.data_dir, start_embedded=start_embedded)
+
+
+def check_reachable(settings: Settings, url: str) -> None:
+    """One clear line at start (StorageError) when ``url`` leads nowhere usable: nobody there,
+    a Sentinel that knows no such service, a seed that is not a cluster node."""
+    client = client_for_url(
+        url, socket_timeout=settings.socket_timeout, ca_file=settings.redis_ca_file
+    )
+    try:
+        FlagStore(client, Keys(settings.key_prefix)).ping()
+    finally:
+        client.close()
+
+
+def public_url(url: str | None) -> str:
+    """``url`` as a banner or a log may show it: passwords masked, ``embedded`` when unset."""
+    return masked(url)
 
 
 def build_services(
@@ -57,7 +81,9 @@ def build_services(
     client = redis_client
     if owned:
         url = server_url(settings, start_embedded=start_embedded)
-        client = client_for_url(url, socket_timeout=settings.socket_timeout)
+        client = client_for_url(
+            url, socket_timeout=settings.socket_timeout, ca_file=settings.redis_ca_file
+        )
     keys = Keys(settings.key_prefix)
     store = FlagStore(client, keys)
     metrics = MetricsStore(client, keys, settings.metrics_retention)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import click
 
 from rollout.cli.context import CliState, json_option, pass_state
+from rollout.core.redis_url import mask_url
 from rollout.storage.embedded import EmbeddedRedis
 
 
 def _note_external(state: CliState) -> None:
-    if state.settings().redis_url:
+    url = state.settings().redis_url
+    if url:
         click.echo(
-            "note: a Redis URL is set (--redis-url / ROLLOUT_REDIS_URL); "
+            f"note: a Redis URL is set (--redis-url / ROLLOUT_REDIS_URL: {mask_url(url)}); "
             "the CLI uses that server, not the embedded one",
             err=True,
         )

@@ -21,7 +21,7 @@ import click
 from rollout.cli.context import CliState, pass_state
 from rollout.cli.errors import CliError
 from rollout.settings import Settings, load_settings
-from rollout.wiring import server_url
+from rollout.wiring import check_reachable, public_url, server_url
 
 TOKEN_FILE = "admin-token"
 
@@ -106,6 +106,7 @@ def serve(
     """Serve the admin API (gunicorn) and run the controller beside it."""
     settings = load_settings(redis_url=state.redis_url)
     url = server_url(settings)
+    check_reachable(settings, url)  # a wrong service or seed: one line now, not in each child
     env, note = child_environment(settings, url)
     base = f"http://{host}:{port}"
     gunicorn = [
@@ -123,7 +124,7 @@ def serve(
     if not no_controller:
         controller = [sys.executable, "-m", "rollout", "controller"]
         processes.append(subprocess.Popen(controller, env=env))
-    click.echo(f"rollout serving {base}  (Redis: {'embedded' if not settings.redis_url else url})")
+    click.echo(f"rollout serving {base}  (Redis: {public_url(settings.redis_url)})")
     if note is not None:
         path = settings.data_dir / TOKEN_FILE
         verb = "Created an admin token in" if note == "created" else "Admin token:"

@@ -16,6 +16,21 @@ KEY_PREFIX_PATTERN = r"[A-Za-z0-9_.:-]{1,64}"
 SOCKET_TIMEOUT = 2.0
 """Seconds before a Redis call gives up (``ROLLOUT_SOCKET_TIMEOUT``); never on ``is_enabled``."""
 
+WRITE_REPLICAS_TIMEOUT = 1.0
+"""Seconds a flag write waits for its replicas (``ROLLOUT_WRITE_REPLICAS_TIMEOUT``)."""
+
+REDIS_RETRIES = 2
+"""Driver-level retries of one Redis call after a dropped connection or a timeout."""
+
+REDIS_BACKOFF_BASE = 0.05
+"""Seconds of the first driver retry's backoff (exponential, full jitter)."""
+
+REDIS_BACKOFF_CAP = 1.0
+"""The longest driver backoff between two retries."""
+
+WRITE_RETRY_SECONDS = 20.0
+"""How long a flag write keeps retrying, with the same write id, across a failover."""
+
 RESYNC_INTERVAL = 30.0
 """Seconds between full reloads by every channel follower (``ROLLOUT_RESYNC_INTERVAL``)."""
 

@@ -75,6 +75,7 @@ class _SharedRedis:
                         self._settings.data_dir,
                         start_embedded=False,
                         socket_timeout=self._settings.socket_timeout,
+                        ca_file=self._settings.redis_ca_file,
                     )
                 client = self._client
         return client

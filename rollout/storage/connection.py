@@ -1,4 +1,11 @@
-"""Redis connections: ``ROLLOUT_REDIS_URL`` when set, else the embedded server."""
+"""Redis connections: ``ROLLOUT_REDIS_URL`` when set, else the embedded server.
+
+One function per topology builds the client; nothing above ``storage/`` learns which one it
+got. Every client has bounded timeouts (an outage becomes an error, never a hang) and redis-py's
+``Retry`` with explicit settings: a few retries with exponential, fully jittered backoff, so a
+dropped connection or a Sentinel failover is ridden out without a thundering herd, and the
+library's defaults (which changed between versions) never decide.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +13,110 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
-from rollout.core.defaults import SOCKET_TIMEOUT
+from rollout.core.defaults import (
+    REDIS_BACKOFF_BASE,
+    REDIS_BACKOFF_CAP,
+    REDIS_RETRIES,
+    SOCKET_TIMEOUT,
+)
 from rollout.core.errors import StorageError, ValidationError
+from rollout.core.redis_url import RedisTarget, RedisUrlError, mask_secrets, parse_redis_url
 from rollout.storage.errors import wrapped
 
 
-def client_for_url(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> Any:
-    """A client with bounded timeouts, so an outage becomes an error, never a hang."""
-    with wrapped():
-        try:
-            return redis.Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                health_check_interval=30,
-                retry_on_timeout=False,
-                # Our callers decide about retries: the SDK backs off on its own, services
-                # retry CAS moves. Driver-level retries would only delay noticing an outage.
-                retry=Retry(NoBackoff(), 0),
-            )
-        except ValueError as error:
-            # A URL that cannot even be parsed is the operator's typo, not an outage.
-            raise ValidationError(f"invalid Redis URL: {error}", "redis_url") from None
+def driver_retry() -> Retry:
+    backoff = ExponentialWithJitterBackoff(cap=REDIS_BACKOFF_CAP, base=REDIS_BACKOFF_BASE)
+    return Retry(backoff, REDIS_RETRIES)
+
+
+def _common(target: RedisTarget, socket_timeout: float, ca_file: Path | None) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_timeout,
+        "retry": driver_retry(),
+        "username": target.username,
+        "password": target.password,
+    }
+    if target.tls:
+        options["ssl"] = True
+        options["ssl_cert_reqs"] = "required"
+        if ca_file is not None:
+            options["ssl_ca_certs"] = str(ca_file)
+    return options
+
+
+def _single(target: RedisTarget, options: dict[str, Any]) -> Any:
+    options["health_check_interval"] = 30
+    if target.path is not None:  # the parser refuses TLS on a socket
+        return redis.Redis(unix_socket_path=target.path, db=target.db, **options)
+    host, port = target.hosts[0]
+    return redis.Redis(host=host, port=port, db=target.db, **options)
+
+
+def _sentinel(target: RedisTarget, options: dict[str, Any]) -> Any:
+    sentinel_options = {
+        k: v for k, v in options.items() if k.startswith(("socket_", "ssl")) or k == "retry"
+    }
+    sentinel_options["decode_responses"] = True
+    sentinel_options["username"] = target.sentinel_username
+    sentinel_options["password"] = target.sentinel_password
+    options["health_check_interval"] = 30
+    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    # The client asks the sentinels for the master before each new connection, so it follows
+    # a failover by itself once the old master's connections fail.
+    return sentinel.master_for(target.service, db=target.db)  # type: ignore[no-untyped-call]
+
+
+def _cluster(target: RedisTarget, options: dict[str, Any]) -> Any:
+    nodes = [ClusterNode(host, port) for host, port in target.hosts]  # type: ignore[no-untyped-call]
+    try:
+        return RedisCluster(
+            startup_nodes=nodes,
+            require_full_coverage=True,
+            reinitialize_steps=1,  # re-read the slot map at the first MOVED: failovers move slots
+            **options,
+        )
+    except redis.exceptions.RedisClusterException as error:
+        raise StorageError(
+            f"no Redis Cluster at {target.masked}: {error} "
+            "(is each seed a cluster node, with every slot assigned?)"
+        ) from None
+
+
+def client_for_url(
+    url: str, *, socket_timeout: float = SOCKET_TIMEOUT, ca_file: Path | None = None
+) -> Any:
+    """A client of the topology ``url`` names. ``ValidationError`` for a malformed URL."""
+    try:
+        target = parse_redis_url(url)
+    except RedisUrlError as error:
+        # A URL that cannot even be parsed is the operator's typo, not an outage.
+        raise ValidationError(f"invalid Redis URL: {error}", "redis_url") from None
+    options = _common(target, socket_timeout, ca_file)
+    try:
+        with wrapped():
+            if target.topology == "sentinel":
+                return _sentinel(target, options)
+            if target.topology == "cluster":
+                return _cluster(target, options)
+            return _single(target, options)
+    except StorageError as error:
+        cause = error.cause
+        text = cause if isinstance(cause, str) else f"{type(cause).__name__}: {cause}"
+        raise StorageError(mask_secrets(text, url)) from None
+
+
+def masked(url: str | None) -> str:
+    """``url`` fit for a log line or a start-up banner: every password blanked out."""
+    from rollout.core.redis_url import mask_url
+
+    return "embedded" if not url else mask_url(url)
 
 
 def resolve_url(redis_url: str | None, data_dir: Path, *, start_embedded: bool) -> str:
@@ -55,6 +140,7 @@ def connect(
     *,
     start_embedded: bool = True,
     socket_timeout: float = SOCKET_TIMEOUT,
+    ca_file: Path | None = None,
 ) -> Any:
     url = resolve_url(redis_url, data_dir, start_embedded=start_embedded)
-    return client_for_url(url, socket_timeout=socket_timeout)
+    return client_for_url(url, socket_timeout=socket_timeout, ca_file=ca_file)
