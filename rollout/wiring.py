@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rollout.controller.loop import Controller
-from rollout.core.errors import ValidationError
+from rollout.core.errors import StorageError, ValidationError
 from rollout.services.apply import ApplyService
 from rollout.services.container import Leadership, Services
 from rollout.services.flags import FlagService
@@ -27,7 +27,9 @@ from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
+from rollout.storage.migrate import migrate
 from rollout.storage.snapshots import SnapshotStore
+from rollout.storage.topology import Replication
 
 __all__ = [
     "Services",
@@ -85,7 +87,12 @@ def build_services(
             url, socket_timeout=settings.socket_timeout, ca_file=settings.redis_ca_file
         )
     keys = Keys(settings.key_prefix)
-    store = FlagStore(client, keys)
+    try:
+        migrate(client, keys)  # the key layout of an older install, moved once (idempotent)
+    except StorageError:
+        pass  # Redis is down: the services answer 503 meanwhile; the next start migrates
+    replication = Replication(settings.write_replicas, settings.write_replicas_timeout)
+    store = FlagStore(client, keys, replication)
     metrics = MetricsStore(client, keys, settings.metrics_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)

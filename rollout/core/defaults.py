@@ -20,7 +20,10 @@ WRITE_REPLICAS_TIMEOUT = 1.0
 """Seconds a flag write waits for its replicas (``ROLLOUT_WRITE_REPLICAS_TIMEOUT``)."""
 
 REDIS_RETRIES = 2
-"""Driver-level retries of one Redis call after a dropped connection or a timeout."""
+"""Driver-level retries of one call to a single server after a dropped connection or a timeout."""
+
+REDIS_FAILOVER_RETRIES = 12
+"""The same on a Sentinel group or a Cluster, enough to ride out a failover (about 5 s)."""
 
 REDIS_BACKOFF_BASE = 0.05
 """Seconds of the first driver retry's backoff (exponential, full jitter)."""

@@ -58,6 +58,10 @@ class ConcurrentUpdate(RolloutError):
     """The flag changed between read and write; services retry, callers rarely see it."""
 
 
+class LeadershipLost(RolloutError):
+    """A controller write carried a leader token older than one the flag has seen (fencing)."""
+
+
 class PreconditionFailed(RolloutError):
     """An ``If-Match`` version that is no longer the flag's version."""
 
@@ -122,6 +126,7 @@ ERROR_TABLE: dict[type[RolloutError], tuple[str, int]] = {
     GateFailing: ("gate_failing", 409),
     InvalidTransition: ("invalid_transition", 409),
     ConcurrentUpdate: ("concurrent_update", 409),
+    LeadershipLost: ("leadership_lost", 409),
     MalformedFlag: ("malformed_flag", 409),
     PreconditionFailed: ("precondition_failed", 412),
     PayloadTooLarge: ("payload_too_large", 413),

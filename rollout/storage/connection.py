@@ -21,6 +21,7 @@ from redis.sentinel import Sentinel
 from rollout.core.defaults import (
     REDIS_BACKOFF_BASE,
     REDIS_BACKOFF_CAP,
+    REDIS_FAILOVER_RETRIES,
     REDIS_RETRIES,
     SOCKET_TIMEOUT,
 )
@@ -29,9 +30,9 @@ from rollout.core.redis_url import RedisTarget, RedisUrlError, mask_secrets, par
 from rollout.storage.errors import wrapped
 
 
-def driver_retry() -> Retry:
+def driver_retry(retries: int = REDIS_RETRIES) -> Retry:
     backoff = ExponentialWithJitterBackoff(cap=REDIS_BACKOFF_CAP, base=REDIS_BACKOFF_BASE)
-    return Retry(backoff, REDIS_RETRIES)
+    return Retry(backoff, retries)
 
 
 def _common(target: RedisTarget, socket_timeout: float, ca_file: Path | None) -> dict[str, Any]:
@@ -39,7 +40,9 @@ def _common(target: RedisTarget, socket_timeout: float, ca_file: Path | None) ->
         "decode_responses": True,
         "socket_timeout": socket_timeout,
         "socket_connect_timeout": socket_timeout,
-        "retry": driver_retry(),
+        "retry": driver_retry(
+            REDIS_RETRIES if target.topology == "single" else REDIS_FAILOVER_RETRIES
+        ),
         "username": target.username,
         "password": target.password,
     }
@@ -60,9 +63,8 @@ def _single(target: RedisTarget, options: dict[str, Any]) -> Any:
 
 
 def _sentinel(target: RedisTarget, options: dict[str, Any]) -> Any:
-    sentinel_options = {
-        k: v for k, v in options.items() if k.startswith(("socket_", "ssl")) or k == "retry"
-    }
+    sentinel_options = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl"))}
+    sentinel_options["retry"] = driver_retry(0)  # a dead sentinel: ask the next one at once
     sentinel_options["decode_responses"] = True
     sentinel_options["username"] = target.sentinel_username
     sentinel_options["password"] = target.sentinel_password

@@ -1,42 +1,60 @@
 """The flag repository: reads, compare-and-set writes, audit and change notices in one step.
 
-A write is WATCH on the flag and its high-water mark, a version check, then one MULTI/EXEC
-that stores the value, appends exactly one audit entry and publishes the change. Either all of
-it happens or none of it does, so the audit can never disagree with the flags.
+A write is one server-side script in the flag's slot (``scripts.WRITE_FLAG``): the version
+check, the value, exactly one audit entry and the change message, all or nothing, so the audit
+can never disagree with the flags, on one server, a Sentinel group or a Cluster alike. Each
+write carries an id that the script remembers for a while, so a write sent again after a lost
+reply or a failover never applies twice. ``WAIT`` is pipelined behind it on the same node
+connection (``topology.on_flag_node``), so an acknowledged write survives a failover.
+
+Global keys are written outside the script, in an order that keeps every invariant readable:
+
+- a flag exists iff its value key exists (the script alone decides that);
+- the index is a hint: added to before a create (and again after, against a racing delete),
+  removed after a delete unless the flag is back. A reader takes only flags whose value
+  exists, and ``reconcile_index`` (run by ``migrate`` at start) adds any that a crash between
+  two steps left out;
+- the audit's global sequence number is taken (INCR) before the script and passed in, so the
+  merged log of every flag has one true order; a refused write only leaves a gap.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from rollout.core.errors import ConcurrentUpdate, FlagExists, FlagNotFound, MalformedFlag
+from rollout.core.errors import (
+    ConcurrentUpdate,
+    FlagExists,
+    FlagNotFound,
+    LeadershipLost,
+    MalformedFlag,
+)
 from rollout.core.model import Flag, Status
 from rollout.core.schema import flag_to_dict
 from rollout.core.units import render_instant
 from rollout.storage.codec import decode_flag, dumps, encode_flag, encode_status
 from rollout.storage.errors import storage_call, wrapped
 from rollout.storage.keys import Keys
+from rollout.storage.scripts import SET_STATUS, WRITE_FLAG
+from rollout.storage.topology import Replication, on_flag_node
 
 AUDIT_MAX_LEN = 10_000  # per flag; approximate trimming keeps XADD O(1)
+WRITE_ID_TTL_MS = 24 * 3600 * 1000  # far longer than any retry of one write
+_STALE_RETRIES = 8  # the high-water mark moved under us: recompute the version
 
-# Entries of different flags written in the same millisecond have equal stream ids, so each
-# entry also carries a global sequence number: the merged log of every flag has one true order.
-_SET_STATUS = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('SET', KEYS[2], ARGV[1])
-  redis.call('PUBLISH', KEYS[3], ARGV[2])
-  return 1
-end
-return 0
-"""
-_AUDIT_APPEND = """
-local seq = redis.call('INCR', KEYS[2])
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'seq', seq, unpack(ARGV, 2))
-"""
+# Whether the latest write of this thread/context stood without its replicas (WAIT timed out).
+_UNREPLICATED: ContextVar[bool] = ContextVar("rollout_unreplicated", default=False)
+
+
+def take_unreplicated() -> bool:
+    """True (once) when a write since the last call stood before its replicas confirmed it."""
+    pending = _UNREPLICATED.get()
+    _UNREPLICATED.set(False)
+    return pending
 
 
 @dataclass(frozen=True)
@@ -47,13 +65,15 @@ class AuditEntry:
     at: int
 
 
+_STALE = object()
+
+
 class FlagStore:
-    def __init__(self, client: Any, keys: Keys) -> None:
+    def __init__(self, client: Any, keys: Keys, replication: Replication | None = None) -> None:
         # redis-py's typing does not know decode_responses=True; every reply here is str.
         self.redis: Any = client
         self.keys = keys
-        self._append_audit = client.register_script(_AUDIT_APPEND)
-        self._set_status = client.register_script(_SET_STATUS)
+        self.replication = replication
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -74,7 +94,12 @@ class FlagStore:
 
     @storage_call
     def keys_list(self) -> list[str]:
-        return sorted(self.redis.smembers(self.keys.index))
+        """Every flag whose value exists (the index is only a hint)."""
+        names = sorted(self.redis.smembers(self.keys.index))
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.exists(self.keys.flag(name))
+        return [name for name, exists in zip(names, pipe.execute(), strict=True) if exists]
 
     @storage_call
     def load_all(self) -> tuple[dict[str, Flag], list[MalformedFlag]]:
@@ -90,7 +115,7 @@ class FlagStore:
         for i, name in enumerate(names):
             (version, doc), status = replies[2 * i], replies[2 * i + 1]
             if version is None and doc is None:
-                continue  # deleted between the two calls
+                continue  # a stale hint of the index, or deleted between the two calls
             try:
                 flags[name] = decode_flag(name, version, doc, status)
             except MalformedFlag as problem:
@@ -108,79 +133,174 @@ class FlagStore:
         audit: AuditEntry,
         before: Flag | None,
         write_status: bool = False,
+        write_id: str | None = None,
+        token: int = 0,
     ) -> Flag | None:
         """Store ``new`` (or delete when None) iff the stored version is ``expected_version``.
 
         ``expected_version`` 0 means "must not exist" (create). Raises ``ConcurrentUpdate`` when
-        another write got there first, ``FlagExists``/``FlagNotFound`` for create/update races.
+        another write got there first, ``FlagExists``/``FlagNotFound`` for create/update races,
+        ``LeadershipLost`` when ``token`` (a leader's) is older than one the flag has seen.
         The controller's status is left alone unless ``write_status`` (restore sets it exactly).
+        ``write_id`` names this write across retries (a fresh one when None).
         """
-        flag_key, hwm_key = self.keys.flag(key), self.keys.high_water(key)
-        with wrapped(), self.redis.pipeline(transaction=True) as pipe:
-            try:
-                pipe.watch(flag_key, hwm_key)
-                current = pipe.hget(flag_key, "v")
-                current_version = int(current) if current is not None else 0
-                if current_version != expected_version:
-                    if expected_version == 0:
-                        raise FlagExists(key)
-                    if current is None:
-                        raise FlagNotFound(key)
-                    raise ConcurrentUpdate(
-                        f"flag {key!r} is at version {current_version}, not {expected_version}"
-                    )
-                version = max(current_version, int(pipe.get(hwm_key) or 0)) + 1
-                stored = None if new is None else new.with_changes(version=version, status=None)
-                pipe.multi()
-                if stored is None:
-                    pipe.delete(flag_key, self.keys.status(key))
-                    pipe.srem(self.keys.index, key)
-                else:
-                    pipe.hset(flag_key, mapping={"v": version, "d": encode_flag(stored)})
-                    pipe.sadd(self.keys.index, key)
-                    if write_status and new is not None and new.status is not None:
-                        pipe.set(self.keys.status(key), encode_status(new.status))
-                    elif write_status:
-                        pipe.delete(self.keys.status(key))
-                pipe.set(hwm_key, version)
-                fields = {
-                    "flag": key,
-                    "actor": audit.actor,
-                    "action": audit.action,
-                    "reason": audit.reason or "",
-                    "before": "" if before is None else dumps(flag_to_dict(before)),
-                    "after": "" if stored is None else dumps(flag_to_dict(stored)),
-                    "at": render_instant(audit.at) or "",
-                    "version": version,
-                }
-                self._append_audit(
-                    keys=[self.keys.audit(key), self.keys.audit_sequence],
-                    args=[AUDIT_MAX_LEN, *[part for item in fields.items() for part in item]],
-                    client=pipe,
+        write_id = write_id or uuid.uuid4().hex
+        with wrapped():
+            for _ in range(_STALE_RETRIES):
+                result = self._attempt(
+                    new, key, expected_version, audit, before, write_status, write_id, token
                 )
-                pipe.sadd(self.keys.audited, key)
-                message = {"key": key, "version": version}
-                message["flag"] = None if stored is None else flag_to_dict(stored)
-                pipe.publish(self.keys.changes, dumps(message))
-                pipe.execute()
-            except redis.exceptions.WatchError:
-                raise ConcurrentUpdate(f"flag {key!r} changed during the write") from None
+                if result is not _STALE:
+                    stored: Flag | None = result[0]
+                    break
+            else:
+                raise ConcurrentUpdate(f"flag {key!r} kept changing during the write")
+            self._after(key, stored is not None)
         if stored is None or new is None:
             return None
         return stored.with_changes(status=new.status)
 
+    def _attempt(
+        self,
+        new: Flag | None,
+        key: str,
+        expected_version: int,
+        audit: AuditEntry,
+        before: Flag | None,
+        write_status: bool,
+        write_id: str,
+        token: int,
+    ) -> Any:
+        flag_key, hwm_key = self.keys.flag(key), self.keys.high_water(key)
+        read = self.redis.pipeline(transaction=False)
+        read.hget(flag_key, "v")
+        read.get(hwm_key)
+        read.get(self.keys.write_id(key, write_id))
+        current_raw, hwm_raw, done = read.execute()
+        if done is not None:  # this very write landed already: its outcome, nothing again
+            return (None if new is None else new.with_changes(version=int(done), status=None)), int(
+                done
+            )
+        current = int(current_raw or 0)
+        if current != expected_version:  # refused before spending a sequence number
+            self._refuse("conflict", current, key, expected_version)
+        version = max(current, int(hwm_raw or 0)) + 1
+        stored = None if new is None else new.with_changes(version=version, status=None)
+        # Before the script: the index hint (a crash after this leaves a harmless hint) and
+        # the audit's sequence number; one pipeline on the global keys' slot.
+        glob = self.redis.pipeline(transaction=False)
+        if stored is not None:
+            glob.sadd(self.keys.index, key)
+        glob.sadd(self.keys.audited, key)
+        glob.incr(self.keys.audit_sequence)
+        seq = glob.execute()[-1]
+        status_mode, status_value = "keep", ""
+        if write_status and new is not None and new.status is not None:
+            status_mode, status_value = "set", encode_status(new.status)
+        elif write_status:
+            status_mode = "del"
+        fields = {
+            "flag": key,
+            "actor": audit.actor,
+            "action": audit.action,
+            "reason": audit.reason or "",
+            "before": "" if before is None else dumps(flag_to_dict(before)),
+            "after": "" if stored is None else dumps(flag_to_dict(stored)),
+            "at": render_instant(audit.at) or "",
+            "version": version,
+        }
+        message = {"key": key, "version": version}
+        message["flag"] = None if stored is None else flag_to_dict(stored)
+        keys = [
+            flag_key,
+            self.keys.status(key),
+            hwm_key,
+            self.keys.audit(key),
+            self.keys.write_id(key, write_id),
+            self.keys.fence(key),
+        ]
+        args: list[Any] = [
+            expected_version,
+            version,
+            "del" if stored is None else "set",
+            "" if stored is None else encode_flag(stored),
+            status_mode,
+            status_value,
+            self.keys.changes,
+            dumps(message),
+            AUDIT_MAX_LEN,
+            WRITE_ID_TTL_MS,
+            token,
+            seq,
+            *[part for item in fields.items() for part in item],
+        ]
+        reply = on_flag_node(
+            self.redis,
+            flag_key,
+            lambda pipe: pipe.eval(WRITE_FLAG, len(keys), *keys, *args),
+            self.replication,
+        )
+        code, number = str(reply.reply[0]), int(reply.reply[1])
+        if code == "stale":
+            return _STALE
+        if code not in ("ok", "dup"):
+            self._refuse(code, number, key, expected_version)
+        if not reply.replicated:
+            _UNREPLICATED.set(True)
+        if stored is not None and number != version:  # a dup of an earlier attempt's version
+            stored = stored.with_changes(version=number)
+        return stored, number
+
+    @staticmethod
+    def _refuse(code: str, number: int, key: str, expected_version: int) -> None:
+        if code == "fenced":
+            raise LeadershipLost(
+                f"flag {key!r} was written by a newer leader (token {number}); not acting"
+            )
+        if expected_version == 0:
+            raise FlagExists(key)
+        if number == 0:
+            raise FlagNotFound(key)
+        raise ConcurrentUpdate(f"flag {key!r} is at version {number}, not {expected_version}")
+
+    def _after(self, key: str, exists: bool) -> None:
+        """The index after the script: a create adds again (a racing delete may have removed
+        it); a delete removes, then adds back when a create has landed meanwhile."""
+        if exists:
+            self.redis.sadd(self.keys.index, key)
+            return
+        self.redis.srem(self.keys.index, key)
+        if self.redis.exists(self.keys.flag(key)):
+            self.redis.sadd(self.keys.index, key)
+
     @storage_call
-    def set_status(self, key: str, status: Status) -> bool:
+    def reconcile_index(self) -> int:
+        """Add to the index every flag whose value exists but is not listed; how many."""
+        listed = set(self.redis.smembers(self.keys.index))
+        tag_start = len(self.keys.prefix) + 2
+        found = {
+            name[tag_start : -len("}:flag")]
+            for name in self.redis.scan_iter(match=self.keys.value_pattern(), count=1000)
+        }
+        missing = sorted(found - listed)
+        if missing:
+            self.redis.sadd(self.keys.index, *missing)
+        return len(missing)
+
+    @storage_call
+    def set_status(self, key: str, status: Status, *, token: int = 0) -> bool:
         """The controller's word, beside the versioned value: no version bump, no audit entry.
 
         Only while the flag exists, so a word landing after a delete cannot haunt a new flag
-        of the same name. False when the flag is gone.
+        of the same name. False when the flag is gone; ``LeadershipLost`` when ``token`` is
+        older than one the flag has seen.
         """
         encoded = encode_status(status)
-        written = self._set_status(
-            keys=[self.keys.flag(key), self.keys.status(key), self.keys.status_changes],
-            args=[encoded, dumps({"key": key, "status": encoded})],
-        )
+        keys = [self.keys.flag(key), self.keys.status(key), self.keys.fence(key)]
+        args = [encoded, self.keys.status_changes, token, dumps({"key": key, "status": encoded})]
+        written = int(self.redis.eval(SET_STATUS, len(keys), *keys, *args))
+        if written < 0:
+            raise LeadershipLost(f"flag {key!r} was written by a newer leader; not acting")
         return bool(written)
 
     # -- audit ---------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """Every Redis key name, built from one configurable prefix.
 
 A flag's own keys carry the flag key as a hash tag (``rollout:{KEY}:flag``) so that its
-multi-key operations stay in one slot on Redis Cluster.
+write script stays in one slot on Redis Cluster. The few global keys (index, audit sequence,
+snapshots, leader, counters) share one tag of their own, ``{@PREFIX}``: ``@`` cannot appear in
+a flag key, so no flag's keys can ever collide with them, and a multi-key operation on globals
+stays in one slot too. ``legacy_globals`` names where they lived before (for ``migrate``).
 """
 
 from __future__ import annotations
@@ -18,16 +21,36 @@ class Keys:
         if not PREFIX_PATTERN.fullmatch(prefix):
             raise ValueError(f"invalid key prefix {prefix!r}")
         self.prefix = prefix
-        self.index = f"{prefix}:flags"  # set of every flag key
-        self.audited = f"{prefix}:audited"  # set of flag keys that have an audit stream
+        # Channels are not keys (no slot): every node of a Cluster relays them.
         self.changes = f"{prefix}:changes"  # pub/sub channel of every write
         self.status_changes = f"{prefix}:status-changes"  # the controller's words (not writes)
-        self.audit_sequence = f"{prefix}:audit:seq"  # global order of audit entries
-        self.snapshots = f"{prefix}:snapshots"  # hash: snapshot id -> JSON
-        self.snapshot_times = f"{prefix}:snapshots:by-time"  # zset: id -> taken-at ms
-        self.leader = f"{prefix}:controller:leader"
-        self.controller_stats = f"{prefix}:controller:stats"
-        self.sdk_stats = f"{prefix}:sdk:stats"
+        self.index = self.global_key("flags")  # set of flag keys: a hint, see FlagStore
+        self.audited = self.global_key("audited")  # set of flag keys that have an audit stream
+        self.audit_sequence = self.global_key("audit:seq")  # global order of audit entries
+        self.snapshots = self.global_key("snapshots")  # hash: snapshot id -> JSON
+        self.snapshot_times = self.global_key("snapshots:by-time")  # zset: id -> taken-at ms
+        self.leader = self.global_key("controller:leader")
+        self.leader_token = self.global_key("controller:fence")  # INCR: one per leadership
+        self.controller_stats = self.global_key("controller:stats")
+        self.sdk_stats = self.global_key("sdk:stats")
+        self.layout = self.global_key("layout")  # the key layout's version, set by migrate
+
+    def global_key(self, name: str) -> str:
+        return f"{self.prefix}:{{@{self.prefix}}}:{name}"
+
+    def legacy_globals(self) -> dict[str, str]:
+        """Layout 1 (one server only, before Cluster support): old name -> new name."""
+        names = {
+            "flags": self.index,
+            "audited": self.audited,
+            "audit:seq": self.audit_sequence,
+            "snapshots": self.snapshots,
+            "snapshots:by-time": self.snapshot_times,
+            "controller:leader": self.leader,
+            "controller:stats": self.controller_stats,
+            "sdk:stats": self.sdk_stats,
+        }
+        return {f"{self.prefix}:{old}": new for old, new in names.items()}
 
     def _tagged(self, key: str, name: str) -> str:
         return f"{self.prefix}:{{{key}}}:{name}"
@@ -40,6 +63,19 @@ class Keys:
 
     def audit(self, key: str) -> str:
         return self._tagged(key, "audit")
+
+    def fence(self, key: str) -> str:
+        """The highest leader token a write of this flag has carried (fencing)."""
+        return self._tagged(key, "fence")
+
+    def write_id(self, key: str, write_id: str) -> str:
+        """Set by the write that carried ``write_id`` (its version), for a while: a retry of it
+        finds it and applies nothing twice."""
+        return self._tagged(key, f"wid:{write_id}")
+
+    def value_pattern(self) -> str:
+        """SCAN pattern of every flag's value key (the index's reconciliation)."""
+        return f"{self.prefix}:{{*}}:flag"
 
     def high_water(self, key: str) -> str:
         """The highest version ever issued, kept past a delete so versions never repeat."""

@@ -123,7 +123,7 @@ def test_a_dead_cluster_seed_is_one_clear_line(closed_port: int) -> None:
 def test_clients_carry_explicit_jittered_retries() -> None:
     from redis.backoff import ExponentialWithJitterBackoff
 
-    from rollout.core.defaults import REDIS_RETRIES
+    from rollout.core.defaults import REDIS_FAILOVER_RETRIES, REDIS_RETRIES
 
     client = client_for_url("redis://127.0.0.1:1/0")
     retry = client.connection_pool.connection_kwargs["retry"]
@@ -131,7 +131,7 @@ def test_clients_carry_explicit_jittered_retries() -> None:
     assert retry._retries == REDIS_RETRIES
     sentinel = client_for_url("redis+sentinel://127.0.0.1:1/m")
     assert sentinel.connection_pool.service_name == "m"
-    assert sentinel.connection_pool.connection_kwargs["retry"]._retries == REDIS_RETRIES
+    assert sentinel.connection_pool.connection_kwargs["retry"]._retries == REDIS_FAILOVER_RETRIES
     tls = client_for_url("rediss://127.0.0.1:1/0", ca_file=None)
     assert tls.connection_pool.connection_class.__name__ == "SSLConnection"
 
