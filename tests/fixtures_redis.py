@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,3 +88,91 @@ def dead_redis_url() -> Iterator[str]:
         yield f"unix://{directory / 'absent.sock'}"
     finally:
         directory.rmdir()
+
+
+# -- Sentinel and Cluster (tests/topologies.py) --------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """Three masters with a replica each, shared by the session; tests flush, never kill it."""
+    from tests.topologies import ClusterGroup
+
+    with _short_dir("ro-cluster-") as directory:
+        group = ClusterGroup(directory)
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[Any]:
+    """A master, a replica and three sentinels, shared by the session; never killed."""
+    from tests.topologies import SentinelGroup
+
+    with _short_dir("ro-sentinel-") as directory:
+        group = SentinelGroup(directory)
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Any]:
+    """A cluster only this test uses: it may SIGKILL a master."""
+    from tests.topologies import ClusterGroup
+
+    with _short_dir("ro-own-cluster-") as directory:
+        group = ClusterGroup(directory)
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()
+
+
+@pytest.fixture
+def own_sentinel() -> Iterator[Any]:
+    """A Sentinel group only this test uses: it may SIGKILL the master."""
+    from tests.topologies import SentinelGroup
+
+    with _short_dir("ro-own-sentinel-") as directory:
+        group = SentinelGroup(directory)
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()
+
+
+@contextmanager
+def _short_dir(prefix: str) -> Iterator[Path]:
+    import shutil
+
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.path.isdir("/tmp") else None))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def topology_client(request: pytest.FixtureRequest, name: str) -> Any:
+    """A flushed client of the named topology: ``redis-server``, ``sentinel`` or ``cluster``."""
+    from rollout.storage.connection import client_for_url
+
+    if name == "redis-server":
+        return client_for_url(request.getfixturevalue("redis_server_flushed").url)
+    group = request.getfixturevalue("sentinel_group" if name == "sentinel" else "redis_cluster")
+    group.flush()
+    return client_for_url(group.url)
+
+
+def topology_url(request: pytest.FixtureRequest, name: str) -> str:
+    if name == "redis-server":
+        return str(request.getfixturevalue("redis_server").url)
+    group = request.getfixturevalue("sentinel_group" if name == "sentinel" else "redis_cluster")
+    return str(group.url)

@@ -109,6 +109,8 @@ class RedisProcess:
         unixsocket: Path | None = None,
         appendonly: bool = True,
         detach: bool = False,
+        extra_config: tuple[str, ...] = (),
+        sentinel: bool = False,
     ) -> None:
         self.directory = Path(directory).absolute()
         if port is None:
@@ -117,6 +119,8 @@ class RedisProcess:
         self.unixsocket = Path(unixsocket).absolute() if unixsocket is not None else None
         self.appendonly = appendonly
         self.detach = detach
+        self.extra_config = extra_config  # more redis.conf lines (cluster, replica, sentinel)
+        self.sentinel = sentinel  # run as a Sentinel (redis-server --sentinel)
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -174,9 +178,11 @@ class RedisProcess:
             f"appendfilename {_quote(self.aof_path.name)}",
             "appendfsync everysec",
         ]
+        if self.sentinel:
+            lines = [line for line in lines if not line.startswith(("save", "append"))]
         if self.unixsocket is not None:
             lines += [f"unixsocket {_quote(self.unixsocket)}", "unixsocketperm 700"]
-        return "\n".join(lines) + "\n"
+        return "\n".join([*lines, *self.extra_config]) + "\n"
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and wait until it answers PING; a no-op if ours is running."""
@@ -184,12 +190,13 @@ class RedisProcess:
             return
         binary = redis_server_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.conf_path.write_text(self.config_text())
+        if not (self.sentinel and self.conf_path.exists()):  # a sentinel rewrites its own
+            self.conf_path.write_text(self.config_text())
         # Errors before redis opens its logfile (a bad config) go to stderr: keep them in the log.
         try:
             with self.logfile.open("ab") as log:
                 self._popen = subprocess.Popen(
-                    [str(binary), str(self.conf_path)],
+                    [str(binary), str(self.conf_path), *(["--sentinel"] if self.sentinel else [])],
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -18,7 +18,6 @@ from rollout.core.errors import (
 from rollout.core.model import Flag, State
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch
-from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
 from tests.evidence import ERROR_GATE, flush_failing_evidence, record, sdk
 from tests.support import FakeClock
@@ -118,10 +117,10 @@ def gated(real_services: Services) -> Flag:
 
 
 def test_advance_refused_while_a_gate_reads_fail(
-    real_services: Services, gated: Flag, redis_server_flushed: RedisProcess, clock: FakeClock
+    real_services: Services, gated: Flag, real_url: str, clock: FakeClock
 ) -> None:
     """Real evidence: treatment errors recorded by the SDK, flushed into a real Redis."""
-    flush_failing_evidence(redis_server_flushed.url, gated, clock)
+    flush_failing_evidence(real_url, gated, clock)
     assert list(real_services.gates.failing(gated)) == ["error_rate"]
     with pytest.raises(GateFailing, match="gate error_rate reads fail"):
         real_services.flags.advance("F", actor="t")
@@ -131,10 +130,10 @@ def test_advance_refused_while_a_gate_reads_fail(
 
 
 def test_advance_goes_ahead_while_the_gates_pass(
-    real_services: Services, gated: Flag, redis_server_flushed: RedisProcess, clock: FakeClock
+    real_services: Services, gated: Flag, real_url: str, clock: FakeClock
 ) -> None:
     """The same path with healthy evidence: the refusal above comes from the evidence."""
-    with sdk(redis_server_flushed.url, gated, clock) as client:
+    with sdk(real_url, gated, clock) as client:
         record(client, gated, treatment_ok=60, control_ok=300)
     assert list(real_services.gates.failing(gated)) == []
     assert real_services.flags.advance("F", actor="t").stage == 1

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from rollout.core.model import Flag
-from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
 from tests.evidence import ERROR_GATE, Memory, record, sdk, users
 from tests.support import FakeClock
@@ -26,8 +25,8 @@ def rolling(services: Services, *gates: dict[str, Any]) -> Flag:
 
 
 @pytest.fixture
-def url(redis_server_flushed: RedisProcess) -> str:
-    return redis_server_flushed.url
+def url(real_url: str) -> str:
+    return real_url
 
 
 @pytest.fixture

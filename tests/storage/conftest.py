@@ -8,10 +8,13 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import fakeredis
 import pytest
 
 from rollout.storage.embedded import EmbeddedRedis
+from tests.fixtures_redis import topology_client
 from tests.support import own_server as own_server  # a fixture, offered to the tests here
 
 
@@ -68,3 +71,14 @@ def make_embedded(short_tmp: Path) -> Iterator[Callable[..., EmbeddedRedis]]:
     yield make
     for embedded in made:
         embedded.stop()
+
+
+@pytest.fixture(params=["fakeredis", "redis-server", "sentinel", "cluster"])
+def any_redis(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The store contract runs against fakeredis and every real topology."""
+    if request.param == "fakeredis":
+        yield fakeredis.FakeRedis(decode_responses=True)
+        return
+    client = topology_client(request, request.param)
+    yield client
+    client.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -148,3 +149,39 @@ def test_embedded_status_masks_an_external_url() -> None:
     result = CliRunner().invoke(cli, ["embedded", "status"], env={"ROLLOUT_REDIS_URL": url})
     assert result.exit_code == 0, result.output
     assert "redis://:***@elsewhere:6379/0" in result.output and SECRET not in result.output
+
+
+def test_a_sentinel_without_the_service_is_one_clear_line_at_start(sentinel_group: Any) -> None:
+    url = sentinel_group.url.replace("/rollout-test/", "/no-such-service/")
+    result = CliRunner().invoke(cli, ["--redis-url", url, "list"])
+    line = assert_one_line_error(result, 1)
+    assert "storage unavailable" in line and "no-such-service" in line
+
+
+def test_a_seed_that_is_not_a_cluster_node_is_one_clear_line_at_start(
+    redis_server_flushed: Any,
+) -> None:
+    url = f"redis+cluster://127.0.0.1:{redis_server_flushed.port}"
+    result = CliRunner().invoke(cli, ["--redis-url", url, "list"])
+    line = assert_one_line_error(result, 1)
+    assert "no Redis Cluster at redis+cluster://127.0.0.1" in line
+
+
+def test_the_sdk_logs_a_wrong_service_once_and_serves_its_bootstrap(
+    sentinel_group: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+
+    from rollout.sdk.client import RolloutClient
+
+    boot = tmp_path / "boot.json"
+    boot.write_text(json.dumps({"flags": []}))
+    url = sentinel_group.url.replace("/rollout-test/", "/no-such-service/")
+    with caplog.at_level("WARNING"):
+        client = RolloutClient(url, bootstrap_file=boot, socket_timeout=0.5, environ={})
+        try:
+            assert client.flag("ANY").is_enabled("u1") is False
+        finally:
+            client.close()
+    lines = [r.getMessage() for r in caplog.records if "no-such-service" in r.getMessage()]
+    assert len(lines) == 1, lines

@@ -159,6 +159,6 @@ def test_snapshots_are_kept_by_id(any_redis: Any) -> None:
 
 def test_every_key_carries_the_prefix_and_hash_tag(store: FlagStore, any_redis: Any) -> None:
     create(store, "PROMPT_IMPROVER_ENABLED")
-    names = sorted(any_redis.keys("*"))
+    names = sorted(any_redis.scan_iter("*"))
     assert names and all(n.startswith("rt:") for n in names)
     assert "rt:{PROMPT_IMPROVER_ENABLED}:flag" in names

@@ -81,10 +81,10 @@ def test_global_keys_share_one_tag_and_flags_their_own(store: FlagStore, any_red
     store.set_status("A", Status("hold", "why", 5))
     store.write(None, key="A", expected_version=flag.version, audit=entry(), before=flag)
     create(store, "B")
-    for name in any_redis.keys("*"):
+    for name in any_redis.scan_iter("*"):
         tag = name[name.index("{") + 1 : name.index("}")]
         assert tag in ("@rt", "A", "B"), name
-    assert {KEYS.index, KEYS.audited, KEYS.audit_sequence} <= set(any_redis.keys("*"))
+    assert {KEYS.index, KEYS.audited, KEYS.audit_sequence} <= set(any_redis.scan_iter("*"))
 
 
 def test_the_index_is_a_hint_readers_check(store: FlagStore, any_redis: Any) -> None:
@@ -154,8 +154,9 @@ def test_migration_moves_the_old_layout_once(any_redis: Any) -> None:
     legacy = FlagStore(any_redis, KEYS)
     create(legacy, "OLD")
     # Layout 1: the same flag keys, the global keys under bare names.
-    any_redis.rename(KEYS.index, "rt:flags")
-    any_redis.rename(KEYS.audited, "rt:audited")
+    for new, old in ((KEYS.index, "rt:flags"), (KEYS.audited, "rt:audited")):
+        any_redis.sadd(old, *any_redis.smembers(new))
+        any_redis.delete(new)
     any_redis.set("rt:audit:seq", 41)
     any_redis.delete(KEYS.audit_sequence)
     any_redis.hset("rt:snapshots", "s1", '{"flags": []}')
@@ -170,7 +171,9 @@ def test_migration_moves_the_old_layout_once(any_redis: Any) -> None:
     assert any_redis.hget(KEYS.snapshots, "s1") == '{"flags": []}'
     assert any_redis.zscore(KEYS.snapshot_times, "s1") == 1000
     assert any_redis.hget(KEYS.controller_stats, "ticks") == "7"
-    left = [n for n in any_redis.keys("*") if n.startswith(("rt:flags", "rt:audit", "rt:snap"))]
+    left = [
+        n for n in any_redis.scan_iter("*") if n.startswith(("rt:flags", "rt:audit", "rt:snap"))
+    ]
     assert left == []
     assert migrate(any_redis, KEYS) == 0  # idempotent: a second start finds nothing to do
     any_redis.delete(KEYS.layout)

