@@ -90,13 +90,13 @@ def dead_redis_url() -> Iterator[str]:
         directory.rmdir()
 
 
-# -- Sentinel and Cluster (tests/topologies.py) --------------------------------------------
+# -- Sentinel and Cluster (tests/redis_groups.py) --------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[Any]:
     """Three masters with a replica each, shared by the session; tests flush, never kill it."""
-    from tests.topologies import ClusterGroup
+    from tests.redis_groups import ClusterGroup
 
     with _short_dir("ro-cluster-") as directory:
         group = ClusterGroup(directory)
@@ -110,7 +110,7 @@ def redis_cluster() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def sentinel_group() -> Iterator[Any]:
     """A master, a replica and three sentinels, shared by the session; never killed."""
-    from tests.topologies import SentinelGroup
+    from tests.redis_groups import SentinelGroup
 
     with _short_dir("ro-sentinel-") as directory:
         group = SentinelGroup(directory)
@@ -124,7 +124,7 @@ def sentinel_group() -> Iterator[Any]:
 @pytest.fixture
 def own_cluster() -> Iterator[Any]:
     """A cluster only this test uses: it may SIGKILL a master."""
-    from tests.topologies import ClusterGroup
+    from tests.redis_groups import ClusterGroup
 
     with _short_dir("ro-own-cluster-") as directory:
         group = ClusterGroup(directory)
@@ -138,7 +138,7 @@ def own_cluster() -> Iterator[Any]:
 @pytest.fixture
 def own_sentinel() -> Iterator[Any]:
     """A Sentinel group only this test uses: it may SIGKILL the master."""
-    from tests.topologies import SentinelGroup
+    from tests.redis_groups import SentinelGroup
 
     with _short_dir("ro-own-sentinel-") as directory:
         group = SentinelGroup(directory)

@@ -13,6 +13,8 @@ for token-guarded routes) and one line in ``BLUEPRINTS``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Flask, Response, request
 
 from rollout.api import audit, evaluate, flags, meta, moves, snapshots
@@ -49,6 +51,22 @@ def _no_store(response: Response) -> Response:
     return response
 
 
+def _replication_header(
+    services: Services,
+) -> tuple[Callable[[], None], Callable[[Response], Response]]:
+    """A write that stood before its replicas confirmed it says so: ``Rollout-Replication``."""
+
+    def before() -> None:
+        services.flags.replication_pending()  # nothing left over from this thread's last request
+
+    def after(response: Response) -> Response:
+        if services.flags.replication_pending():
+            response.headers["Rollout-Replication"] = "pending"
+        return response
+
+    return before, after
+
+
 def create_app(services: Services, settings: Settings | None = None) -> Flask:
     settings = settings or services.settings
     app = Flask("rollout.api")
@@ -60,6 +78,9 @@ def create_app(services: Services, settings: Settings | None = None) -> Flask:
     app.extensions[meta.REGISTRY] = build_registry(services)
     app.before_request(_refuse_large_bodies)
     app.after_request(_no_store)
+    before, after = _replication_header(services)
+    app.before_request(before)
+    app.after_request(after)
     register_error_handlers(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)

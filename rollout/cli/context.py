@@ -68,6 +68,9 @@ class CliState:
         return load_settings(redis_url=self.redis_url)
 
     def close(self) -> None:
+        used = self.injected if self.injected is not None else self._built
+        if used is not None and used.flags.replication_pending():
+            click.echo("warning: not yet replicated", err=True)
         # Only what we built: injected services belong to the caller (a test fixture).
         if self._built is not None:
             self._built.close()

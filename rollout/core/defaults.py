@@ -22,8 +22,8 @@ WRITE_REPLICAS_TIMEOUT = 1.0
 REDIS_RETRIES = 2
 """Driver-level retries of one call to a single server after a dropped connection or a timeout."""
 
-REDIS_FAILOVER_RETRIES = 12
-"""The same on a Sentinel group or a Cluster, enough to ride out a failover (about 5 s)."""
+REDIS_FAILOVER_RETRIES = 16
+"""The same on a Sentinel group or a Cluster, enough to ride out a failover (6-13 s)."""
 
 REDIS_BACKOFF_BASE = 0.05
 """Seconds of the first driver retry's backoff (exponential, full jitter)."""

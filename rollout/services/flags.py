@@ -77,6 +77,11 @@ class GateReader(Protocol):
 
 
 class FlagService:
+    def replication_pending(self) -> bool:
+        """True (once) when a write made by this thread since the last call stood before the
+        replicas it waits for confirmed it (``ROLLOUT_WRITE_REPLICAS_TIMEOUT`` passed)."""
+        return self.store.take_unreplicated()
+
     def __init__(self, store: FlagStore, clock: Clock, gates: GateReader) -> None:
         self.store = store
         self.clock = clock

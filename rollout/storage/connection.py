@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import AbstractBackoff, EqualJitterBackoff, ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -30,8 +30,14 @@ from rollout.core.redis_url import RedisTarget, RedisUrlError, mask_secrets, par
 from rollout.storage.errors import wrapped
 
 
-def driver_retry(retries: int = REDIS_RETRIES) -> Retry:
-    backoff = ExponentialWithJitterBackoff(cap=REDIS_BACKOFF_CAP, base=REDIS_BACKOFF_BASE)
+def driver_retry(retries: int = REDIS_RETRIES, *, failover: bool = False) -> Retry:
+    """Exponential backoff with full jitter for one server (fail fast, spread the herd); with
+    equal jitter where a failover can happen, so the retries surely span one (6-13 s)."""
+    backoff: AbstractBackoff
+    if failover:
+        backoff = EqualJitterBackoff(cap=REDIS_BACKOFF_CAP, base=REDIS_BACKOFF_BASE)
+    else:
+        backoff = ExponentialWithJitterBackoff(cap=REDIS_BACKOFF_CAP, base=REDIS_BACKOFF_BASE)
     return Retry(backoff, retries)
 
 

@@ -40,7 +40,7 @@ from rollout.storage.codec import decode_flag, dumps, encode_flag, encode_status
 from rollout.storage.errors import storage_call, wrapped
 from rollout.storage.keys import Keys
 from rollout.storage.scripts import SET_STATUS, WRITE_FLAG
-from rollout.storage.topology import Replication, on_flag_node
+from rollout.storage.topology import Replication, on_flag_node, through_failover
 
 AUDIT_MAX_LEN = 10_000  # per flag; approximate trimming keeps XADD O(1)
 WRITE_ID_TTL_MS = 24 * 3600 * 1000  # far longer than any retry of one write
@@ -79,10 +79,13 @@ class FlagStore:
 
     @storage_call
     def get(self, key: str) -> Flag:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(self.keys.flag(key), "v", "d")
-        pipe.get(self.keys.status(key))
-        (version, doc), status = pipe.execute()
+        def read() -> tuple[Any, Any]:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(self.keys.flag(key), "v", "d")
+            pipe.get(self.keys.status(key))
+            return tuple(pipe.execute())
+
+        (version, doc), status = through_failover(self.redis, read)
         if version is None and doc is None:
             raise FlagNotFound(key)
         return decode_flag(key, version, doc, status)
@@ -90,7 +93,14 @@ class FlagStore:
     @storage_call
     def version(self, key: str) -> int:
         """The stored version, 0 when absent; readable even when the value is malformed."""
-        return int(self.redis.hget(self.keys.flag(key), "v") or 0)
+        return int(
+            through_failover(self.redis, lambda: self.redis.hget(self.keys.flag(key), "v")) or 0
+        )
+
+    @staticmethod
+    def take_unreplicated() -> bool:
+        """True (once) when a write of this thread stood before its replicas confirmed it."""
+        return take_unreplicated()
 
     @storage_call
     def keys_list(self) -> list[str]:
@@ -147,15 +157,18 @@ class FlagStore:
         write_id = write_id or uuid.uuid4().hex
         with wrapped():
             for _ in range(_STALE_RETRIES):
-                result = self._attempt(
-                    new, key, expected_version, audit, before, write_status, write_id, token
+                result = through_failover(
+                    self.redis,
+                    lambda: self._attempt(
+                        new, key, expected_version, audit, before, write_status, write_id, token
+                    ),
                 )
                 if result is not _STALE:
                     stored: Flag | None = result[0]
                     break
             else:
                 raise ConcurrentUpdate(f"flag {key!r} kept changing during the write")
-            self._after(key, stored is not None)
+            through_failover(self.redis, lambda: self._after(key, stored is not None))
         if stored is None or new is None:
             return None
         return stored.with_changes(status=new.status)

@@ -26,6 +26,7 @@ from rollout.core.schema import flag_from_dict
 from rollout.storage.feed import Change, ChangeFeed
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
+from rollout.storage.topology import refresh
 
 OnLoad = Callable[[dict[str, Flag], list[MalformedFlag]], None]
 OnChange = Callable[[str, int, Flag | None], object]  # what it returns is unused
@@ -170,6 +171,7 @@ class ChannelFollower:
             except RolloutError as error:
                 self._lost()
                 self._outage(error)
+                self._forget_layout()
             except Exception:  # a bug here must not end the thread and freeze every flag
                 self._log.exception("following the change channel failed; retrying")
                 self._lost()
@@ -179,6 +181,14 @@ class ChannelFollower:
             if self._stop.wait(backoff):
                 break
             backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _forget_layout(self) -> None:
+        """After a dead node or a failover, the next attempt asks where things are now: a
+        Cluster's slot map (the channel's node may be gone), a Sentinel group's master."""
+        try:
+            refresh(self._redis())
+        except Exception:  # not connected yet (the SDK connects lazily): nothing to forget
+            pass
 
     def _lost(self) -> None:
         # Before "disconnected" shows: whoever sees it finds the user's reaction done too.

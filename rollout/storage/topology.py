@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from redis.cluster import RedisCluster
@@ -84,6 +84,28 @@ def node_at(client: Any, host: str, port: int) -> Any:
     return client.get_redis_connection(node)
 
 
+T = TypeVar("T")
+
+
+def through_failover(
+    client: Any, call: Callable[[], T], *, sleep: Callable[[float], None] = time.sleep
+) -> T:
+    """``call()``, tried again after a lost connection or a redirection until the topology's
+    write deadline (seconds on a Sentinel group or a Cluster, a moment on one server)."""
+    deadline = time.monotonic() + write_retry_seconds(client)
+    attempt = 0
+    while True:
+        try:
+            return call()
+        except RETRIABLE:
+            attempt += 1
+            pause = random.uniform(0, min(1.0, REDIS_BACKOFF_BASE * 2**attempt))
+            if time.monotonic() + pause >= deadline:
+                raise
+            refresh(client)
+            sleep(pause)
+
+
 @dataclass(frozen=True)
 class NodeReply:
     reply: Any
@@ -103,6 +125,20 @@ class Replication:
         self.timeout_ms = max(1, int(timeout_seconds * 1000))
         self._seen: dict[int, tuple[float, int]] = {}  # id(node client) -> (when, replicas)
         self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        """After an error: the master may have changed, and its replicas with it."""
+        with self._lock:
+            self._seen.clear()
+
+    def wait_ms(self, node: Any) -> int:
+        """The WAIT timeout, kept under the connection's socket timeout so that a WAIT that
+        runs its course is never mistaken for a dead connection."""
+        kwargs = getattr(getattr(node, "connection_pool", None), "connection_kwargs", {})
+        socket_timeout = kwargs.get("socket_timeout")
+        if not socket_timeout:
+            return self.timeout_ms
+        return max(1, min(self.timeout_ms, int(socket_timeout * 1000 * 0.8)))
 
     def needed(self, node: Any) -> int:
         if self.wanted is not None:
@@ -147,8 +183,8 @@ def on_flag_node(
             if asking is not None:
                 pipe.execute_command("ASKING")
             send(pipe)
-            if needed:
-                pipe.wait(needed, replication.timeout_ms if replication else 0)
+            if needed and replication is not None:
+                pipe.wait(needed, replication.wait_ms(node))
             replies = pipe.execute()
             offset = 1 if asking is not None else 0
             acked = int(replies[offset + 1]) if needed else 0
@@ -165,6 +201,8 @@ def on_flag_node(
             last = error
             asking = None
             refresh(client)
+            if replication is not None:
+                replication.forget()
         attempt += 1
         pause = random.uniform(0, min(1.0, REDIS_BACKOFF_BASE * 2**attempt))
         if time.monotonic() + pause >= deadline:

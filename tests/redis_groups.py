@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 from rollout.storage.redis_process import RedisProcess, free_port
 
@@ -132,7 +133,7 @@ class ClusterGroup:
         _wait("the cluster to be whole", healthy, timeout)
 
     def master_of(self, key: str) -> RedisProcess:
-        slot = _client(self.nodes[0].port).cluster("keyslot", key)
+        slot = key_slot(key.encode())
         for node in self.nodes:
             if not node.running:
                 continue
@@ -147,6 +148,21 @@ class ClusterGroup:
                         if low.isdigit() and int(low) <= slot <= int(high or low):
                             return node
         raise AssertionError(f"no master serves slot {slot}")
+
+    def wait_failover(self, dead: RedisProcess, key: str, timeout: float = 30.0) -> RedisProcess:
+        """Until a live node serves ``key``'s slot as master, the cluster state ok everywhere."""
+
+        def promoted() -> RedisProcess | None:
+            for node in self.nodes:
+                if node.running and _client(node.port).cluster("info")["cluster_state"] != "ok":
+                    return None
+            try:
+                master = self.master_of(key)
+            except AssertionError:  # nobody serves the slot yet
+                return None
+            return master if master is not dead else None
+
+        return _wait("a replica to take over the slot", promoted, timeout)  # type: ignore[no-any-return]
 
     def flush(self) -> None:
         for node in self.nodes:
@@ -218,6 +234,17 @@ class SentinelGroup:
             return True
 
         _wait("the sentinel group to be whole", healthy, timeout)
+
+    def wait_failover(self, dead: RedisProcess, timeout: float = 30.0) -> RedisProcess:
+        """Until the sentinels name a live master other than ``dead``, and it acts as one."""
+
+        def promoted() -> RedisProcess | None:
+            master = self.current_master()
+            if master is dead or not master.running:
+                return None
+            return master if _client(master.port).info("replication")["role"] == "master" else None
+
+        return _wait("the sentinels to promote the replica", promoted, timeout)  # type: ignore[no-any-return]
 
     def flush(self) -> None:
         _client(self.current_master().port).flushall()

@@ -1,0 +1,151 @@
+"""Failovers on real servers: SIGKILL the master, a replica takes over, nothing is lost.
+
+Each test has a group of its own (``own_sentinel``, ``own_cluster``): it kills a node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from rollout.core.model import State
+from rollout.sdk.client import RolloutClient
+from rollout.storage.connection import client_for_url
+from rollout.wiring import Services, build_services
+from tests.conftest import make_settings
+from tests.redis_groups import sigkill
+from tests.support import FakeClock
+
+PLAN = {"stages": [{"percent": 50}, {"percent": 100}]}
+FLAG_KEY = "rollout:{F}:flag"
+TOPOLOGIES = ["sentinel", "cluster"]
+
+pytestmark = pytest.mark.slow
+
+
+def group_of(request: pytest.FixtureRequest, topology: str) -> Any:
+    return request.getfixturevalue("own_sentinel" if topology == "sentinel" else "own_cluster")
+
+
+def services_at(url: str, clock: FakeClock) -> Services:
+    client = client_for_url(url, socket_timeout=1.0)
+    services = build_services(make_settings(), redis_client=client, clock=clock)
+    services.on_close = client.close  # type: ignore[misc]
+    return services
+
+
+def master_of_flag(group: Any, topology: str) -> Any:
+    return group.current_master() if topology == "sentinel" else group.master_of(FLAG_KEY)
+
+
+def wait_failover(group: Any, topology: str, dead: Any) -> Any:
+    if topology == "sentinel":
+        return group.wait_failover(dead)
+    return group.wait_failover(dead, FLAG_KEY)
+
+
+def kills_in_audit(services: Services) -> int:
+    return [entry["action"] for entry in services.flags.audit("F", limit=100)].count("kill")
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_an_acknowledged_kill_survives_a_sigkill_of_the_master(
+    request: pytest.FixtureRequest, topology: str, clock: FakeClock
+) -> None:
+    group = group_of(request, topology)
+    services = services_at(group.url, clock)
+    services.flags.replication_pending()  # nothing left over from an earlier test's writes
+    try:
+        services.flags.create("F", actor="t", **PLAN)
+        services.flags.advance("F", actor="t")
+        killed = services.flags.kill("F", reason="bad", actor="t")
+        assert services.flags.replication_pending() is False  # acknowledged by a replica
+        dead = master_of_flag(group, topology)
+        sigkill(dead)
+        wait_failover(group, topology, dead)
+        fresh = services_at(group.url, clock)
+        try:
+            after = fresh.flags.get("F")
+            assert (after.state, after.version) == (State.KILLED, killed.version)
+            assert kills_in_audit(fresh) == 1
+        finally:
+            fresh.close()
+        # The client that wrote before the failover follows the new master by itself.
+        revived = services.flags.revive("F", actor="t")
+        assert revived.version == killed.version + 1
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_a_kill_during_a_failover_lands_and_reaches_every_sdk(
+    request: pytest.FixtureRequest, topology: str, clock: FakeClock
+) -> None:
+    group = group_of(request, topology)
+    services = services_at(group.url, clock)
+    sdks = [
+        RolloutClient(group.url, environ={}, socket_timeout=0.5, resync_interval=1.0)
+        for _ in range(2)
+    ]
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    answers = {"count": 0}
+
+    def traffic(sdk: RolloutClient) -> None:
+        handle = sdk.flag("F")
+        i = 0
+        while not stop.is_set():
+            try:
+                handle.is_enabled(f"user-{i % 500}")
+                answers["count"] += 1
+            except BaseException as error:  # nothing may reach the caller
+                failures.append(error)
+            i += 1
+            time.sleep(0.001)
+
+    try:
+        services.flags.create("F", actor="t", **PLAN)
+        rolling = services.flags.advance("F", actor="t")
+        for sdk in sdks:
+            assert wait_for(lambda s=sdk: known_version(s) >= rolling.version)
+        threads = [threading.Thread(target=traffic, args=(sdk,)) for sdk in sdks]
+        for thread in threads:
+            thread.start()
+        dead = master_of_flag(group, topology)
+        sigkill(dead)
+        started = time.monotonic()
+        killed = services.flags.kill("F", reason="during failover", actor="oncall")
+        landed = time.monotonic() - started
+        assert landed < 30, f"the kill took {landed:.1f}s"
+        for sdk in sdks:
+            assert wait_for(lambda s=sdk: known_version(s) >= killed.version, 30), "SDK stale"
+            assert not any(sdk.flag("F").is_enabled(f"user-{i}") for i in range(200))
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        assert failures == [] and answers["count"] > 0
+        assert kills_in_audit(services) == 1
+        versions = [e["version"] for e in services.flags.audit("F", limit=100)]
+        assert len(versions) == len(set(versions))  # no duplicate audit entries
+    finally:
+        stop.set()
+        for sdk in sdks:
+            sdk.close()
+        services.close()
+
+
+def known_version(sdk: RolloutClient) -> int:
+    flag = sdk.known_flags().get("F")
+    return 0 if flag is None else flag.version
+
+
+def wait_for(check: Any, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return bool(check())
