@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rollout.core.decide import Action, Decision, decide
-from rollout.core.errors import PreconditionFailed, RolloutError, StorageError
+from rollout.core.errors import LeadershipLost, PreconditionFailed, RolloutError, StorageError
 from rollout.core.model import Flag
 from rollout.core.transitions import serving
 from rollout.core.units import to_ms
@@ -75,6 +75,12 @@ class Controller:
                 outcomes.append(self._decide_and_act(flag, now))
             except StorageError:
                 raise  # Redis is away: the loop logs it once and retries next tick
+            except LeadershipLost as error:
+                # A newer leader has acted: ours is stale leadership. Stop acting at once;
+                # the next tick tries the lock like any other contender.
+                log.warning("%s; stepping down", error)
+                self._leading_since = None
+                break
             except RolloutError as error:
                 # One flag's trouble (a deleted flag, a malformed plan) must not stop the others.
                 log.warning("flag %s: %s", flag.key, error)
@@ -115,7 +121,12 @@ class Controller:
             # the flag meanwhile, the evidence belongs to another stage or to before a revive.
             if decision.action is Action.KILL:
                 self.flags.kill(
-                    flag.key, reason=decision.why, actor=ACTOR, if_version=flag.version, now=at
+                    flag.key,
+                    reason=decision.why,
+                    actor=ACTOR,
+                    if_version=flag.version,
+                    now=at,
+                    token=self.lock.token,
                 )
                 log.warning("killed %s: %s", flag.key, decision.why)
             elif decision.action in (Action.ADVANCE, Action.COMPLETE):
@@ -126,6 +137,7 @@ class Controller:
                     force=True,
                     if_version=flag.version,
                     now=at,
+                    token=self.lock.token,
                 )
                 log.info("%s %s to %s", decision.action, flag.key, moved.state)
         except PreconditionFailed:
@@ -140,7 +152,7 @@ class Controller:
         word = decision.status_word
         status = flag.status
         if status is None or (status.decision, status.why) != (word, decision.why):
-            self.flags.record_status(flag.key, word, decision.why, now=at)
+            self.flags.record_status(flag.key, word, decision.why, now=at, token=self.lock.token)
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ class Lock(Protocol):
 
     owner: str
     ttl_ms: int
+    token: int  # fencing token of the current leadership (0 while not leading)
 
     def acquire(self) -> bool: ...
 

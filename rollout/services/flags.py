@@ -144,6 +144,7 @@ class FlagService:
         if_match: int | None = None,
         now: int | None = None,
         attempts: int | None = MAX_ATTEMPTS,
+        token: int = 0,
     ) -> Flag:
         """Read, apply ``change``, write CAS with one audit entry; retried on conflict.
 
@@ -171,6 +172,7 @@ class FlagService:
                     expected_version=current.version,
                     audit=AuditEntry(actor=actor, action=action, reason=reason, at=at),
                     before=current,
+                    token=token,
                 )
             except ConcurrentUpdate:
                 if if_match is not None:
@@ -306,9 +308,11 @@ class FlagService:
         force: bool = False,
         if_version: int | None = None,
         now: int | None = None,
+        token: int = 0,
     ) -> Flag:
         """``if_version``: only from that version (the controller acts on what it read);
-        ``now``: the instant it judged it at, so the new stage starts from that instant."""
+        ``now``: the instant it judged it at, so the new stage starts from that instant;
+        ``token``: the controller's fencing token (``LeadershipLost`` once a newer one acted)."""
 
         def change(flag: Flag, now: int) -> Flag:
             failing = self.gates.failing(flag) if not force else ()
@@ -316,7 +320,14 @@ class FlagService:
             return self._keep_baseline(flag, moved)
 
         return self._move(
-            key, change, actor=actor, action="advance", reason=reason, if_match=if_version, now=now
+            key,
+            change,
+            actor=actor,
+            action="advance",
+            reason=reason,
+            if_match=if_version,
+            now=now,
+            token=token,
         )
 
     def rollback(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
@@ -336,9 +347,10 @@ class FlagService:
         actor: str,
         if_version: int | None = None,
         now: int | None = None,
+        token: int = 0,
     ) -> Flag:
         """Off for everyone; retried until it lands (``if_version``: only from that version;
-        ``now``: the instant the caller judged it at)."""
+        ``now``: the instant the caller judged it at; ``token``: a controller's fence)."""
         reason = transitions.kill_reason(reason)
         return self._move(
             key,
@@ -349,6 +361,7 @@ class FlagService:
             if_match=if_version,
             now=now,
             attempts=None,
+            token=token,
         )
 
     def kill_all(self, *, reason: str, actor: str) -> list[Flag]:
@@ -367,10 +380,12 @@ class FlagService:
     def revive(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
         return self._move(key, transitions.revive, actor=actor, action="revive", reason=reason)
 
-    def record_status(self, key: str, decision: str, why: str, *, now: int | None = None) -> Status:
+    def record_status(
+        self, key: str, decision: str, why: str, *, now: int | None = None, token: int = 0
+    ) -> Status:
         """The controller's word for operators; not a change to the flag, so not audited."""
         status = Status(decision=decision, why=why, at=self.now() if now is None else now)
-        if self.store.set_status(validate_key(key), status):
+        if self.store.set_status(validate_key(key), status, token=token):
             for listener in self.status_listeners:
                 listener(key, status)
         return status
