@@ -68,6 +68,9 @@ class Table(Protocol):
 
     def apply(self, key: str, version: int, flag: Flag | None) -> bool: ...
 
+    @property
+    def flags(self) -> dict[str, Flag]: ...
+
 
 class FlagSync:
     def __init__(
@@ -86,6 +89,7 @@ class FlagSync:
             Keys(settings.key_prefix),
             on_load=self._loaded,
             on_change=table.apply,
+            known=lambda: table.flags,
             resync_interval=settings.resync_interval,
             monotonic=monotonic,
             log=log,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,7 @@ from rollout.core.errors import (
 from rollout.core.model import Flag, Status
 from rollout.core.schema import flag_to_dict
 from rollout.core.units import render_instant
-from rollout.storage.codec import decode_flag, dumps, encode_flag, encode_status
+from rollout.storage.codec import decode_flag, decode_status, dumps, encode_flag, encode_status
 from rollout.storage.errors import storage_call, wrapped
 from rollout.storage.keys import Keys
 from rollout.storage.scripts import SET_STATUS, WRITE_FLAG
@@ -112,25 +113,66 @@ class FlagStore:
         return [name for name, exists in zip(names, pipe.execute(), strict=True) if exists]
 
     @storage_call
-    def load_all(self) -> tuple[dict[str, Flag], list[MalformedFlag]]:
-        """Every flag in two round trips; malformed ones are reported, not raised."""
+    def load_all(
+        self, known: Mapping[str, Flag] | None = None
+    ) -> tuple[dict[str, Flag], list[MalformedFlag]]:
+        """Every flag; malformed ones are reported, not raised.
+
+        With ``known`` (what the caller holds), a flag whose stored version is the one it
+        holds is neither fetched nor decoded again: only its status is, which lives apart.
+        """
         names = sorted(self.redis.smembers(self.keys.index))
+        if known is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for name in names:
+                pipe.hmget(self.keys.flag(name), "v", "d")
+                pipe.get(self.keys.status(name))
+            replies = pipe.execute()
+            rows = [(n, *replies[2 * i], replies[2 * i + 1]) for i, n in enumerate(names)]
+            return self._decoded(rows, {})
         pipe = self.redis.pipeline(transaction=False)
         for name in names:
-            pipe.hmget(self.keys.flag(name), "v", "d")
+            pipe.hget(self.keys.flag(name), "v")
             pipe.get(self.keys.status(name))
         replies = pipe.execute()
+        reused: dict[str, tuple[Flag, str | None]] = {}
+        changed: list[tuple[str, str | None]] = []
+        for i, name in enumerate(names):
+            version, status = replies[2 * i], replies[2 * i + 1]
+            if version is None:
+                continue  # a stale hint of the index
+            held = known.get(name)
+            if held is not None and held.version == int(version):
+                reused[name] = (held, status)
+            else:
+                changed.append((name, status))
+        pipe = self.redis.pipeline(transaction=False)
+        for name, _ in changed:
+            pipe.hmget(self.keys.flag(name), "v", "d")
+        fetched = pipe.execute() if changed else []
+        rows = [
+            (name, *pair, status) for (name, status), pair in zip(changed, fetched, strict=True)
+        ]
+        return self._decoded(rows, reused)
+
+    @staticmethod
+    def _decoded(
+        rows: list[tuple[str, str | None, str | None, str | None]],
+        reused: dict[str, tuple[Flag, str | None]],
+    ) -> tuple[dict[str, Flag], list[MalformedFlag]]:
         flags: dict[str, Flag] = {}
         problems: list[MalformedFlag] = []
-        for i, name in enumerate(names):
-            (version, doc), status = replies[2 * i], replies[2 * i + 1]
+        for name, (held, status) in reused.items():
+            fresh = decode_status(status)
+            flags[name] = held if fresh == held.status else held.with_changes(status=fresh)
+        for name, version, doc, status in rows:
             if version is None and doc is None:
                 continue  # a stale hint of the index, or deleted between the two calls
             try:
                 flags[name] = decode_flag(name, version, doc, status)
             except MalformedFlag as problem:
                 problems.append(problem)
-        return flags, problems
+        return dict(sorted(flags.items())), problems
 
     # -- writes --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rollout.core.defaults import BACKOFF_MAX, BACKOFF_START, FOLLOW_POLL, RESYNC_INTERVAL
@@ -50,6 +50,7 @@ class ChannelFollower:
         on_change: OnChange,
         on_status: OnStatus | None = None,
         on_lost: Callable[[], None] | None = None,
+        known: Callable[[], Mapping[str, Flag]] | None = None,
         resync_interval: float = RESYNC_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
         log: logging.Logger,
@@ -62,6 +63,7 @@ class ChannelFollower:
         self._on_change = on_change
         self._on_status = on_status
         self._on_lost = on_lost
+        self._known = known  # what the user holds: unchanged versions are not decoded again
         self.resync_interval = resync_interval
         self._monotonic = monotonic
         self._log = log
@@ -121,7 +123,7 @@ class ChannelFollower:
         return store, feed
 
     def _load(self, store: FlagStore) -> None:
-        flags, problems = store.load_all()
+        flags, problems = store.load_all(known=self._known() if self._known else None)
         self._on_load(flags, problems)
         self.synced.set()
         self.connected = True

@@ -180,3 +180,22 @@ def test_migration_moves_the_old_layout_once(any_redis: Any) -> None:
     assert migrate(any_redis, KEYS) == 0 and legacy.keys_list() == ["OLD"]
     create(legacy, "NEW")
     assert [e["flag"] for e in legacy.audit(limit=2)] == ["NEW", "OLD"]
+
+
+def test_a_load_with_what_the_reader_holds_decodes_only_what_changed(store: FlagStore) -> None:
+    a, b = create(store, "A"), create(store, "B")
+    held, _ = store.load_all()
+    again, problems = store.load_all(known=held)
+    assert again == held and problems == []
+    assert again["A"] is held["A"]  # unchanged: the very object the reader holds, not decoded
+    store.set_status("A", Status("hold", "why", 5))  # a word: no new version
+    newer = store.write(
+        b.with_changes(description="x"), key="B", expected_version=1, audit=entry(), before=b
+    )
+    create(store, "C")
+    loaded, _ = store.load_all(known=held)
+    assert loaded["A"].status == Status("hold", "why", 5) and loaded["A"].version == a.version
+    assert loaded["B"] == newer and loaded["B"] is not held["B"]
+    assert sorted(loaded) == ["A", "B", "C"] == sorted(store.load_all()[0])
+    store.write(None, key="C", expected_version=1, audit=entry(), before=None)
+    assert sorted(store.load_all(known=loaded)[0]) == ["A", "B"]
