@@ -198,3 +198,52 @@ def test_the_controller_and_the_sdk_flusher_carry_on_after_a_failover(
         sdk.close()
         services.close()
         client.close()
+
+
+def test_a_write_during_a_resharding_follows_moved_and_applies_once(
+    own_cluster: Any, clock: FakeClock
+) -> None:
+    """The flag's slot moves to another master behind the client's back: the write meets
+    MOVED on the old node, re-reads the slot map, lands on the new one, once."""
+    import redis
+    from redis.crc import key_slot
+
+    services = services_at(own_cluster.url, clock)
+    try:
+        services.flags.create("F", actor="t", **PLAN)
+        rolling = services.flags.advance("F", actor="t")
+        slot = key_slot(FLAG_KEY.encode())
+        source = own_cluster.master_of(FLAG_KEY)
+        masters = own_cluster.nodes[: own_cluster.masters]
+        target = next(node for node in masters if node is not source)
+        src = redis.Redis("127.0.0.1", source.port, decode_responses=True)
+        dst = redis.Redis("127.0.0.1", target.port, decode_responses=True)
+        src_id, dst_id = src.cluster("myid"), dst.cluster("myid")
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        names = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1000)
+        assert names
+        src.execute_command("MIGRATE", "127.0.0.1", target.port, "", 0, 5000, "KEYS", *names)
+        for node in masters:
+            plain = redis.Redis("127.0.0.1", node.port)
+            plain.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        # The client's slot map still names the old owner: the script path meets MOVED.
+        from rollout.storage.topology import on_flag_node
+
+        cluster_client = services.flags.store.redis
+        sent: list[int] = []
+
+        def send(pipe: Any) -> None:
+            sent.append(pipe.connection_pool.connection_kwargs["port"])
+            pipe.hget(FLAG_KEY, "v")
+
+        reply = on_flag_node(cluster_client, FLAG_KEY, send, None)
+        assert sent == [source.port, target.port] and reply.reply == str(rolling.version)
+        killed = services.flags.kill("F", reason="during resharding", actor="oncall")
+        assert killed.version == rolling.version + 1
+        assert dst.hget(FLAG_KEY, "v") == str(killed.version)  # on the new owner
+        assert kills_in_audit(services) == 1
+        versions = [e["version"] for e in services.flags.audit("F", limit=100)]
+        assert versions == sorted(set(versions), reverse=True)
+    finally:
+        services.close()
