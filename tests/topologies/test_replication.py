@@ -32,6 +32,7 @@ def test_a_write_waits_for_the_replica_the_master_reports(
         node = node_for(client, "rollout:{F}:flag")
         assert Replication(None, 1.0).needed(node) == 1  # the default follows the master
         services = services_over(client, clock)
+        services.flags.replication_pending()  # nothing left over from an earlier test's writes
         services.flags.create("F", actor="t", **PLAN)
         services.flags.kill("F", reason="bad", actor="t")
         assert services.flags.replication_pending() is False  # WAIT saw the replica take it
@@ -72,6 +73,7 @@ def unreplicated(real_redis: Any, clock: FakeClock) -> Services:
 
 
 def test_past_the_timeout_the_write_stands_and_says_pending(unreplicated: Services) -> None:
+    unreplicated.flags.replication_pending()  # nothing left over from an earlier test
     flag = unreplicated.flags.create("F", actor="t", **PLAN)
     assert unreplicated.flags.replication_pending() is True
     assert unreplicated.flags.replication_pending() is False  # said once
@@ -90,7 +92,9 @@ def test_the_api_answers_pending_in_a_header(unreplicated: Services, real_redis:
 def test_the_api_says_nothing_when_the_replicas_confirmed(
     real_redis: Any, clock: FakeClock
 ) -> None:
-    client = create_app(services_over(real_redis, clock)).test_client()
+    services = services_over(real_redis, clock)
+    services.flags.replication_pending()  # nothing left over from an earlier test
+    client = create_app(services).test_client()
     created = client.post("/api/v1/flags", json={"key": "F", **PLAN}, headers=ADMIN)
     assert created.status_code == 201 and "Rollout-Replication" not in created.headers
 
