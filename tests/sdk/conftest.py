@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
+from tests.fixtures_redis import topology_client, topology_url
 from tests.support import FakeClock
 from tests.support import own_server as own_server  # a fixture, offered to the tests here
 
@@ -20,3 +22,38 @@ def own_services(own_server: RedisProcess, clock: FakeClock) -> Iterator[Service
     redis = client_for_url(own_server.url)
     yield build_services(make_settings(), redis_client=redis, clock=clock)
     redis.close()
+
+
+# The SDK suite's real-server tests run on every topology: single, Sentinel and Cluster.
+TOPOLOGIES = ["redis-server", "sentinel", "cluster"]
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def real_redis(request: pytest.FixtureRequest, topology: str) -> Iterator[Any]:
+    client = topology_client(request, topology)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def real_url(request: pytest.FixtureRequest, topology: str, real_redis: Any) -> str:
+    """The URL of ``real_redis``'s topology, for the SDK clients under test."""
+    return topology_url(request, topology)
+
+
+@pytest.fixture(params=["fakeredis", "redis-server"])
+def any_redis(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """As the root fixture, but not through the topology-parametrized ``real_redis``."""
+    import fakeredis
+
+    if request.param == "fakeredis":
+        yield fakeredis.FakeRedis(decode_responses=True)
+        return
+    client = topology_client(request, "redis-server")
+    yield client
+    client.close()

@@ -34,11 +34,9 @@ def answers(client: RolloutClient, key: str = "F") -> list[bool]:
     return [flag.is_enabled(u) for u in USERS]
 
 
-def test_loads_at_start_and_follows_the_channel(
-    real_services: Services, redis_server_flushed: RedisProcess
-) -> None:
+def test_loads_at_start_and_follows_the_channel(real_services: Services, real_url: str) -> None:
     real_services.flags.create("F", actor="t", allow=["qa-alice"])
-    with RolloutClient(redis_server_flushed.url, resync_interval=3600) as client:
+    with RolloutClient(real_url, resync_interval=3600) as client:
         flag = client.flag("F")
         assert flag.is_enabled("qa-alice") and not flag.is_enabled("user-1")
         real_services.flags.set_percent("F", 50, actor="t")
@@ -95,28 +93,26 @@ def test_bootstrap_file_serves_a_client_started_during_an_outage(
 
 def test_malformed_flag_answers_default_and_others_work(
     real_services: Services,
-    redis_server_flushed: RedisProcess,
+    real_url: str,
     real_redis: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     real_services.flags.create("GOOD", actor="t", allow=["u"])
     real_services.flags.create("BAD", actor="t", allow=["u"])
     real_redis.hset(Keys().flag("BAD"), "d", "{broken")
-    with RolloutClient(redis_server_flushed.url) as client:
+    with RolloutClient(real_url) as client:
         assert client.is_enabled("GOOD", "u")
         assert not client.is_enabled("BAD", "u")
         assert client.is_enabled("BAD", "u", default=True)
     assert any("BAD" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
-def test_environment_override_and_kill_beats_true(
-    real_services: Services, redis_server_flushed: RedisProcess
-) -> None:
+def test_environment_override_and_kill_beats_true(real_services: Services, real_url: str) -> None:
     real_services.flags.create("ON", actor="t")
     real_services.flags.set_percent("ON", 100, actor="t")
     real_services.flags.create("FORCED", actor="t")
     env = {"ON": "false", "FORCED": "true", "PATH": "/bin"}
-    with RolloutClient(redis_server_flushed.url, environ=env) as client:
+    with RolloutClient(real_url, environ=env) as client:
         assert not any(answers(client, "ON"))
         assert all(answers(client, "FORCED"))
         assert client.evaluate("FORCED", "x").reason is Reason.OVERRIDE

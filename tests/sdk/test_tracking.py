@@ -24,10 +24,10 @@ def users(percent_bp: int, *, treatment: bool, n: int) -> list[str]:
 
 
 @pytest.fixture
-def live(real_services: Services, redis_server_flushed: RedisProcess) -> Any:
+def live(real_services: Services, real_url: str) -> Any:
     real_services.flags.create(KEY, actor="t", allow=["qa-alice"], stages=[{"percent": 50}])
     real_services.flags.advance(KEY, actor="t")
-    client = RolloutClient(redis_server_flushed.url, flush_interval=60, environ={})
+    client = RolloutClient(real_url, flush_interval=60, environ={})
     yield real_services, client
     client.close()
 
@@ -138,11 +138,11 @@ def test_a_resync_that_changes_nothing_keeps_the_answer_functions(live: Any) -> 
 
 
 def test_an_unstorable_error_type_does_not_stop_flushing(
-    real_services: Services, redis_server_flushed: RedisProcess
+    real_services: Services, real_url: str
 ) -> None:
     real_services.flags.create("G", actor="t", stages=[{"percent": 100}])
     real_services.flags.advance("G", actor="t")
-    with RolloutClient(redis_server_flushed.url, flush_interval=60, environ={}) as client:
+    with RolloutClient(real_url, flush_interval=60, environ={}) as client:
         flag = client.flag("G")
         flag.record("u1", ok=False, error_type="bad\ud800name")
         client.flush()
@@ -154,13 +154,13 @@ def test_an_unstorable_error_type_does_not_stop_flushing(
 
 
 def test_past_the_metrics_buffer_the_oldest_replaced_values_are_dropped_and_counted(
-    real_services: Services, redis_server_flushed: RedisProcess
+    real_services: Services, real_url: str
 ) -> None:
     services = real_services
     services.flags.create(KEY, actor="t", stages=[{"percent": 50}])
     services.flags.advance(KEY, actor="t")
     treated = users(5000, treatment=True, n=1)[0]
-    url = redis_server_flushed.url
+    url = real_url
     with RolloutClient(url, flush_interval=60, metrics_buffer=2, environ={}) as client:
         flag = client.flag(KEY)
         for samples in (1, 2, 3, 4, 5):  # each value replaced, with its counts still unsent
