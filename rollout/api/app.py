@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 
-from rollout.api import audit, evaluate, flags, meta, moves, snapshots
+from rollout import dashboard
+from rollout.api import audit, evaluate, flags, meta, moves, snapshots, whoami
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker
 from rollout.api.errors import register_error_handlers
@@ -32,6 +33,8 @@ BLUEPRINTS: list[Blueprint] = [
     evaluate.bp,
     audit.bp,
     snapshots.bp,
+    whoami.bp,
+    dashboard.bp,
 ]
 
 
