@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from rollout.core import defaults
 from rollout.core.errors import ValidationError as RolloutValidationError
 
 _TOKEN_PAIR = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(\S{16,512})$")
@@ -94,6 +95,11 @@ class Settings(BaseSettings):
     )
     metrics_retention: float = Field(
         6 * 3600.0, ge=60, description="Seconds metric windows live in Redis before expiring."
+    )
+    history_retention: float = Field(
+        defaults.HISTORY_RETENTION,
+        ge=3600,
+        description="Seconds the 5-minute history rollups (the charts) live in Redis.",
     )
     controller_interval: float = Field(
         1.0, gt=0, le=3600, description="Controller: seconds between ticks."

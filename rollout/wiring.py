@@ -11,6 +11,7 @@ from rollout.services.apply import ApplyService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
@@ -18,6 +19,7 @@ from rollout.storage.connection import connect
 from rollout.storage.counters import ControllerCounters
 from rollout.storage.feed import ChangeFeed
 from rollout.storage.flags import FlagStore
+from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
@@ -35,6 +37,7 @@ class Services:
     apply: ApplyService
     health: HealthService
     reads: FlagReads
+    history: HistoryService
     clock: Callable[[], float]
 
 
@@ -56,12 +59,14 @@ def build_services(
         )
     keys = Keys(settings.key_prefix)
     store = FlagStore(client, keys)
-    metrics = MetricsStore(client, keys, settings.metrics_retention)
+    metrics = MetricsStore(client, keys, settings.metrics_retention, settings.history_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
     reads = FlagReads(store, lambda: ChangeFeed(client, keys, statuses=True))
     flags.listeners.append(reads.note)
     flags.status_listeners.append(reads.note_status)
+    history_store = HistoryStore(client, keys, settings.history_retention)
+    history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
     # Health only asks who holds the leader lock; it never takes it, so the TTL is unused.
     health = HealthService(
         store, metrics, ControllerCounters(client, keys), LeaderLock(client, keys, 1.0)
@@ -77,5 +82,6 @@ def build_services(
         apply=ApplyService(flags),
         health=health,
         reads=reads,
+        history=history,
         clock=clock,
     )

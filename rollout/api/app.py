@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, request
 
 from rollout import dashboard
-from rollout.api import audit, evaluate, flags, meta, moves, snapshots, whoami
+from rollout.api import audit, evaluate, flags, history, meta, moves, snapshots, whoami
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker
 from rollout.api.errors import register_error_handlers
@@ -33,6 +33,7 @@ BLUEPRINTS: list[Blueprint] = [
     evaluate.bp,
     audit.bp,
     snapshots.bp,
+    history.bp,
     whoami.bp,
     dashboard.bp,
 ]

@@ -291,6 +291,9 @@ class Recorder:
                 socket_timeout=self.settings.socket_timeout,
             )
             self._store = MetricsStore(
-                client, Keys(self.settings.key_prefix), self.settings.metrics_retention
+                client,
+                Keys(self.settings.key_prefix),
+                self.settings.metrics_retention,
+                self.settings.history_retention,
             )
         return self._store

@@ -2,9 +2,15 @@
 
 Each hash holds counters (``n`` samples, ``e`` errors, ``x`` exposures, ``t:TYPE`` errors by
 type) and a latency histogram (``b:INDEX`` with the fixed buckets of ``core.histogram``), so
-windows and processes merge exactly by addition. Every flush adds to the window's hash and to
-the stage's running total, which makes a stage of any length one HGETALL per arm. Every key
-expires by itself ``retention`` seconds after its last write.
+windows and processes merge exactly by addition. Every flush adds to the window's hash, to the
+stage's running total and to the stage's 5-minute rollup (both arms packed in one hash, for the
+history charts), all in one pipeline: a stage of any length is one HGETALL per arm.
+
+Lifetimes: windows expire ``retention`` seconds after their last write, rollups ``history``
+seconds after theirs. The stage's running total and its memory gauge carry no TTL while the
+stage lasts (a quiet night must not lose a stage's evidence); ``HistoryStore.end_stage`` gives
+them one when the stage ends, and a flush never touches a key's TTL, so a late flush into an
+ended stage keeps the TTL it was given.
 """
 
 from __future__ import annotations
@@ -14,16 +20,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollout.core import defaults
 from rollout.core.gates import Arms, ArmStats, Evidence
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
 WINDOW_SECONDS = 10
+ROLLUP_SECONDS = defaults.ROLLUP_SECONDS
 ARMS = ("control", "treatment")
+ARM_LETTER = {"control": "c", "treatment": "t"}
+MEMORY_FIELD = "m:"
 
 
 def window_of(now: float) -> int:
     return int(now // WINDOW_SECONDS)
+
+
+def rollup_of(now: float) -> int:
+    return int(now // ROLLUP_SECONDS)
 
 
 @dataclass
@@ -79,31 +93,46 @@ def arm_stats(raw: Mapping[str, str]) -> ArmStats:
 
 
 class MetricsStore:
-    def __init__(self, client: Any, keys: Keys, retention_seconds: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        retention_seconds: float,
+        history_seconds: float = defaults.HISTORY_RETENTION,
+    ) -> None:
         self.redis: Any = client
         self.keys = keys
         self.ttl = max(60, int(retention_seconds))
+        self.history_ttl = max(self.ttl, int(history_seconds))
 
     @storage_call
     def flush(self, batch: Batch, *, now: float, process: str) -> None:
-        """One pipeline for the whole batch."""
-        window = window_of(now)
+        """One pipeline for the whole batch: windows, stage totals, rollups, memory."""
+        window, rollup = window_of(now), rollup_of(now)
         pipe = self.redis.pipeline(transaction=False)
+        rolled: set[str] = set()
         for (key, epoch, arm), tally in batch.tallies.items():
             values = tally.fields()
             if not values:
                 continue
-            for name in (
-                self.keys.stage_metrics(key, epoch, arm),
-                self.keys.window_metrics(key, epoch, window, arm),
-            ):
-                for field_name, count in values.items():
-                    pipe.hincrby(name, field_name, count)
-                pipe.expire(name, self.ttl)
+            stage = self.keys.stage_metrics(key, epoch, arm)
+            current = self.keys.window_metrics(key, epoch, window, arm)
+            packed = self.keys.rollup(key, epoch, rollup)
+            letter = ARM_LETTER[arm]
+            for field_name, count in values.items():
+                pipe.hincrby(stage, field_name, count)
+                pipe.hincrby(current, field_name, count)
+                pipe.hincrby(packed, letter + field_name, count)
+            pipe.expire(current, self.ttl)
+            rolled.add(packed)
         for (key, epoch), megabytes in batch.memory_mb.items():
-            name = self.keys.memory(key, epoch)
-            pipe.hset(name, process, f"{megabytes:.3f}")
-            pipe.expire(name, self.ttl)
+            reported = f"{megabytes:.3f}"
+            pipe.hset(self.keys.memory(key, epoch), process, reported)
+            packed = self.keys.rollup(key, epoch, rollup)
+            pipe.hset(packed, MEMORY_FIELD + process, reported)
+            rolled.add(packed)
+        for packed in rolled:
+            pipe.expire(packed, self.history_ttl)
         if batch.dropped:
             pipe.hincrby(self.keys.sdk_stats, "dropped", batch.dropped)
         pipe.execute()

@@ -1,0 +1,83 @@
+"""The history behind the charts and the rollout report (read token suffices)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from flask import Response
+from pydantic import BaseModel, Field
+
+from rollout.api.auth import protected_blueprint
+from rollout.api.http import query_args, render, services
+from rollout.api.spec import documented, responses
+
+bp = protected_blueprint("history", __name__)
+TAGS = ["history"]
+
+INSTANT = "ISO 8601 (2027-01-15T08:00:00Z) or epoch seconds"
+
+
+class MetricsQuery(BaseModel):
+    since: str | None = Field(
+        None, max_length=64, description=f"{INSTANT}; default: the current stage's start"
+    )
+    until: str | None = Field(None, max_length=64, description=f"{INSTANT}; default: now")
+    step: str | None = Field(
+        None,
+        max_length=32,
+        description="a multiple of 10s ('10s', '5m', '1h' or seconds); default: the finest "
+        "that keeps the answer to 2,000 steps. Not a multiple of 5m: only within "
+        "ROLLOUT_METRICS_RETENTION",
+    )
+
+
+class ValueMeanOut(BaseModel):
+    n: int
+    mean: float | None
+
+
+class PointOut(BaseModel):
+    at: str
+    samples: int
+    errors: int
+    error_rate: float | None
+    errors_by_type: dict[str, int]
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    exposures: int
+    values: dict[str, ValueMeanOut] = Field(
+        description="each business value's count and mean (empty until values are recorded)"
+    )
+
+
+class StageBoundaryOut(BaseModel):
+    percent: float
+    started_at: str | None
+    ended_at: str | None = Field(description="null while the stage lasts")
+    ended_by: str | None = Field(
+        description="advance, complete, rollback, set, kill, revive, restore or delete"
+    )
+
+
+class MemoryPointOut(BaseModel):
+    at: str
+    max: float = Field(description="highest growth (MB) a treatment process reported")
+
+
+class MetricsOut(BaseModel):
+    flag: str
+    step: int = Field(description="seconds")
+    since: str | None
+    until: str | None
+    stages: list[StageBoundaryOut]
+    series: dict[Literal["treatment", "control"], list[PointOut]]
+    memory_mb: list[MemoryPointOut]
+
+
+@bp.get("/flags/<key>/metrics")
+@documented(tags=TAGS, query=MetricsQuery, resp=responses(MetricsOut))
+def metrics(key: str) -> Response:
+    """Per time step and arm: samples, errors, latency percentiles, exposures; memory; stages."""
+    args: dict[str, Any] = query_args(MetricsQuery)
+    return render(services().history.metrics(key, **args))
