@@ -16,7 +16,17 @@ from __future__ import annotations
 from flask import Blueprint, Flask, Response, request
 
 from rollout import dashboard
-from rollout.api import audit, evaluate, flags, history, meta, moves, snapshots, whoami
+from rollout.api import (
+    audit,
+    evaluate,
+    flags,
+    history,
+    meta,
+    moves,
+    snapshots,
+    trends,
+    whoami,
+)
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker
 from rollout.api.errors import register_error_handlers
@@ -34,6 +44,7 @@ BLUEPRINTS: list[Blueprint] = [
     audit.bp,
     snapshots.bp,
     history.bp,
+    trends.bp,
     whoami.bp,
     dashboard.bp,
 ]

@@ -31,7 +31,8 @@ def list_flags() -> Response:
     # A hash of the body: the dashboard polls every second, and an unchanged list (status
     # words included) then costs one 304 instead of the whole list.
     response.add_etag()
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    return response
 
 
 @bp.post("/flags")
@@ -54,7 +55,9 @@ def get_flag(key: str) -> Response:
     ``If-None-Match`` with that ETag answers 304 while the version stands. The controller's
     status word is not versioned (DESIGN §2): a poller that shows it reads it from ``/gates``.
     """
-    return render_flag(services().reads.get(key)).make_conditional(request)
+    response = render_flag(services().reads.get(key))
+    response.make_conditional(request)
+    return response
 
 
 @bp.patch("/flags/<key>")

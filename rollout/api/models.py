@@ -215,7 +215,9 @@ class TrendSeries(BaseModel):
 class TrendsOut(BaseModel):
     step: int = Field(description="seconds per step")
     at: list[str] = Field(description="start of each step, shared by every flag")
-    flags: dict[str, TrendSeries] = Field(description="by flag key, over its current stage")
+    flags: dict[str, TrendSeries] = Field(
+        description="by flag key; steps before its current stage began are empty"
+    )
 
 
 class EvaluationOut(BaseModel):

@@ -78,3 +78,6 @@ MAX_TEXT = 4_096
 
 MAX_USER = 1_024
 """Longest user id accepted by the API and the CLI."""
+
+TREND_SPAN = 2 * 3600
+"""Seconds of the error-rate trend drawn beside each flag in the dashboard's list (5 m steps)."""

@@ -43,8 +43,12 @@ export function sparkline(cell, at, series, existing) {
       cursor: { show: false },
       select: { show: false },
       axes: [{ show: false }, { show: false }],
-      scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(max || 0, 0.02)] } },
-      series: [{}, { stroke: COLORS.treatment, width: 1.5, fill: "rgba(217,72,15,0.12)", points: { show: false } }],
+      scales: {
+        x: { time: false, range: (u) => [u.data[0][0], u.data[0][u.data[0].length - 1]] },
+        y: { range: (_u, _min, max) => [0, Math.max(max || 0, 0.02)] },
+      },
+      // Points show by themselves where the line is sparse: a stage minutes old has one step.
+      series: [{}, { stroke: COLORS.treatment, width: 1.5, fill: "rgba(217,72,15,0.12)", points: { size: 4 } }],
     },
     data,
     target,
@@ -103,12 +107,13 @@ function specs(history, flag) {
       series: [...arms((p) => p.error_rate, "line"), ...thresholds(gate(flag, "error_rate"), xs)],
     },
     { id: "p95", title: "p95 latency per arm", format: fmt.ms, series: arms((p) => p.p95_ms, "line") },
-    { id: "samples", title: "Samples per step", format: fmt.count, series: arms((p) => p.samples, "bars") },
+    { id: "samples", title: "Samples per step", format: fmt.count, series: arms((p) => p.samples, "steps") },
   ];
   const memory = history.memory_mb || [];
   if (memory.some((m) => m.max !== null)) {
     const byAt = new Map(memory.map((m) => [m.at, m.max]));
-    const memXs = memory.map((m) => fmt.epoch(m.at));
+    // Memory is kept per 5-minute rollup: the first one may begin before the range does.
+    const memXs = memory.map((m) => Math.max(fmt.epoch(m.at), fmt.epoch(history.since)));
     out.push({
       id: "memory",
       title: "Memory growth, highest treatment process (MB)",
@@ -134,9 +139,8 @@ function specs(history, flag) {
   return out;
 }
 
-function stageMarks(history) {
+function stageMarks(bounds) {
   // Vertical lines where a stage began: the story of a rollout read left to right.
-  const marks = (history.stages || []).map((s) => ({ x: fmt.epoch(s.started_at), label: `${s.percent}%` }));
   return {
     hooks: {
       draw: [
@@ -149,14 +153,14 @@ function stageMarks(history) {
           ctx.fillStyle = "#495057";
           ctx.setLineDash([3, 3]);
           ctx.font = `${11 * devicePixelRatio}px system-ui, sans-serif`;
-          for (const mark of marks) {
+          for (const mark of bounds.marks) {
             const x = u.valToPos(mark.x, "x", true);
             if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
             ctx.beginPath();
             ctx.moveTo(x, top);
             ctx.lineTo(x, bottom);
             ctx.stroke();
-            ctx.fillText(mark.label, x + 4 * devicePixelRatio, top + 12 * devicePixelRatio);
+            ctx.fillText(mark.label, x + 4 * devicePixelRatio, top + 24 * devicePixelRatio);
           }
           ctx.restore();
         },
@@ -165,7 +169,7 @@ function stageMarks(history) {
   };
 }
 
-function options(spec, width, history) {
+function options(spec, width, bounds) {
   const uPlot = lib();
   const series = [{}];
   for (const s of spec.series) {
@@ -175,9 +179,9 @@ function options(spec, width, history) {
       stroke: s.color,
       width: threshold ? 1 : 2,
       dash: threshold ? [6, 4] : undefined,
-      fill: s.kind === "bars" ? `${s.color}99` : undefined,
-      paths: s.kind === "bars" ? uPlot.paths.bars({ size: [0.8, 40], gap: 1 }) : undefined,
-      points: { show: false },
+      // Counts per step as steps, not slopes: each step is a bucket, not a reading at an instant.
+      paths: s.kind === "steps" ? uPlot.paths.stepped({ align: 1 }) : undefined,
+      points: threshold ? { show: false } : { size: 5 },
       value: (_u, v) => spec.format(v),
     });
   }
@@ -185,8 +189,13 @@ function options(spec, width, history) {
     width,
     height: 200,
     series,
-    plugins: [stageMarks(history)],
-    scales: { y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(max ?? 1, 1e-9) * 1.1] } },
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"), // UTC, as the rest of the page
+    plugins: [stageMarks(bounds)],
+    // The range asked for, not the data's: a young stage with one step still reads as a stage.
+    scales: {
+      x: { time: true, range: () => [bounds.since, bounds.until] },
+      y: { range: (_u, min, max) => [Math.min(0, min ?? 0), Math.max(max ?? 1, 1e-9) * 1.1] },
+    },
     axes: [{}, { size: 70, values: (_u, splits) => splits.map((v) => spec.format(v)) }],
     cursor: { drag: { x: false, y: false } },
   };
@@ -207,8 +216,13 @@ export function flagCharts(container) {
   });
   resize.observe(container);
 
+  const bounds = { since: 0, until: 0, marks: [] }; // read by every chart's range and marks
+
   function draw(history, flag) {
     last = { history, flag };
+    bounds.since = fmt.epoch(history.since);
+    bounds.until = fmt.epoch(history.until);
+    bounds.marks = (history.stages || []).map((s) => ({ x: fmt.epoch(s.started_at), label: `▸ ${s.percent}%` }));
     const wanted = specs(history, flag);
     const width = chartWidth(container);
     const keep = new Set(wanted.map((s) => s.id));
@@ -221,7 +235,7 @@ export function flagCharts(container) {
     }
     for (const spec of wanted) {
       const data = [spec.xs, ...spec.series.map((s) => s.values)];
-      const signature = spec.series.map((s) => s.label).join("|") + JSON.stringify(history.stages || []);
+      const signature = spec.series.map((s) => s.label).join("|");
       let chart = charts.get(spec.id);
       if (chart && chart.signature === signature) {
         chart.plot.setData(data);
@@ -230,7 +244,7 @@ export function flagCharts(container) {
         const target = h("div", { class: "plot" });
         const figure = chart ? chart.figure : h("figure", { class: "chart", "data-chart": spec.id });
         replace(figure, h("figcaption", { text: spec.title }), target);
-        chart = { figure, signature, plot: new (lib())(options(spec, width, history), data, target) };
+        chart = { figure, signature, plot: new (lib())(options(spec, width, bounds), data, target) };
         charts.set(spec.id, chart);
       }
       chart.figure.dataset.points = String(points(spec));

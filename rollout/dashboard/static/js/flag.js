@@ -17,6 +17,7 @@ export function flagView({ me, main }, key) {
   document.title = `${key} · rollout`;
   let flag = null;
   let report = null;
+  let serverStep = false;
   let clockSkew = 0; // server time minus this browser's, from the gates report's read_at
   const problem = alertBox();
   const title = h("h1", { class: "key", text: key });
@@ -75,6 +76,12 @@ export function flagView({ me, main }, key) {
       onData(data) {
         if (flag) chartSet.draw(data, flag);
       },
+      onError(error) {
+        if (error.status === 422 && !serverStep) {
+          serverStep = true; // this server keeps windows for less time: let it pick the step
+          historyPoll.refresh();
+        }
+      },
     },
   );
   const auditPoll = poller(`/api/v1/audit?flag=${encodeURIComponent(key)}&limit=50`, 60000, {
@@ -87,7 +94,7 @@ export function flagView({ me, main }, key) {
     const now = Date.now() / 1000 + clockSkew;
     const from = range.value === "all" && flag ? fmt.epoch(flag.created_at) : fmt.epoch(flag && flag.stage_started_at);
     if (range.value === "all" && from) params.set("since", String(Math.floor(from)));
-    params.set("step", `${pickStep(from ? now - from : 3600)}s`);
+    if (!serverStep) params.set("step", `${pickStep(from ? now - from : 3600)}s`);
     return params.toString();
   }
 
@@ -185,10 +192,14 @@ export function flagView({ me, main }, key) {
   return { stop };
 }
 
-// The finest step that keeps a chart at about a thousand points: 5 minutes for a 3-day stage.
-const STEPS = [10, 30, 60, 300, 900, 1800, 3600, 10800, 21600, 86400];
+// The finest step of the server's ladder (core/history.py) that keeps a chart to about a
+// thousand points: 5 minutes for a 3-day stage. Steps that are not multiples of 5 minutes come
+// from the 10-second windows, kept 6 h by default, so a longer range uses 5-minute multiples
+// (and a server keeping them for less answers 422, and the page lets it choose instead).
+const STEPS = [10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
 function pickStep(seconds) {
-  return STEPS.find((step) => seconds / step <= 1000) || STEPS[STEPS.length - 1];
+  const usable = seconds > 5 * 3600 ? STEPS.filter((step) => step % 300 === 0) : STEPS;
+  return usable.find((step) => seconds / step <= 1000) || usable[usable.length - 1];
 }
 
 function targeting(flag) {
