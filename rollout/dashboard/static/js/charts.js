@@ -47,8 +47,16 @@ export function sparkline(cell, at, series, existing) {
         x: { time: false, range: (u) => [u.data[0][0], u.data[0][u.data[0].length - 1]] },
         y: { range: (_u, _min, max) => [0, Math.max(max || 0, 0.02)] },
       },
-      // Points show by themselves where the line is sparse: a stage minutes old has one step.
-      series: [{}, { stroke: COLORS.treatment, width: 1.5, fill: "rgba(217,72,15,0.12)", points: { size: 4 } }],
+      // Dots where a line cannot be drawn: a stage minutes old has one step.
+      series: [
+        {},
+        {
+          stroke: COLORS.treatment,
+          width: 1.5,
+          fill: "rgba(217,72,15,0.12)",
+          points: { size: 5, show: (u, i) => u.data[i].filter((v) => v !== null).length < 4 },
+        },
+      ],
     },
     data,
     target,
