@@ -14,6 +14,7 @@ from rollout.services.health import HealthService
 from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
+from rollout.services.summaries import SummaryService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import connect
 from rollout.storage.counters import ControllerCounters
@@ -38,6 +39,7 @@ class Services:
     health: HealthService
     reads: FlagReads
     history: HistoryService
+    summaries: SummaryService
     clock: Callable[[], float]
 
 
@@ -67,6 +69,8 @@ def build_services(
     flags.status_listeners.append(reads.note_status)
     history_store = HistoryStore(client, keys, settings.history_retention)
     history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
+    summaries = SummaryService(history_store, metrics)
+    flags.listeners.append(summaries.note)  # after the commit; never makes a move wait
     # Health only asks who holds the leader lock; it never takes it, so the TTL is unused.
     health = HealthService(
         store, metrics, ControllerCounters(client, keys), LeaderLock(client, keys, 1.0)
@@ -78,10 +82,11 @@ def build_services(
         store=store,
         flags=flags,
         gates=gates,
-        snapshots=SnapshotService(flags),
+        snapshots=SnapshotService(flags, summaries),
         apply=ApplyService(flags),
         health=health,
         reads=reads,
         history=history,
+        summaries=summaries,
         clock=clock,
     )

@@ -70,6 +70,7 @@ class CliState:
     def close(self) -> None:
         # Only what we built: injected services belong to the caller (a test fixture).
         if self._built is not None:
+            self._built.summaries.drain()  # a move's stage summary is written after it
             self._built.redis.close()
             self._built = None
 

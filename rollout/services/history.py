@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from rollout.core.errors import ValidationError
 from rollout.core.defaults import ROLLUP_SECONDS
+from rollout.core.errors import ValidationError
 from rollout.core.history import (
     WINDOW_SECONDS,
     StageSpan,

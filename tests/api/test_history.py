@@ -186,3 +186,17 @@ def test_unknown_flag_and_tokens(client: FlaskClient) -> None:
     response = client.get("/api/v1/flags/NOPE/metrics", headers=READ)
     assert response.status_code == 404 and error_of(response)["code"] == "flag_not_found"
     assert client.get("/api/v1/flags/F/metrics").status_code == 401
+
+
+def test_rollups_and_windows_expire_on_their_own_clocks(
+    client: FlaskClient, services: Services, clock: FakeClock, any_redis: Any
+) -> None:
+    rolling(client)
+    flush(services, clock.now, treatment=(1, 0), control=(9, 0), memory=3.0)
+    epoch = services.flags.get("F").stage_started_at or 0
+    rollup = services.keys.rollup("F", epoch, int(clock.now // 300))
+    window = services.keys.window_metrics("F", epoch, int(clock.now // 10), "control")
+    assert 6 * 3600 - 5 <= any_redis.ttl(window) <= 6 * 3600
+    assert 30 * 86400 - 5 <= any_redis.ttl(rollup) <= 30 * 86400
+    assert any_redis.hget(rollup, "tn") == "1" and any_redis.hget(rollup, "cn") == "9"
+    assert any_redis.hget(rollup, "m:proc-1") == "3.000"
