@@ -15,6 +15,7 @@ from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
+from rollout.services.trends import TrendService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import connect
 from rollout.storage.counters import ControllerCounters
@@ -24,6 +25,7 @@ from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
+from rollout.storage.trends import TrendStore
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Services:
     health: HealthService
     reads: FlagReads
     history: HistoryService
+    trends: TrendService
     summaries: SummaryService
     clock: Callable[[], float]
 
@@ -87,6 +90,7 @@ def build_services(
         health=health,
         reads=reads,
         history=history,
+        trends=TrendService(TrendStore(client, keys), clock),
         summaries=summaries,
         clock=clock,
     )

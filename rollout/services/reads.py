@@ -38,6 +38,7 @@ class FlagReads:
         self.store = store
         self._feed_factory = feed
         self._flags: dict[str, Flag] | None = None  # None: not synced, read from Redis
+        self._problems: list[str] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -56,6 +57,14 @@ class FlagReads:
         # Not synced, or not held: a flag created a moment ago elsewhere, a malformed one
         # (the store raises the clear error), or none at all (404).
         return self.store.get(key)
+
+    def all(self) -> tuple[dict[str, Flag], list[str]] | None:
+        """Every flag held, and the stored values the last full load could not read; None
+        until synced. The dict is replaced, never changed, on every change: the same object
+        means nothing changed (the list's ETag rests on that)."""
+        self._ensure_started()
+        flags = self._flags
+        return None if flags is None else (flags, self._problems)
 
     def note(self, key: str, flag: Flag | None) -> None:
         """A write this process just made: visible to its next read at once (read your writes
@@ -116,7 +125,8 @@ class FlagReads:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _reload(self) -> None:
-        flags, _problems = self.store.load_all()
+        flags, problems = self.store.load_all()
+        self._problems = [str(p) for p in problems]
         self._flags = flags
 
     def _follow(self, feed: ChangeFeed) -> None:

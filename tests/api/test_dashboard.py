@@ -229,3 +229,11 @@ def test_trends_give_every_flag_on_one_axis_in_one_call(
 
 def test_trends_need_a_token(client: FlaskClient) -> None:
     assert client.get("/api/v1/trends").status_code == 401
+
+
+def test_the_shell_preloads_every_module_it_ships() -> None:
+    shell = _Shell()
+    shell.feed((DASHBOARD / "page.html").read_text())
+    modules = {p.name for p in (DASHBOARD / "static" / "js").glob("*.js")}
+    listed = {u.rsplit("/", 1)[1] for u in shell.urls if u.startswith("/assets/js/")}
+    assert listed == modules

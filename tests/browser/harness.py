@@ -145,7 +145,9 @@ def _ready(base: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(directory: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
+def serve(
+    directory: Path, *, extra_env: dict[str, str] | None = None, controller: bool = True
+) -> Iterator[Stack]:
     """A real redis-server and ``rollout serve`` (gunicorn + controller) on free ports."""
     redis = RedisProcess(directory / "redis", port=free_port())
     redis.start()
@@ -162,7 +164,7 @@ def serve(directory: Path, *, extra_env: dict[str, str] | None = None) -> Iterat
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "rollout", "serve", "--port", str(port), "--workers", "1",
-             "--threads", "4"],
+             "--threads", "4", *([] if controller else ["--no-controller"])],
             env=env,
             cwd=directory,
             stdout=out,

@@ -142,7 +142,9 @@ def test_kill_through_the_page_turns_the_sdk_off(page: Page, stack: Stack) -> No
         expect(p.get_by_role("button", name="Revive")).to_be_enabled()
         advance = p.get_by_role("button", name="Advance", exact=True)
         expect(advance).to_be_disabled()
-        expect(advance).to_have_attribute("title", "cannot advance KILL_ME: it is killed (revive it first)")
+        expect(advance).to_have_attribute(
+            "title", "cannot advance KILL_ME: it is killed (revive it first)"
+        )
         entry = stack.http("GET", "/api/v1/audit?flag=KILL_ME&limit=1").body["entries"][0]
         assert (entry["action"], entry["actor"]) == ("kill", "admin")
     finally:
