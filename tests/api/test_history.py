@@ -8,11 +8,13 @@ from flask.testing import FlaskClient
 
 from rollout.core.histogram import bucket_upper_ms
 from rollout.core.units import render_instant
+from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch
 from rollout.wiring import Services
 from tests.api.conftest import ADMIN, READ, create, error_of
 from tests.support import FakeClock
 
+KEYS = Keys()  # the default prefix, as the services use
 STAGES = [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]
 
 
@@ -194,7 +196,7 @@ def test_packed_history_expires_on_its_own_clocks(
     rolling(client)
     flush(services, clock.now, treatment=(1, 1), control=(9, 0), memory=3.0)
     epoch = services.flags.get("F").stage_started_at or 0
-    keys = services.keys
+    keys = KEYS
     for res, seconds, group, ttl in (("f", 10, 360, 6 * 3600), ("c", 300, 288, 30 * 86400)):
         span = int(clock.now // seconds)
         for name in (
