@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import orjson
 from flask import Response
 from pydantic import BaseModel, Field
 
 from rollout.api.auth import protected_blueprint
-from rollout.api.http import query_args, render, services
+from rollout.api.http import query_args, services
 from rollout.api.spec import documented, responses
 
 bp = protected_blueprint("history", __name__)
@@ -80,4 +81,6 @@ class MetricsOut(BaseModel):
 def metrics(key: str) -> Response:
     """Per time step and arm: samples, errors, latency percentiles, exposures; memory; stages."""
     args: dict[str, Any] = query_args(MetricsQuery)
-    return render(services().history.metrics(key, **args))
+    body = services().history.metrics(key, **args)
+    # Thousands of small objects: orjson renders them in a fraction of json's time.
+    return Response(orjson.dumps(body), mimetype="application/json")

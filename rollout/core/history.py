@@ -8,14 +8,16 @@ milliseconds, steps and spans seconds.
 from __future__ import annotations
 
 import math
+import time
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from itertools import accumulate
 from typing import Any
 
 from rollout.core import histogram
 from rollout.core.defaults import MAX_HISTORY_STEPS, ROLLUP_SECONDS
 from rollout.core.errors import RolloutError, ValidationError
-from rollout.core.gates import ArmStats
 from rollout.core.units import parse_instant, parse_percent, render_instant, render_percent
 
 WINDOW_SECONDS = 10
@@ -162,9 +164,9 @@ def default_step(since_ms: int, until_ms: int, finest: int) -> int:
 def check_step(step_ms: int, since_ms: int, until_ms: int, *, windows_from_ms: int) -> int:
     """An explicit step (ms) as seconds, or a ValidationError naming ``step``.
 
-    Steps are whole multiples of the 10-second window. Those that are not multiples of the
-    5-minute rollup are read from the 10-second windows, which only go back
-    ``ROLLOUT_METRICS_RETENTION``: a range reaching further needs a step of 5m or a multiple.
+    Steps are whole multiples of 10 seconds. Those that are not multiples of 5 minutes are
+    read from the 10-second history, which only goes back ``ROLLOUT_METRICS_RETENTION``: a
+    range reaching further needs a step of 5m or a multiple of it.
     """
     if step_ms <= 0 or step_ms % (WINDOW_SECONDS * 1000):
         raise ValidationError("must be a positive multiple of 10s (e.g. 10s, 5m, 1h)", "step")
@@ -191,78 +193,95 @@ def uses_rollups(step: int) -> bool:
 
 # -- series ----------------------------------------------------------------------------------
 
-
-@dataclass
-class StepTotals:
-    """What one step gathered: each arm's counts, and the highest memory report."""
-
-    control: list[ArmStats] = field(default_factory=list)
-    treatment: list[ArmStats] = field(default_factory=list)
+Dense = Sequence[int]
+"""An arm's counters over a span: samples, errors, exposures, then each latency bucket's count
+(the packed history's layout, ``storage/rollups.py``)."""
 
 
-def quantiles(counts: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
-    """Several nearest-rank quantiles of one histogram in one pass (``histogram.percentile``)."""
-    n = histogram.total(counts)
-    if n == 0:
+def _sum(parts: list[Dense]) -> Dense:
+    if len(parts) == 1:
+        return parts[0]
+    total = [0] * max(len(p) for p in parts)
+    for part in parts:
+        for index, count in enumerate(part):
+            if count:
+                total[index] += count
+    return total
+
+
+# Each bucket's upper bound, the overflow bucket's as None: +inf cannot travel in JSON.
+_UPPER: tuple[float | None, ...] = (*histogram.UPPER_BOUNDS, None)
+
+
+def dense_quantiles(latency: Dense, qs: Sequence[float] = QUANTILES) -> list[float | None]:
+    """Nearest-rank quantiles of a dense histogram (``histogram.percentile``, all at once)."""
+    cumulative = list(accumulate(latency))
+    n = cumulative[-1] if cumulative else 0
+    if n <= 0:
         return [None] * len(qs)
-    ranks = [max(1, math.ceil(q * n - 1e-9)) for q in qs]
-    out: list[float | None] = [None] * len(qs)
-    seen = 0
-    pending = sorted(range(len(qs)), key=lambda i: ranks[i])
-    for index in sorted(i for i, c in counts.items() if c > 0):
-        seen += counts[index]
-        while pending and ranks[pending[0]] <= seen:
-            upper = histogram.bucket_upper_ms(index)
-            # +inf (the overflow bucket) cannot travel in JSON: reported as unknown.
-            out[pending.pop(0)] = upper if math.isfinite(upper) else None
-        if not pending:
-            break
-    return out
+    return [_UPPER[bisect_left(cumulative, max(1, math.ceil(q * n - 1e-9)))] for q in qs]
 
 
-def point(at_ms: int, stats: ArmStats) -> dict[str, Any]:
+def _at(seconds: int) -> str:
+    # Steps start on whole seconds: render_instant's form without its per-call datetime.
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
+
+
+def point(at: str, counts: Dense, by_type: Mapping[str, int]) -> dict[str, Any]:
     """One step of one arm as the API renders it.
 
-    ``values`` holds each business value's ``{"n", "mean"}`` once values are recorded
+    ``values`` will hold each business value's ``{"n", "mean"}`` once values are recorded
     (issue 10); until then it is empty.
     """
-    p50, p95, p99 = quantiles(stats.latency, QUANTILES)
+    samples, errors, exposures = (*counts[:3], 0, 0, 0)[:3]
+    p50, p95, p99 = dense_quantiles(counts[3:])
     return {
-        "at": render_instant(at_ms),
-        "samples": stats.samples,
-        "errors": stats.errors,
-        "error_rate": stats.errors / stats.samples if stats.samples else None,
-        "errors_by_type": dict(stats.errors_by_type),
+        "at": at,
+        "samples": samples,
+        "errors": errors,
+        "error_rate": errors / samples if samples else None,
+        "errors_by_type": dict(by_type),
         "p50_ms": p50,
         "p95_ms": p95,
         "p99_ms": p99,
-        "exposures": stats.exposures,
+        "exposures": exposures,
         "values": {},
     }
 
 
 def series(
-    rows: Iterable[tuple[int, ArmStats, ArmStats]],
+    spans: Iterable[tuple[int, Dense, Dense]],
+    types: Mapping[tuple[int, str], Mapping[str, int]],
     since_ms: int,
     until_ms: int,
     step: int,
 ) -> dict[str, list[dict[str, Any]]]:
     """Per-arm points for every step in [since, until], empty steps included (charts need
-    the gaps). ``rows`` are ``(start in seconds, control, treatment)`` of windows or rollups."""
+    the gaps). ``spans``: (start in seconds, control, treatment); ``types``: errors by type
+    per (span start, arm)."""
     first = (since_ms // 1000) // step
     count = step_count(since_ms, until_ms, step)
-    steps = [StepTotals() for _ in range(count)]
-    for start, control, treatment in rows:
+    parts: dict[int, tuple[list[Dense], list[Dense]]] = {}
+    for start, control, treatment in spans:
         index = start // step - first
         if 0 <= index < count:
-            steps[index].control.append(control)
-            steps[index].treatment.append(treatment)
+            found = parts.setdefault(index, ([], []))
+            found[0].append(control)
+            found[1].append(treatment)
+    typed: dict[tuple[int, str], dict[str, int]] = {}
+    for (start, arm), by_type in types.items():
+        index = start // step - first
+        merged = typed.setdefault((index, arm), {})
+        for name, n in by_type.items():
+            merged[name] = merged.get(name, 0) + n
     out: dict[str, list[dict[str, Any]]] = {"treatment": [], "control": []}
-    for index, totals in enumerate(steps):
-        at = (first + index) * step * 1000
-        for arm, parts in (("treatment", totals.treatment), ("control", totals.control)):
-            merged = parts[0] if len(parts) == 1 else ArmStats.merge(parts)
-            out[arm].append(point(at, merged))
+    nothing: dict[str, int] = {}
+    for index in range(count):
+        at = _at((first + index) * step)
+        control_parts, treatment_parts = parts.get(index, ([], []))
+        for arm, arm_parts in (("treatment", treatment_parts), ("control", control_parts)):
+            counts = _sum(arm_parts) if arm_parts else ()
+            out[arm].append(point(at, counts, typed.get((index, arm), nothing)))
     return out
 
 
@@ -270,14 +289,10 @@ def memory_series(
     reports: Iterable[tuple[int, float]], since_ms: int, step: int
 ) -> list[dict[str, Any]]:
     """The highest memory growth per step, for the steps that have a report (seconds in)."""
-    step = max(step, ROLLUP_SECONDS)  # memory is kept per rollup, never finer
     first = (since_ms // 1000) // step
     highest: dict[int, float] = {}
     for start, megabytes in reports:
         index = start // step
         if index >= first:
             highest[index] = max(megabytes, highest.get(index, megabytes))
-    return [
-        {"at": render_instant(index * step * 1000), "max": highest[index]}
-        for index in sorted(highest)
-    ]
+    return [{"at": _at(index * step), "max": highest[index]} for index in sorted(highest)]

@@ -152,18 +152,20 @@ def quantile_bounds(
     n = sum(counts[b] for b in buckets)
     if n == 0:
         return None
-    low = high = buckets[-1]
-    found_low = False
+    level = math.log(1.0 / alpha)
+    low: int | None = None
     below = 0
     for index in buckets:
         below += counts[index]
-        lower_cdf, upper_cdf = proportion_bounds(below, n, alpha, prior)
-        if not found_low and upper_cdf >= q:
-            low, found_low = index, True
-        if lower_cdf >= q:
-            high = index
-            break
-    return (low, high)
+        # One evaluation at q per edge, no bisection: "the CDF here may reach q" is "q is not
+        # rejected from above", and "certainly reaches q" is "q is rejected from below".
+        reaches = below >= q * n
+        rejected = log_mixture(below, n, q, prior) >= level
+        if low is None and (reaches or not rejected):
+            low = index
+        if reaches and rejected:
+            return (low if low is not None else index, index)
+    return (low if low is not None else buckets[-1], buckets[-1])
 
 
 # -- means -----------------------------------------------------------------------------------

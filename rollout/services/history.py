@@ -2,9 +2,9 @@
 
 A range is read in one pipeline when it lies within the current stage (the default): the flag
 comes from the caller's reader (the API's in-memory cache), and the audit moves that tell the
-stage boundaries ride in the same pipeline as the windows or rollups. A range reaching back
-into earlier stages first needs those stages' epochs (their metrics are keyed by them), so it
-reads the moves, then the data: two round trips.
+stage boundaries ride in the same pipeline as the packed 10-second or 5-minute history. A range
+reaching back into earlier stages first needs those stages' epochs (their metrics are keyed by
+them), so it reads the moves, then the data: two round trips.
 """
 
 from __future__ import annotations
@@ -104,22 +104,28 @@ class HistoryService:
         else:
             step_ms = parse_duration(step, "step")
             step_s = check_step(step_ms, since_ms, until_ms, windows_from_ms=windows_from)
-        rollups = uses_rollups(step_s)
+        coarse = uses_rollups(step_s)
         epoch = flag.stage_started_at
         if epoch is not None and since_ms >= epoch:
             span = Span(epoch, since_ms // 1000, until_ms // 1000)
-            found = self.store.read(key, [span], rollups=rollups, with_moves=True)
+            found = self.store.read(key, [span], coarse=coarse, with_moves=True)
             stages = stages_from_audit(found.moves or [])
         else:
             stages = self.stages(key)
             spans = _spans(stages, since_ms, until_ms)
-            found = self.store.read(key, spans, rollups=rollups, with_moves=False)
+            found = self.store.read(key, spans, coarse=coarse, with_moves=False)
         return {
             "flag": flag.key,
             "step": step_s,
             "since": render_instant(since_ms),
             "until": render_instant(until_ms),
             "stages": [s.to_dict() for s in stages if s.overlaps(since_ms, until_ms)],
-            "series": series(found.rows, since_ms, until_ms, step_s),
+            "series": series(
+                ((s.start, s.control, s.treatment) for s in found.spans),
+                found.types,
+                since_ms,
+                until_ms,
+                step_s,
+            ),
             "memory_mb": memory_series(found.memory, since_ms, step_s),
         }

@@ -1,9 +1,11 @@
 """History in Redis: the charts' reads, the stage moves from the audit, the stage summaries.
 
-A history read is one pipeline: the flag's audit moves (when asked for), then every 10-second
-window or every 5-minute rollup of the requested spans. Summaries live in one hash per flag,
-field = the stage's epoch, written once (HSETNX: a repeat changes nothing) and never expiring;
-they go with the flag on delete and travel in snapshots.
+A history read is one pipeline: the flag's audit moves (when asked for), then the packed
+history (``storage/rollups.py``) of the requested spans: one MGET per stage, plus a hash of
+errors by type and a set of memory reports per hour (10-second spans) or day (5-minute spans).
+
+Summaries live in one hash per flag, field = the stage's epoch, written once (HSETNX: a repeat
+changes nothing) and never expiring; they go with the flag on delete and travel in snapshots.
 """
 
 from __future__ import annotations
@@ -14,21 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from rollout.core.errors import RolloutError
-from rollout.core.gates import ArmStats
 from rollout.core.history import STAGE_ACTIONS, AuditMove
 from rollout.core.units import parse_instant
 from rollout.storage.codec import dumps
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
-from rollout.storage.metrics import (
-    ARMS,
-    MEMORY_FIELD,
-    ROLLUP_SECONDS,
-    WINDOW_SECONDS,
-    arm_stats,
-)
-
-EMPTY = ArmStats()
+from rollout.storage.metrics import ARMS
+from rollout.storage.rollups import COARSE, FINE, SpanCounts, SpanRead
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,30 +36,12 @@ class Span:
 
 @dataclass
 class HistoryRows:
-    """What a history read found: ``rows`` of (start s, control, treatment), memory reports."""
+    """What a history read found: per-span counts, errors by type, memory reports."""
 
     moves: list[AuditMove] | None
-    rows: list[tuple[int, ArmStats, ArmStats]]
+    spans: list[SpanCounts]
+    types: dict[tuple[int, str], dict[str, int]]
     memory: list[tuple[int, float]]
-
-
-def _unpack_rollup(raw: Mapping[str, str]) -> tuple[ArmStats, ArmStats, float | None]:
-    """A packed rollup hash as (control, treatment, highest memory report)."""
-    if not raw:
-        return EMPTY, EMPTY, None
-    parts: dict[str, dict[str, str]] = {"c": {}, "t": {}}
-    memory: float | None = None
-    for name, value in raw.items():
-        if name.startswith(MEMORY_FIELD):
-            megabytes = float(value)
-            memory = megabytes if memory is None else max(memory, megabytes)
-        else:
-            arm = parts.get(name[:1])
-            if arm is not None:
-                arm[name[1:]] = value
-    control = arm_stats(parts["c"]) if parts["c"] else EMPTY
-    treatment = arm_stats(parts["t"]) if parts["t"] else EMPTY
-    return control, treatment, memory
 
 
 def _decode(text: str | None) -> Any:
@@ -103,43 +79,32 @@ class HistoryStore:
 
     @storage_call
     def read(
-        self, key: str, spans: Sequence[Span], *, rollups: bool, with_moves: bool
+        self, key: str, spans: Sequence[Span], *, coarse: bool, with_moves: bool
     ) -> HistoryRows:
-        """One pipeline: the moves (``with_moves``), then each span's windows or rollups.
-
-        Memory comes from the rollups whatever the step: processes report it per stage, not
-        per window.
-        """
+        """One pipeline: the moves (``with_moves``), then each span's packed history at
+        5-minute (``coarse``) or 10-second resolution."""
+        res = COARSE if coarse else FINE
+        reads = [
+            SpanRead(self.keys, res, key, s.epoch, s.since // res.seconds, s.until // res.seconds)
+            for s in spans
+        ]
         pipe = self.redis.pipeline(transaction=False)
         if with_moves:
             pipe.xrange(self.keys.audit(key))
-        plan: list[tuple[str, int]] = []
-        for span in spans:
-            for bucket in range(span.since // ROLLUP_SECONDS, span.until // ROLLUP_SECONDS + 1):
-                pipe.hgetall(self.keys.rollup(key, span.epoch, bucket))
-                plan.append(("r", bucket * ROLLUP_SECONDS))
-            if rollups:
-                continue
-            for window in range(span.since // WINDOW_SECONDS, span.until // WINDOW_SECONDS + 1):
-                for arm in ARMS:
-                    pipe.hgetall(self.keys.window_metrics(key, span.epoch, window, arm))
-                plan.append(("w", window * WINDOW_SECONDS))
+        for read in reads:
+            read.queue(pipe)
         replies = iter(pipe.execute())
         moves = [m for _id, f in next(replies) if (m := _move(f))] if with_moves else None
-        rows: list[tuple[int, ArmStats, ArmStats]] = []
-        memory: list[tuple[int, float]] = []
-        for kind, start in plan:
-            if kind == "r":
-                control, treatment, megabytes = _unpack_rollup(next(replies))
-                if megabytes is not None:
-                    memory.append((start, megabytes))
-                if rollups and (control is not EMPTY or treatment is not EMPTY):
-                    rows.append((start, control, treatment))
-            else:
-                raw = [next(replies) for _arm in ARMS]  # ARMS is (control, treatment)
-                if raw[0] or raw[1]:
-                    rows.append((start, arm_stats(raw[0]), arm_stats(raw[1])))
-        return HistoryRows(moves=moves, rows=rows, memory=memory)
+        found = HistoryRows(moves=moves, spans=[], types={}, memory=[])
+        for read in reads:
+            counts, types, memory = read.parse(replies)
+            found.spans += counts
+            for where, by_type in types.items():
+                merged = found.types.setdefault(where, {})
+                for name, count in by_type.items():
+                    merged[name] = merged.get(name, 0) + count
+            found.memory += memory
+        return found
 
     # -- after a move ------------------------------------------------------------------------
 

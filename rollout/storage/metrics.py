@@ -3,14 +3,14 @@
 Each hash holds counters (``n`` samples, ``e`` errors, ``x`` exposures, ``t:TYPE`` errors by
 type) and a latency histogram (``b:INDEX`` with the fixed buckets of ``core.histogram``), so
 windows and processes merge exactly by addition. Every flush adds to the window's hash, to the
-stage's running total and to the stage's 5-minute rollup (both arms packed in one hash, for the
-history charts), all in one pipeline: a stage of any length is one HGETALL per arm.
+stage's running total and to the packed history of the charts (``storage/rollups.py``: 10-second
+and 5-minute spans), all in one pipeline: a stage of any length is one HGETALL per arm.
 
-Lifetimes: windows expire ``retention`` seconds after their last write, rollups ``history``
-seconds after theirs. The stage's running total and its memory gauge carry no TTL while the
-stage lasts (a quiet night must not lose a stage's evidence); ``HistoryStore.end_stage`` gives
-them one when the stage ends, and a flush never touches a key's TTL, so a late flush into an
-ended stage keeps the TTL it was given.
+Lifetimes: windows and 10-second history expire ``retention`` seconds after their last write,
+5-minute history ``history`` seconds after theirs. The stage's running total and its memory
+gauge carry no TTL while the stage lasts (a quiet night must not lose a stage's evidence);
+``HistoryStore.end_stage`` gives them one when the stage ends, and a flush never touches their
+TTL, so a late flush into an ended stage keeps the TTL it was given.
 """
 
 from __future__ import annotations
@@ -22,22 +22,16 @@ from typing import Any
 
 from rollout.core import defaults
 from rollout.core.gates import Arms, ArmStats, Evidence
+from rollout.storage import rollups
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
 WINDOW_SECONDS = 10
-ROLLUP_SECONDS = defaults.ROLLUP_SECONDS
 ARMS = ("control", "treatment")
-ARM_LETTER = {"control": "c", "treatment": "t"}
-MEMORY_FIELD = "m:"
 
 
 def window_of(now: float) -> int:
     return int(now // WINDOW_SECONDS)
-
-
-def rollup_of(now: float) -> int:
-    return int(now // ROLLUP_SECONDS)
 
 
 @dataclass
@@ -107,32 +101,32 @@ class MetricsStore:
 
     @storage_call
     def flush(self, batch: Batch, *, now: float, process: str) -> None:
-        """One pipeline for the whole batch: windows, stage totals, rollups, memory."""
-        window, rollup = window_of(now), rollup_of(now)
+        """One pipeline for the whole batch: windows, stage totals, packed history, memory."""
+        window = window_of(now)
         pipe = self.redis.pipeline(transaction=False)
-        rolled: set[str] = set()
+        by_stage: dict[tuple[str, int], list[tuple[str, ArmTally]]] = {}
         for (key, epoch, arm), tally in batch.tallies.items():
             values = tally.fields()
             if not values:
                 continue
             stage = self.keys.stage_metrics(key, epoch, arm)
             current = self.keys.window_metrics(key, epoch, window, arm)
-            packed = self.keys.rollup(key, epoch, rollup)
-            letter = ARM_LETTER[arm]
             for field_name, count in values.items():
                 pipe.hincrby(stage, field_name, count)
                 pipe.hincrby(current, field_name, count)
-                pipe.hincrby(packed, letter + field_name, count)
             pipe.expire(current, self.ttl)
-            rolled.add(packed)
+            by_stage.setdefault((key, epoch), []).append((arm, tally))
+        for (key, epoch), tallies in by_stage.items():
+            arms = [
+                (arm, t.samples, t.errors, t.exposures, t.latency, t.errors_by_type)
+                for arm, t in tallies
+            ]
+            for res, ttl in ((rollups.FINE, self.ttl), (rollups.COARSE, self.history_ttl)):
+                rollups.add_tally(pipe, self.keys, res, ttl, key, epoch, now, arms)
         for (key, epoch), megabytes in batch.memory_mb.items():
-            reported = f"{megabytes:.3f}"
-            pipe.hset(self.keys.memory(key, epoch), process, reported)
-            packed = self.keys.rollup(key, epoch, rollup)
-            pipe.hset(packed, MEMORY_FIELD + process, reported)
-            rolled.add(packed)
-        for packed in rolled:
-            pipe.expire(packed, self.history_ttl)
+            pipe.hset(self.keys.memory(key, epoch), process, f"{megabytes:.3f}")
+            for res, ttl in ((rollups.FINE, self.ttl), (rollups.COARSE, self.history_ttl)):
+                rollups.add_memory(pipe, self.keys, res, ttl, key, epoch, now, megabytes)
         if batch.dropped:
             pipe.hincrby(self.keys.sdk_stats, "dropped", batch.dropped)
         pipe.execute()

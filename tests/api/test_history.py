@@ -8,11 +8,13 @@ from flask.testing import FlaskClient
 
 from rollout.core.histogram import bucket_upper_ms
 from rollout.core.units import render_instant
+from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch
 from rollout.wiring import Services
 from tests.api.conftest import ADMIN, READ, create, error_of
 from tests.support import FakeClock
 
+KEYS = Keys()  # the default prefix, as the services use
 STAGES = [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]
 
 
@@ -188,15 +190,35 @@ def test_unknown_flag_and_tokens(client: FlaskClient) -> None:
     assert client.get("/api/v1/flags/F/metrics").status_code == 401
 
 
-def test_rollups_and_windows_expire_on_their_own_clocks(
+def test_packed_history_expires_on_its_own_clocks(
     client: FlaskClient, services: Services, clock: FakeClock, any_redis: Any
 ) -> None:
     rolling(client)
-    flush(services, clock.now, treatment=(1, 0), control=(9, 0), memory=3.0)
+    flush(services, clock.now, treatment=(1, 1), control=(9, 0), memory=3.0)
     epoch = services.flags.get("F").stage_started_at or 0
-    rollup = services.keys.rollup("F", epoch, int(clock.now // 300))
-    window = services.keys.window_metrics("F", epoch, int(clock.now // 10), "control")
+    keys = KEYS
+    for res, seconds, group, ttl in (("f", 10, 360, 6 * 3600), ("c", 300, 288, 30 * 86400)):
+        span = int(clock.now // seconds)
+        for name in (
+            keys.history_counts("F", res, epoch, span),
+            keys.history_types("F", res, epoch, span // group),
+            keys.history_memory("F", res, epoch, span // group),
+        ):
+            assert ttl - 5 <= any_redis.ttl(name) <= ttl, name
+        assert any_redis.hgetall(keys.history_types("F", res, epoch, span // group)) == {
+            f"{span}:t:Timeout": "1"
+        }
+    window = keys.window_metrics("F", epoch, int(clock.now // 10), "control")
     assert 6 * 3600 - 5 <= any_redis.ttl(window) <= 6 * 3600
-    assert 30 * 86400 - 5 <= any_redis.ttl(rollup) <= 30 * 86400
-    assert any_redis.hget(rollup, "tn") == "1" and any_redis.hget(rollup, "cn") == "9"
-    assert any_redis.hget(rollup, "m:proc-1") == "3.000"
+    assert any_redis.ttl(keys.stage_metrics("F", epoch, "control")) == -1
+
+
+def test_memory_keeps_the_highest_report_per_step(
+    client: FlaskClient, services: Services, clock: FakeClock
+) -> None:
+    rolling(client)
+    for at, megabytes in ((1, 10.0), (2, 30.0), (3, 20.0), (15, 5.0)):
+        flush(services, clock.now + at, treatment=(1, 0), memory=megabytes)
+    clock.advance(20)
+    memory = metrics(client)["memory_mb"]
+    assert [m["max"] for m in memory] == [30.0, 5.0]

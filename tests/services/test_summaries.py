@@ -11,11 +11,13 @@ from rollout.core.defaults import HISTORY_RETENTION
 from rollout.core.units import render_instant
 from rollout.services.summaries import SummaryService
 from rollout.storage.connection import client_for_url
+from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch, MetricsStore
 from rollout.storage.redis_process import free_port
 from rollout.wiring import Services
 from tests.support import FakeClock
 
+KEYS = Keys()  # the default prefix, as the services use
 STAGES = [{"percent": 10, "bake": "1h", "min_samples": 500}, {"percent": 50}, {"percent": 100}]
 GATES = [
     {"metric": "error_rate", "warn": 0.05, "critical": 0.10, "min_samples": 100},
@@ -79,7 +81,7 @@ def test_a_kill_summary_and_the_stage_totals_lifetime(
 ) -> None:
     epoch = rolling(services)
     flush(services, treatment=(400, 100), control=(3600, 36))
-    total = services.keys.stage_metrics("F", epoch, "treatment")
+    total = KEYS.stage_metrics("F", epoch, "treatment")
     assert any_redis.ttl(total) == -1  # no TTL while the stage lasts
     clock.advance(8 * 3600)  # a quiet night: the evidence is still there
     assert services.gates.evidence(services.flags.get("F")).stage.treatment.samples == 400
@@ -93,7 +95,7 @@ def test_a_kill_summary_and_the_stage_totals_lifetime(
     assert summary["arms"]["treatment"]["errors"] == 100
     assert {g["metric"]: g["verdict"] for g in summary["gates"]}["error_rate"] == "fail"
     assert 0 < any_redis.ttl(total) <= HISTORY_RETENTION  # ended: expires with the rollups
-    assert 0 < any_redis.ttl(services.keys.memory("F", epoch)) <= HISTORY_RETENTION
+    assert 0 < any_redis.ttl(KEYS.memory("F", epoch)) <= HISTORY_RETENTION
     services.flags.revive("F", actor="alice")
     assert len(summaries(services)) == 1  # the revive starts a stage; the kill ended the last
 
@@ -106,12 +108,12 @@ def test_the_summary_write_is_idempotent(
     clock.advance(1)  # a stage is its epoch: one that began in the same ms would be the same
     moved = services.flags.set_percent("F", 25, actor="alice")
     (first,) = summaries(services)
-    stored = any_redis.hgetall(services.keys.summaries("F"))
+    stored = any_redis.hgetall(KEYS.summaries("F"))
     assert services.summaries.handle("F", moved.version) == "exists"
     flush(services, treatment=(5, 5), control=(5, 5))  # even with other data, nothing changes
     other = SummaryService(services.summaries.store, services.gates.metrics)  # another process
     assert other.handle("F", moved.version) == "exists"
-    assert any_redis.hgetall(services.keys.summaries("F")) == stored
+    assert any_redis.hgetall(KEYS.summaries("F")) == stored
     assert first["ended_by"] == "set"
     assert services.summaries.handle("F", moved.version - 1) is None  # the advance ended none
 
@@ -159,9 +161,9 @@ def test_summaries_go_with_the_flag(services: Services, any_redis: Any, clock: F
     flush(services, treatment=(10, 1), control=(90, 1))
     services.flags.delete("F", actor="alice")
     assert summaries(services) == []
-    assert not any_redis.exists(services.keys.summaries("F"))
+    assert not any_redis.exists(KEYS.summaries("F"))
     for stage in (epoch, current):  # no stage total is left without a TTL
-        assert any_redis.ttl(services.keys.stage_metrics("F", stage, "treatment")) > 0
+        assert any_redis.ttl(KEYS.stage_metrics("F", stage, "treatment")) > 0
     snapshot = services.snapshots.take()
     assert snapshot["summaries"] == {}
 
@@ -170,7 +172,7 @@ def test_a_failing_summary_never_fails_the_move(
     services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     down = client_for_url(f"redis://127.0.0.1:{free_port()}", socket_timeout=0.2)
-    broken = SummaryService(services.summaries.store, MetricsStore(down, services.keys, 60))
+    broken = SummaryService(services.summaries.store, MetricsStore(down, KEYS, 60))
     services.flags.listeners.append(broken.note)
     rolling(services)
     with caplog.at_level(logging.ERROR, logger="rollout.summaries"):
