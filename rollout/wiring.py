@@ -32,8 +32,8 @@ from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
-from rollout.storage.trends import TrendStore
 from rollout.storage.snapshots import SnapshotStore
+from rollout.storage.trends import TrendStore
 
 __all__ = ["Services", "build_controller", "build_services", "server_url"]
 

@@ -1,7 +1,9 @@
-"""The dashboard list's trends, read from the 5-minute rollups: treatment samples and errors.
+"""The dashboard list's trends, read from the packed 5-minute history (``storage/rollups.py``).
 
-Two fields of each rollup (``HMGET``), never its latency histograms, for every flag in one
-pipeline: the list of 200 flags costs one round trip of small replies.
+Only two counters of each span, the treatment's samples and errors, never the latency
+histograms, for every flag in one pipeline: the list of 200 flags costs one round trip of small
+replies. ``BITFIELD`` with GETs only reads (and creates no key); not ``BITFIELD_RO``, which
+fakeredis lacks, and these reads go to the master anyway.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ from typing import Any
 
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
-from rollout.storage.metrics import ARM_LETTER, ROLLUP_SECONDS
+from rollout.storage.rollups import ARM_INDEX, COARSE
 
-_FIELDS = (ARM_LETTER["treatment"] + "n", ARM_LETTER["treatment"] + "e")
+# Counter ``slot`` of ``arm`` sits at u32 offset 2 * slot + arm: slot 0 samples, 1 errors.
+_TREATMENT = ARM_INDEX["treatment"]
+_GETS = ("GET", "u32", f"#{_TREATMENT}", "GET", "u32", f"#{2 + _TREATMENT}")
 
 
 class TrendStore:
@@ -26,21 +30,22 @@ class TrendStore:
         self, stages: Sequence[tuple[str, int]], first: int, count: int
     ) -> list[list[tuple[int, int]]]:
         """For each (flag key, stage epoch in ms), the treatment's (samples, errors) in each of
-        the ``count`` rollups from bucket ``first`` on; buckets before the stage began read as
-        (0, 0) without a call."""
+        the ``count`` 5-minute spans from span ``first`` on; spans before the stage began read
+        as (0, 0) without a call."""
         pipe = self.redis.pipeline(transaction=False)
         starts = []
         for key, epoch in stages:
-            start = max(first, epoch // 1000 // ROLLUP_SECONDS)
+            start = min(first + count, max(first, epoch // 1000 // COARSE.seconds))
             starts.append(start)
-            for bucket in range(start, first + count):
-                pipe.hmget(self.keys.rollup(key, epoch, bucket), *_FIELDS)
+            for span in range(start, first + count):
+                counts = self.keys.history_counts(key, COARSE.code, epoch, span)
+                pipe.execute_command("BITFIELD", counts, *_GETS)
         replies = iter(pipe.execute())
         found = []
         for start in starts:
             row = [(0, 0)] * (start - first)
-            for _bucket in range(start, first + count):
+            for _span in range(start, first + count):
                 samples, errors = next(replies)
-                row.append((int(samples or 0), int(errors or 0)))
+                row.append((int(samples), int(errors)))
             found.append(row)
         return found

@@ -74,10 +74,27 @@ class Page:
         self.requests: list[str] = []
         self.errors: list[str] = []
         self.dialogs: list[str] = []
-        page.on("request", lambda request: self.requests.append(request.url))
+        self.in_flight = 0
+        page.on("request", self._request)
+        page.on("requestfinished", self._done)
+        page.on("requestfailed", self._done)
         page.on("pageerror", lambda error: self.errors.append(str(error)))
         page.on("console", self._console)
         page.on("dialog", self._dialog)
+
+    def _request(self, request: Any) -> None:
+        self.requests.append(request.url)
+        self.in_flight += 1
+
+    def _done(self, _request: Any) -> None:
+        self.in_flight -= 1
+
+    def settle(self, timeout: float = 5.0) -> None:
+        """Until no request of the page is in flight (events arrive while Playwright waits)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            self.page.wait_for_timeout(20)
+        assert self.in_flight == 0, f"{self.in_flight} requests still in flight"
 
     def _console(self, message: Any) -> None:
         if message.type == "error" and "Failed to load resource" not in message.text:

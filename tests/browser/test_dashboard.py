@@ -196,6 +196,7 @@ def test_a_refusal_is_shown_as_the_apis_message(page: Page, stack: Stack) -> Non
     pause = p.get_by_role("button", name="Pause", exact=True)
     expect(pause).to_be_enabled()
     p.clock.pause_at(datetime.now() + timedelta(seconds=1))
+    page.settle()  # a poll that the jump set off has landed before the kill
     assert stack.http("POST", "/api/v1/flags/RACE/kill", {"reason": "someone else"}).status == 200
     expected = stack.http("POST", "/api/v1/flags/RACE/pause", {})
     assert expected.status == 409
