@@ -20,6 +20,7 @@ from rollout.services.gates import GateService
 from rollout.services.health import HealthService
 from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
 from rollout.settings import Settings, load_settings
@@ -90,6 +91,7 @@ def build_services(
         reads=reads,
         history=history,
         summaries=summaries,
+        reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,
         clock=clock,
         on_close=client.close if owned else lambda: None,

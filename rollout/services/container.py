@@ -18,6 +18,7 @@ from rollout.services.gates import GateService
 from rollout.services.health import HealthService
 from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
 from rollout.settings import Settings
@@ -69,6 +70,7 @@ class Services:
     reads: FlagReads
     history: HistoryService
     summaries: SummaryService
+    reports: ReportService
     leadership: Leadership
     clock: Clock
     # Releases what the wiring opened (its connection pool); a client passed in by the caller

@@ -56,8 +56,9 @@ def arm_summary(stats: ArmStats) -> dict[str, Any]:
     return {**arm_to_dict(stats), "error_rate_interval": interval, "values": {}}
 
 
-def summarize(flag: Flag, evidence: Evidence, move: AuditMove) -> dict[str, Any]:
-    """The summary of ``flag``'s stage (the flag as it stood before ``move`` ended it).
+def summarize(flag: Flag, evidence: Evidence, move: AuditMove | None) -> dict[str, Any]:
+    """The summary of ``flag``'s stage (the flag as it stood before ``move`` ended it; with no
+    move, the stage still running, as the report shows it).
 
     ``values`` (per arm) is empty until business values are recorded (issue 10).
     """
@@ -71,10 +72,10 @@ def summarize(flag: Flag, evidence: Evidence, move: AuditMove) -> dict[str, Any]
         "percent": render_percent(flag.percent_bp),
         "state": str(flag.state),
         "started_at": render_instant(flag.stage_started_at),
-        "ended_at": render_instant(move.at),
-        "ended_by": ended_by(move),
-        "by": move.actor,
-        "reason": move.reason,
+        "ended_at": None if move is None else render_instant(move.at),
+        "ended_by": None if move is None else ended_by(move),
+        "by": None if move is None else move.actor,
+        "reason": None if move is None else move.reason,
         "min_samples": stage.min_samples if stage is not None else None,
         "arms": {
             "treatment": arm_summary(evidence.stage.treatment),
