@@ -10,7 +10,17 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from rollout.cli.report_md import ARMS, interval, ms, pct, stage_rows, where
+from rollout.cli.report_md import (
+    ARMS,
+    gates_table,
+    loads_table,
+    ms,
+    pct,
+    plan_table,
+    stages_table,
+    timeline_table,
+    where,
+)
 
 COLORS = {"treatment": "#d9480f", "control": "#1c7ed6"}
 WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 760, 220, 64, 16, 24, 36
@@ -167,24 +177,6 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def render(report: Mapping[str, Any]) -> str:
     plan, totals = report["plan"], report["totals"]
-    arms = totals["arms"]
-    stages = [
-        (
-            f"{s['percent']}%",
-            s["started_at"],
-            s["ended_at"] or "running",
-            s["ended_by"] or "",
-            s["by"] or "",
-            f"{s['arms']['treatment']['samples']:,}",
-            interval(s["arms"]["treatment"]),
-            f"{s['arms']['control']['samples']:,}",
-            pct(s["arms"]["control"]["error_rate"]),
-            ms(s["arms"]["treatment"]["p95_ms"]),
-            ms(s["arms"]["control"]["p95_ms"]),
-            "n/a" if s["memory_mb"] is None else f"{s['memory_mb']:.1f} MB",
-        )
-        for s in stage_rows(report)
-    ]
     decisions = []
     for d in report["decisions"]:
         gates = "".join(
@@ -208,73 +200,18 @@ def render(report: Mapping[str, Any]) -> str:
             f"<p>Generated {_e(report['generated_at'])}. Now <b>{_e(where(plan))}</b>.</p>",
             f"<blockquote>{_e(plan['description'])}</blockquote>" if plan["description"] else "",
             "<h2>Plan</h2>",
-            _table(
-                ["#", "percent", "bake (s)", "min samples"],
-                [
-                    (i + 1, s["percent"], s["bake"], s["min_samples"])
-                    for i, s in enumerate(plan["stages"])
-                ],
-            ),
-            _table(
-                ["gate", "warn", "critical", "min samples", "window (s)"],
-                [
-                    (g["metric"], g["warn"], g["critical"], g["min_samples"], g["window"])
-                    for g in plan["gates"]
-                ],
-            )
-            if plan["gates"]
-            else "",
+            _table(*plan_table(plan)),
+            _table(*gates_table(plan)) if plan["gates"] else "",
             f"<h2>Total loads: {totals['loads']:,}</h2>",
             "<p>Exposures plus <code>track</code> samples (not counted as exposures).</p>",
-            _table(
-                ["arm", "loads", "exposures", "samples", "errors"],
-                [
-                    (
-                        a,
-                        f"{arms[a]['loads']:,}",
-                        f"{arms[a]['exposures']:,}",
-                        f"{arms[a]['samples']:,}",
-                        f"{arms[a]['errors']:,}",
-                    )
-                    for a in ARMS
-                ],
-            ),
+            _table(*loads_table(totals)),
             charts(report),
             "<h2>Stages: error rate and latency per arm</h2>",
-            _table(
-                [
-                    "stage",
-                    "started",
-                    "ended",
-                    "ended by",
-                    "by",
-                    "T samples",
-                    "T error rate [interval]",
-                    "C samples",
-                    "C error rate",
-                    "T p95",
-                    "C p95",
-                    "memory",
-                ],
-                stages,
-            ),
+            _table(*stages_table(report)),
             "<h2>Go / No-Go</h2>",
             f"<ul>{''.join(decisions)}</ul>" if decisions else "<p>No stage has ended yet.</p>",
             "<h2>Timeline</h2>",
-            _table(
-                ["at", "actor", "action", "reason", "state", "percent"],
-                [
-                    (
-                        e["at"],
-                        e["actor"],
-                        e["action"],
-                        e["reason"] or "",
-                        e["state"] or "",
-                        "" if e["percent"] is None else e["percent"],
-                    )
-                    for e in report["timeline"]
-                ],
-            ),
+            _table(*timeline_table(report)),
             "</body></html>\n",
         ]
     )

@@ -51,56 +51,42 @@ def where(plan: Mapping[str, Any]) -> str:
     return text
 
 
-def markdown(report: Mapping[str, Any]) -> str:
-    plan, totals = report["plan"], report["totals"]
-    out = [
-        f"# Rollout report: {cell(report['flag'])}",
-        "",
-        f"Generated {report['generated_at']}. Now **{where(plan)}**.",
+Table = tuple[Sequence[str], list[Sequence[object]]]
+
+
+def plan_table(plan: Mapping[str, Any]) -> Table:
+    rows: list[Sequence[object]] = [
+        (i + 1, s["percent"], s["bake"], s["min_samples"]) for i, s in enumerate(plan["stages"])
     ]
-    if plan["description"]:
-        out += ["", f"> {cell(plan['description'])}"]
-    out += ["", "## Plan", ""]
-    out += _table(
-        ["#", "percent", "bake (s)", "min samples"],
-        [(i + 1, s["percent"], s["bake"], s["min_samples"]) for i, s in enumerate(plan["stages"])],
-    )
-    if plan["gates"]:
-        out += [
-            "",
-            "Gates: "
-            + "; ".join(
-                f"`{g['metric']}` warn {g['warn']:g}, critical {g['critical']:g}"
-                for g in plan["gates"]
-            )
-            + ".",
-        ]
+    return ["#", "percent", "bake (s)", "min samples"], rows
+
+
+def gates_table(plan: Mapping[str, Any]) -> Table:
+    rows: list[Sequence[object]] = [
+        (g["metric"], g["warn"], g["critical"], g["min_samples"], g["window"])
+        for g in plan["gates"]
+    ]
+    return ["gate", "warn", "critical", "min samples", "window (s)"], rows
+
+
+def loads_table(totals: Mapping[str, Any]) -> Table:
     arms = totals["arms"]
-    out += [
-        "",
-        "## Total loads",
-        "",
-        f"**{totals['loads']:,}** loads (exposures plus `track` samples, which are not counted "
-        "as exposures):",
-        "",
-    ]
-    out += _table(
-        ["arm", "loads", "exposures", "samples", "errors"],
-        [
-            (
-                a,
-                f"{arms[a]['loads']:,}",
-                f"{arms[a]['exposures']:,}",
-                f"{arms[a]['samples']:,}",
-                f"{arms[a]['errors']:,}",
-            )
-            for a in ARMS
-        ],
-    )
-    out += ["", "## Stages: error rate and latency per arm", ""]
-    rows = []
+    figures = ("loads", "exposures", "samples", "errors")
+    rows: list[Sequence[object]] = [(a, *(f"{arms[a][f]:,}" for f in figures)) for a in ARMS]
+    return ["arm", *figures], rows
+
+
+STAGE_HEAD = (
+    "stage", "started", "ended", "ended by", "by", "T samples", "T error rate [interval]",
+    "C samples", "C error rate", "T p95", "C p95", "memory",
+)  # fmt: skip
+
+
+def stages_table(report: Mapping[str, Any]) -> Table:
+    rows: list[Sequence[object]] = []
     for s in stage_rows(report):
         t, c = s["arms"]["treatment"], s["arms"]["control"]
+        memory = "n/a" if s["memory_mb"] is None else f"{s['memory_mb']:.1f} MB"
         rows.append(
             (
                 f"{s['percent']}%",
@@ -114,27 +100,55 @@ def markdown(report: Mapping[str, Any]) -> str:
                 pct(c["error_rate"]),
                 ms(t["p95_ms"]),
                 ms(c["p95_ms"]),
-                "n/a" if s["memory_mb"] is None else f"{s['memory_mb']:.1f} MB",
+                memory,
             )
         )
-    out += _table(
-        [
-            "stage",
-            "started",
-            "ended",
-            "ended by",
-            "by",
-            "T samples",
-            "T error rate [interval]",
-            "C samples",
-            "C error rate",
-            "T p95",
-            "C p95",
-            "memory",
-        ],
-        rows,
-    )
-    out += ["", "## Go / No-Go", ""]
+    return STAGE_HEAD, rows
+
+
+def timeline_table(report: Mapping[str, Any]) -> Table:
+    rows: list[Sequence[object]] = [
+        (
+            e["at"],
+            e["actor"],
+            e["action"],
+            e["reason"] or "",
+            e["state"] or "",
+            "" if e["percent"] is None else e["percent"],
+        )
+        for e in report["timeline"]
+    ]
+    return ["at", "actor", "action", "reason", "state", "percent"], rows
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    plan, totals = report["plan"], report["totals"]
+    out = [
+        f"# Rollout report: {cell(report['flag'])}",
+        "",
+        f"Generated {report['generated_at']}. Now **{where(plan)}**.",
+    ]
+    if plan["description"]:
+        out += ["", f"> {cell(plan['description'])}"]
+    out += ["", "## Plan", "", *_table(*plan_table(plan))]
+    if plan["gates"]:
+        out += ["", *_table(*gates_table(plan))]
+    out += [
+        "",
+        "## Total loads",
+        "",
+        f"**{totals['loads']:,}** loads (exposures plus `track` samples, which are not counted "
+        "as exposures):",
+        "",
+        *_table(*loads_table(totals)),
+        "",
+        "## Stages: error rate and latency per arm",
+        "",
+        *_table(*stages_table(report)),
+        "",
+        "## Go / No-Go",
+        "",
+    ]
     if not report["decisions"]:
         out.append("No stage has ended yet.")
     for d in report["decisions"]:
@@ -150,19 +164,5 @@ def markdown(report: Mapping[str, Any]) -> str:
             out.append(
                 f"  - controller: {cell(d['status']['decision'])}: {cell(d['status']['why'])}"
             )
-    out += ["", "## Timeline", ""]
-    out += _table(
-        ["at", "actor", "action", "reason", "state", "percent"],
-        [
-            (
-                e["at"],
-                e["actor"],
-                e["action"],
-                e["reason"] or "",
-                e["state"] or "",
-                "" if e["percent"] is None else e["percent"],
-            )
-            for e in report["timeline"]
-        ],
-    )
+    out += ["", "## Timeline", "", *_table(*timeline_table(report))]
     return "\n".join(out) + "\n"
