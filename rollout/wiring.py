@@ -20,6 +20,7 @@ from rollout.services.gates import GateService
 from rollout.services.health import HealthService
 from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
 from rollout.services.trends import TrendService
@@ -93,6 +94,7 @@ def build_services(
         history=history,
         trends=TrendService(TrendStore(client, keys), clock),
         summaries=summaries,
+        reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,
         clock=clock,
         on_close=client.close if owned else lambda: None,

@@ -84,3 +84,33 @@ def metrics(key: str) -> Response:
     body = services().history.metrics(key, **args)
     # Thousands of small objects: orjson renders them in a fraction of json's time.
     return Response(orjson.dumps(body), mimetype="application/json")
+
+
+class TimelineEntryOut(BaseModel):
+    at: str
+    actor: str
+    action: str
+    reason: str | None
+    version: int
+    state: str | None = Field(description="the state the entry left the flag in")
+    percent: float | None
+
+
+class ReportOut(BaseModel):
+    flag: str
+    generated_at: str | None
+    created_at: str | None
+    plan: dict[str, Any] = Field(description="description, state, percent, stage, stages, gates")
+    timeline: list[TimelineEntryOut] = Field(description="the audit, oldest first")
+    summaries: list[dict[str, Any]] = Field(description="each ended stage, oldest first")
+    current: dict[str, Any] | None = Field(description="the running stage, read now")
+    totals: dict[str, Any] = Field(description="loads = exposures + track samples, per arm")
+    trends: dict[str, list[dict[str, Any]]] = Field(description="per arm, stage by stage")
+    decisions: list[dict[str, Any]] = Field(description="each Go/No-Go with its gate readings")
+
+
+@bp.get("/flags/<key>/report")
+@documented(tags=TAGS, resp=responses(ReportOut))
+def report(key: str) -> Response:
+    """The rollout report: plan, timeline, stage summaries, totals and every Go/No-Go."""
+    return Response(orjson.dumps(services().reports.report(key)), mimetype="application/json")

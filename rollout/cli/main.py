@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from rollout.cli import apply, demo, embedded, flags, moves, operate, serve, snapshot
+from rollout.cli import apply, demo, embedded, flags, moves, operate, report, serve, snapshot
 from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
 from rollout.wiring import Services
@@ -64,6 +64,7 @@ for command in (
     *moves.COMMANDS,
     snapshot.snapshot,
     snapshot.restore,
+    report.report,
     apply.apply,
     embedded.embedded,
     operate.controller,

@@ -82,7 +82,7 @@ def ended_by(move: AuditMove) -> str:
     return move.action
 
 
-def _serving_epoch(doc: Mapping[str, Any] | None) -> int | None:
+def serving_epoch(doc: Mapping[str, Any] | None) -> int | None:
     """The stage epoch a flag document serves on, or None (draft, killed, deleted)."""
     if doc is None or doc.get("state") not in SERVING_STATES:
         return None
@@ -120,12 +120,12 @@ def stages_from_audit(moves: Iterable[AuditMove]) -> list[StageSpan]:
     first = True
     for move in moves:
         if first and move.before is not None:
-            epoch = _serving_epoch(move.before)
+            epoch = serving_epoch(move.before)
             current = None if epoch is None else _span(move.before, epoch)
         first = False
         if move.before is None:  # a new life of this key
             stages, current = [], None
-        epoch = _serving_epoch(move.after)
+        epoch = serving_epoch(move.after)
         if current is not None and epoch != current.epoch:
             stages.append(
                 replace(

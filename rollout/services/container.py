@@ -18,6 +18,7 @@ from rollout.services.gates import GateService
 from rollout.services.health import HealthService
 from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
 from rollout.services.trends import TrendService
@@ -70,6 +71,7 @@ class Services:
     reads: FlagReads
     history: HistoryService
     summaries: SummaryService
+    reports: ReportService
     trends: TrendService
     leadership: Leadership
     clock: Clock

@@ -22,32 +22,20 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rollout.core.errors import RolloutError
 from rollout.core.gates import STRICTNESS, ArmStats, Evidence, Scope, read_gates
-from rollout.core.history import AuditMove, ended_by
+from rollout.core.history import AuditMove, ended_by, serving_epoch
 from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict
 from rollout.core.stats import wilson_interval
-from rollout.core.units import parse_instant, render_instant, render_percent
+from rollout.core.units import render_instant, render_percent
 from rollout.services.gates import arm_to_dict, gate_summary_to_dict
 from rollout.storage.history import HistoryStore
 from rollout.storage.metrics import MetricsStore
 
 log = logging.getLogger("rollout.summaries")
 
-SERVING = frozenset({"rolling", "paused", "complete"})
 IDLE_SECONDS = 2.0  # the worker thread ends when idle this long, and starts again on demand
 INTERVAL_Z = STRICTNESS[Scope.STAGE].fail_z  # the stage's kill bound, so the two agree
-
-
-def _epoch(doc: Mapping[str, Any] | None) -> int | None:
-    """The stage epoch a flag document serves on, or None."""
-    if doc is None or doc.get("state") not in SERVING:
-        return None
-    try:
-        return parse_instant(doc.get("stage_started_at"), "stage_started_at")
-    except RolloutError:
-        return None
 
 
 def arm_summary(stats: ArmStats) -> dict[str, Any]:
@@ -56,8 +44,9 @@ def arm_summary(stats: ArmStats) -> dict[str, Any]:
     return {**arm_to_dict(stats), "error_rate_interval": interval, "values": {}}
 
 
-def summarize(flag: Flag, evidence: Evidence, move: AuditMove) -> dict[str, Any]:
-    """The summary of ``flag``'s stage (the flag as it stood before ``move`` ended it).
+def summarize(flag: Flag, evidence: Evidence, move: AuditMove | None) -> dict[str, Any]:
+    """The summary of ``flag``'s stage (the flag as it stood before ``move`` ended it; with no
+    move, the stage still running, as the report shows it).
 
     ``values`` (per arm) is empty until business values are recorded (issue 10).
     """
@@ -71,10 +60,10 @@ def summarize(flag: Flag, evidence: Evidence, move: AuditMove) -> dict[str, Any]
         "percent": render_percent(flag.percent_bp),
         "state": str(flag.state),
         "started_at": render_instant(flag.stage_started_at),
-        "ended_at": render_instant(move.at),
-        "ended_by": ended_by(move),
-        "by": move.actor,
-        "reason": move.reason,
+        "ended_at": None if move is None else render_instant(move.at),
+        "ended_by": None if move is None else ended_by(move),
+        "by": None if move is None else move.actor,
+        "reason": None if move is None else move.reason,
         "min_samples": stage.min_samples if stage is not None else None,
         "arms": {
             "treatment": arm_summary(evidence.stage.treatment),
@@ -143,11 +132,11 @@ class SummaryService:
         move = self.store.entry(key, version=version)
         if move is None:
             return None
-        epoch = _epoch(move.before)
+        epoch = serving_epoch(move.before)
         if move.after is None:
             self.store.forget(key, epoch)
             return "forgotten"
-        if epoch is None or epoch == _epoch(move.after):
+        if epoch is None or epoch == serving_epoch(move.after):
             return None
         outcome = "exists"
         if move.action != "restore":

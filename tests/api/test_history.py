@@ -222,3 +222,23 @@ def test_memory_keeps_the_highest_report_per_step(
     clock.advance(20)
     memory = metrics(client)["memory_mb"]
     assert [m["max"] for m in memory] == [30.0, 5.0]
+
+
+def test_the_report_route(client: FlaskClient, services: Services, clock: FakeClock) -> None:
+    rolling(client)
+    flush(services, clock.now + 1, treatment=(30, 3), control=(270, 2))
+    clock.advance(60)
+    kill = client.post("/api/v1/flags/F/kill", json={"reason": "spike"}, headers=ADMIN)
+    assert kill.status_code == 200
+    response = client.get("/api/v1/flags/F/report", headers=READ)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [e["action"] for e in body["timeline"]] == ["create", "advance", "kill"]
+    (summary,) = body["summaries"]
+    assert (summary["ended_by"], summary["by"], summary["reason"]) == ("kill", "alice", "spike")
+    assert summary["arms"]["treatment"]["samples"] == 30
+    assert body["plan"]["stages"][0]["percent"] == 10 and body["current"] is None
+    assert body["totals"]["loads"] == 30 + 60 + 270 + 540
+    assert body["decisions"][0]["verdict"] == "no-go"
+    missing = client.get("/api/v1/flags/NOPE/report", headers=READ)
+    assert missing.status_code == 404 and error_of(missing)["code"] == "flag_not_found"
