@@ -128,7 +128,13 @@ async function boot() {
   try {
     me = (await get("/api/v1/whoami")).data;
   } catch (error) {
-    if (error.status !== 401) signOut(error.message); // a 401 has signed out already
+    if (error.status === 0) {
+      // The server is away (a restart): keep the token and try again, do not sign out.
+      replace(main, h("p", { class: "alert", role: "alert", text: error.message }));
+      setTimeout(boot, 2000);
+    } else if (error.status !== 401) {
+      signOut(error.message); // a 401 has signed out already
+    }
     return;
   }
   drawSession();
