@@ -121,9 +121,10 @@ def seed(redis_url: str) -> None:
 
 def main() -> None:
     DOCS.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="rollout-shots-") as tmp, serve(
-        Path(tmp), controller=False
-    ) as stack:
+    with (
+        tempfile.TemporaryDirectory(prefix="rollout-shots-") as tmp,
+        serve(Path(tmp), controller=False) as stack,
+    ):
         seed(stack.redis_url)
         with chromium() as browser:
             page = browser.new_page(viewport={"width": 1360, "height": 820})

@@ -42,7 +42,8 @@ def seeded(stack: Stack) -> Stack:
     stack.create("CLI_SET", description="set from the CLI", **PLAN)
     stack.create("RACE", description="moved by someone else", **PLAN)
     stack.create("XSS_FLAG", description=XSS)
-    for key in (LIVE, "CLI_SET", "RACE"):
+    stack.create("MOVES", description="moved from the page", **PLAN)
+    for key in (LIVE, "CLI_SET", "RACE", "MOVES"):
         assert stack.http("POST", f"/api/v1/flags/{key}/advance", {}).status == 200
     assert stack.http("PUT", "/api/v1/flags/KILL_ME/percentage", {"percent": 100}).status == 200
     start_traffic(stack, [LIVE, "KILL_ME"])
@@ -203,6 +204,36 @@ def test_a_refusal_is_shown_as_the_apis_message(page: Page, stack: Stack) -> Non
     pause.click()
     alert = p.get_by_role("alert")
     expect(alert).to_have_text(expected.body["error"]["message"])
+
+
+def test_the_moves_through_the_page(page: Page, stack: Stack) -> None:
+    p = page.page
+    sign_in(p, stack.base, ADMIN_TOKEN, "/flags/MOVES")
+    facts = p.locator(".facts")
+    expect(facts).to_contain_text("10%")
+    expect(p.get_by_role("button", name="Resume")).to_be_disabled()
+
+    p.get_by_role("button", name="Set percent").click()
+    p.get_by_label("Percent").fill("12.345")
+    p.get_by_role("button", name="Confirm set").click()
+    expect(p.get_by_role("alert")).to_contain_text("two decimals")  # the API's own words
+    p.get_by_label("Percent").fill("25")
+    p.get_by_role("button", name="Confirm set").click()
+    expect(facts).to_contain_text("25%")
+
+    p.get_by_role("button", name="Pause", exact=True).click()
+    expect(facts.locator(".badge")).to_have_text("paused")
+    expect(p.get_by_role("button", name="Pause", exact=True)).to_be_disabled()
+    p.get_by_role("button", name="Resume").click()
+    expect(facts.locator(".badge")).to_have_text("rolling")
+
+    p.get_by_role("button", name="Rollback").click()
+    p.get_by_role("button", name="Confirm rollback").click()
+    expect(facts.locator(".badge")).to_have_text("draft")
+    p.get_by_role("button", name="Advance", exact=True).click()
+    expect(facts).to_contain_text("10%")
+    actions = [e["action"] for e in stack.http("GET", "/api/v1/audit?flag=MOVES").body["entries"]]
+    assert actions[:6] == ["advance", "rollback", "resume", "pause", "set", "advance"]
 
 
 def test_unknown_flag_page_says_so(page: Page, stack: Stack) -> None:
