@@ -27,7 +27,6 @@ from rollout.services.trends import TrendService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
-from rollout.storage.feed import ChangeFeed
 from rollout.storage.flags import FlagStore
 from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
@@ -70,9 +69,9 @@ def build_services(
     metrics = MetricsStore(client, keys, settings.metrics_retention, settings.history_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
-    reads = FlagReads(store, lambda: ChangeFeed(client, keys, statuses=True))
-    flags.listeners.append(reads.note)
-    flags.status_listeners.append(reads.note_status)
+    reads = FlagReads(store, client, keys, resync_interval=settings.resync_interval)
+    flags.listeners.append(reads.after_write)
+    flags.status_listeners.append(reads.after_status)
     history_store = HistoryStore(client, keys, settings.history_retention)
     history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
     summaries = SummaryService(history_store, metrics)

@@ -8,24 +8,23 @@ views pass the raw JSON on, never a model's coerced copy, so no float is ever ro
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from rollout.core.defaults import MAX_TEXT, MAX_USER
+from rollout.core.gates import GATE_KINDS, GateKind
 from rollout.core.model import KEY_PATTERN
-from rollout.core.schema import MAX_STAGES, MAX_TEXT, MAX_USERS
+from rollout.core.schema import MAX_GATES, MAX_STAGES, MAX_USERS
+from rollout.core.units import format_duration
 
 # A duration is a string ("90s", "15m", "36h", "3d") or a number of seconds. Its grammar lives in
 # core.units; here it is only documented, so the service's message is the one a client sees.
-Duration = Annotated[
-    Any,
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "string", "maxLength": 64}, {"type": "number", "minimum": 0}],
-            "description": "'500ms', '90s', '15m', '36h', '3d', or a number of seconds",
-        }
-    ),
-]
+_DURATION = {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "number", "minimum": 0}]}
+_DURATION_WORDS = "'500ms', '90s', '15m', '36h', '3d', or a number of seconds"
+Duration = Annotated[Any, WithJsonSchema({**_DURATION, "description": _DURATION_WORDS})]
 Percent = Annotated[
     float,
     Field(ge=0, le=100, description="0 to 100 with at most two decimals; never rounded"),
@@ -44,6 +43,25 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _per_kind(default: Callable[[GateKind], str]) -> str:
+    """'default: 100 (memory_mb: 1)': the usual default of the gate kinds, and the exceptions."""
+    values = {name: default(kind) for name, kind in GATE_KINDS.items()}
+    usual = Counter(values.values()).most_common(1)[0][0]
+    others = ", ".join(f"{name}: {value}" for name, value in values.items() if value != usual)
+    return f"default: {usual}" + (f" ({others})" if others else "")
+
+
+# The metric names come from the registry of gate kinds, so a new kind needs no edit here (a
+# family such as ``value:NAME`` will add a pattern beside the names).
+if TYPE_CHECKING:
+    GateMetric = str
+else:
+    GateMetric = Annotated[
+        Literal[tuple(GATE_KINDS)],
+        Field(description="; ".join(f"{k.name}: {k.description}" for k in GATE_KINDS.values())),
+    ]
+
+
 class StageIn(_Body):
     percent: Percent
     bake: Duration = 0
@@ -51,17 +69,30 @@ class StageIn(_Body):
 
 
 class GateIn(_Body):
-    metric: Literal["error_rate", "latency_ratio", "memory_mb"]
+    metric: GateMetric
     warn: float = Field(gt=0)
     critical: float = Field(gt=0)
-    # Absent means the metric's own default, which core.schema knows; null is refused there.
+    # Absent means the kind's own default (core.gates.GATE_KINDS); null is refused there.
     min_samples: Annotated[
         int | None,
         WithJsonSchema(
-            {"type": "integer", "minimum": 0, "description": "default: 100 (memory_mb: 1)"}
+            {
+                "type": "integer",
+                "minimum": 0,
+                "description": _per_kind(lambda kind: str(kind.min_samples)),
+            }
         ),
     ] = None
-    window: Duration = "60s"
+    window: Annotated[
+        Any,
+        WithJsonSchema(
+            {
+                **_DURATION,
+                "description": f"{_DURATION_WORDS}; "
+                + _per_kind(lambda kind: format_duration(kind.window_ms)),
+            }
+        ),
+    ] = None
 
 
 class FlagConfig(_Body):
@@ -70,7 +101,7 @@ class FlagConfig(_Body):
     description: str = Field("", max_length=MAX_TEXT)
     auto_advance: bool = False
     stages: list[StageIn] = Field(default_factory=list, max_length=MAX_STAGES)
-    gates: list[GateIn] = Field(default_factory=list, max_length=3)
+    gates: list[GateIn] = Field(default_factory=list, max_length=MAX_GATES)
     allow: UserIds = Field(default_factory=list)
     deny: UserIds = Field(default_factory=list)
 
@@ -117,7 +148,7 @@ class IfMatchHeader(BaseModel):
 
 
 class EvaluateQuery(BaseModel):
-    user: str = Field(min_length=1, max_length=1024)
+    user: str = Field(min_length=1, max_length=MAX_USER)
 
 
 class AuditQuery(BaseModel):

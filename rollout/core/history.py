@@ -18,6 +18,7 @@ from typing import Any
 from rollout.core import histogram
 from rollout.core.defaults import MAX_HISTORY_STEPS, ROLLUP_SECONDS
 from rollout.core.errors import RolloutError, ValidationError
+from rollout.core.transitions import SERVING
 from rollout.core.units import parse_instant, parse_percent, render_instant, render_percent
 
 WINDOW_SECONDS = 10
@@ -26,7 +27,7 @@ WINDOW_SECONDS = 10
 STEP_LADDER = (10, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 """Default steps, finest first: round numbers a chart's axis can label."""
 
-SERVING_STATES = frozenset({"rolling", "paused", "complete"})
+SERVING_STATES = frozenset(str(state) for state in SERVING)
 QUANTILES = (0.5, 0.95, 0.99)
 
 # Audit actions that can start or end a stage; the others (update, pause, resume) never move

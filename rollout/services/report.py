@@ -11,6 +11,7 @@ from typing import Any
 from rollout.core import report
 from rollout.core.model import Flag
 from rollout.core.schema import flag_to_dict
+from rollout.core.transitions import serving
 from rollout.core.units import render_instant, to_ms
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
@@ -63,7 +64,7 @@ class ReportService:
         self.summaries.drain()  # this process's last move may still be summarizing
         stored = self.summaries.of(flag.key)
         current = None
-        if flag.serving and flag.stage_started_at is not None:
+        if serving(flag) and flag.stage_started_at is not None:
             current = summarize(flag, self.gates.evidence(flag), None)
         stages = [*stored, *([current] if current is not None else [])]
         body: dict[str, Any] = {

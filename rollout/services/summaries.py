@@ -22,7 +22,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rollout.core.gates import STRICTNESS, ArmStats, Evidence, Scope, read_gates
+from rollout.core.evidence import ArmStats, Evidence
+from rollout.core.gates import STRICTNESS, Scope, read_gates
 from rollout.core.history import AuditMove, ended_by, serving_epoch
 from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rollout.core import defaults
-from rollout.core.gates import Arms, ArmStats, Evidence
+from rollout.core.evidence import Arms, ArmStats, Evidence
 from rollout.storage import rollups
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
