@@ -160,6 +160,9 @@ def measure(stack: Stack, args: argparse.Namespace) -> dict[str, list[float]]:
     )
     metrics_url = f"{stack.base}/api/v1/flags/{DEEP}/metrics?step=5m"
     http_ms(metrics_url, 2, ADMIN_TOKEN)  # warm the worker's imports and caches
+    history = stack.http("GET", f"/api/v1/flags/{DEEP}/metrics?step=5m").body
+    filled = sum(1 for point in history["series"]["treatment"] if point["samples"])
+    print(f"the flag page charts {filled} steps with samples (of {steps} seeded)")
     found = {
         "healthz": http_ms(stack.base + "/healthz", 20),
         "metrics": http_ms(metrics_url, 20, ADMIN_TOKEN),
