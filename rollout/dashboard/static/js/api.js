@@ -42,7 +42,8 @@ export async function call(method, path, { body, etag, token } = {}) {
     response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : body instanceof RawJson ? body.text : JSON.stringify(body),
+      body:
+        body === undefined ? undefined : body instanceof RawJson ? body.text : JSON.stringify(body),
       cache: "no-store",
       credentials: "omit", // bearer tokens only: no cookie ever rides along (no CSRF surface)
       redirect: "error",

@@ -25,7 +25,8 @@ export function sparkline(cell, at, series, existing) {
   }
   const data = [at.map(fmt.epoch), rates];
   const samples = series.samples.reduce((a, b) => a + b, 0);
-  cell.title = `latest ${fmt.rate(last)} · ${fmt.count(samples)} samples in the last ${fmt.duration(at.length * stepOf(at))}`;
+  const span = fmt.duration(at.length * stepOf(at));
+  cell.title = `latest ${fmt.rate(last)} · ${fmt.count(samples)} samples in the last ${span}`;
   if (existing) {
     existing.setData(data);
     existing.valueLabel.textContent = fmt.rate(last);
@@ -97,8 +98,18 @@ function gate(flag, metric) {
 function thresholds(found, xs) {
   if (!found) return [];
   return [
-    { label: `warn ${found.warn}`, color: COLORS.warn, values: xs.map(() => found.warn), raw: found.warn },
-    { label: `critical ${found.critical}`, color: COLORS.critical, values: xs.map(() => found.critical), raw: found.critical },
+    {
+      label: `warn ${found.warn}`,
+      color: COLORS.warn,
+      values: xs.map(() => found.warn),
+      raw: found.warn,
+    },
+    {
+      label: `critical ${found.critical}`,
+      color: COLORS.critical,
+      values: xs.map(() => found.critical),
+      raw: found.critical,
+    },
   ];
 }
 
@@ -114,8 +125,18 @@ function specs(history, flag) {
       format: fmt.rate,
       series: [...arms((p) => p.error_rate, "line"), ...thresholds(gate(flag, "error_rate"), xs)],
     },
-    { id: "p95", title: "p95 latency per arm", format: fmt.ms, series: arms((p) => p.p95_ms, "line") },
-    { id: "samples", title: "Samples per step", format: fmt.count, series: arms((p) => p.samples, "steps") },
+    {
+      id: "p95",
+      title: "p95 latency per arm",
+      format: fmt.ms,
+      series: arms((p) => p.p95_ms, "line"),
+    },
+    {
+      id: "samples",
+      title: "Samples per step",
+      format: fmt.count,
+      series: arms((p) => p.samples, "steps"),
+    },
   ];
   const memory = history.memory_mb || [];
   if (memory.some((m) => m.max !== null)) {
@@ -128,13 +149,20 @@ function specs(history, flag) {
       format: (v) => (v === null || v === undefined ? "–" : `${v.toFixed(1)} MB`),
       xs: memXs,
       series: [
-        { label: "max", color: COLORS.treatment, values: memory.map((m) => byAt.get(m.at)), kind: "line" },
+        {
+          label: "max",
+          color: COLORS.treatment,
+          values: memory.map((m) => byAt.get(m.at)),
+          kind: "line",
+        },
         ...thresholds(gate(flag, "memory_mb"), memXs),
       ],
     });
   }
   const names = new Set();
-  for (const arm of ARMS) for (const p of history.series[arm] || []) for (const n of Object.keys(p.values || {})) names.add(n);
+  for (const arm of ARMS)
+    for (const p of history.series[arm] || [])
+      for (const n of Object.keys(p.values || {})) names.add(n);
   for (const name of [...names].sort()) {
     out.push({
       id: `value:${name}`,
@@ -230,7 +258,10 @@ export function flagCharts(container) {
     last = { history, flag };
     bounds.since = fmt.epoch(history.since);
     bounds.until = fmt.epoch(history.until);
-    bounds.marks = (history.stages || []).map((s) => ({ x: fmt.epoch(s.started_at), label: `▸ ${s.percent}%` }));
+    bounds.marks = (history.stages || []).map((s) => ({
+      x: fmt.epoch(s.started_at),
+      label: `▸ ${s.percent}%`,
+    }));
     const wanted = specs(history, flag);
     const width = chartWidth(container);
     const keep = new Set(wanted.map((s) => s.id));
@@ -250,9 +281,15 @@ export function flagCharts(container) {
       } else {
         if (chart) chart.plot.destroy();
         const target = h("div", { class: "plot" });
-        const figure = chart ? chart.figure : h("figure", { class: "chart", "data-chart": spec.id });
+        const figure = chart
+          ? chart.figure
+          : h("figure", { class: "chart", "data-chart": spec.id });
         replace(figure, h("figcaption", { text: spec.title }), target);
-        chart = { figure, signature, plot: new (lib())(options(spec, width, bounds), data, target) };
+        chart = {
+          figure,
+          signature,
+          plot: new (lib())(options(spec, width, bounds), data, target),
+        };
         charts.set(spec.id, chart);
       }
       chart.figure.dataset.points = String(points(spec));
@@ -275,5 +312,8 @@ export function flagCharts(container) {
 }
 
 function chartWidth(container) {
-  return Math.max(280, Math.floor(container.clientWidth / (container.clientWidth > 1100 ? 2 : 1)) - 24);
+  return Math.max(
+    280,
+    Math.floor(container.clientWidth / (container.clientWidth > 1100 ? 2 : 1)) - 24,
+  );
 }

@@ -22,17 +22,29 @@ export function stepper(flag) {
     );
   });
   if (!flag.stages.length) {
-    return h("p", { class: "muted", text: `No stages: moved by hand (now ${fmt.percent(flag.percent)}).` });
+    return h("p", {
+      class: "muted",
+      text: `No stages: moved by hand (now ${fmt.percent(flag.percent)}).`,
+    });
   }
-  const start = h("li", { class: `step ${flag.state === "draft" ? "current" : "done"}` }, h("span", { class: "step-percent", text: "draft" }));
-  const end = h("li", { class: `step ${flag.state === "complete" ? "current" : "ahead"}` }, h("span", { class: "step-percent", text: "complete" }));
+  const start = h(
+    "li",
+    { class: `step ${flag.state === "draft" ? "current" : "done"}` },
+    h("span", { class: "step-percent", text: "draft" }),
+  );
+  const end = h(
+    "li",
+    { class: `step ${flag.state === "complete" ? "current" : "ahead"}` },
+    h("span", { class: "step-percent", text: "complete" }),
+  );
   return h("ol", { class: "stepper", "aria-label": "Stages" }, start, steps, end);
 }
 
 export function statusLine(flag, report) {
   // The newer of the flag's copy and the gates report's (the status word is not versioned).
   let status = flag.status;
-  if (report && report.status && (!status || (report.status.at || "") >= (status.at || ""))) status = report.status;
+  if (report && report.status && (!status || (report.status.at || "") >= (status.at || "")))
+    status = report.status;
   const parts = [];
   if (flag.kill) {
     parts.push(
@@ -66,7 +78,11 @@ export function progress(flag, report, now) {
     const elapsed = now - fmt.epoch(flag.stage_started_at);
     const left = current.bake - elapsed;
     items.push(
-      fact("Bake remaining", left > 0 ? fmt.duration(left) : "done", `of ${fmt.duration(current.bake)}, since ${fmt.instant(flag.stage_started_at)}`),
+      fact(
+        "Bake remaining",
+        left > 0 ? fmt.duration(left) : "done",
+        `of ${fmt.duration(current.bake)}, since ${fmt.instant(flag.stage_started_at)}`,
+      ),
     );
   }
   if (report) {
@@ -76,32 +92,72 @@ export function progress(flag, report, now) {
     items.push(
       fact(
         "Samples",
-        need ? `${fmt.count(treatment.samples)} / ${fmt.count(need)}` : fmt.count(treatment.samples),
+        need
+          ? `${fmt.count(treatment.samples)} / ${fmt.count(need)}`
+          : fmt.count(treatment.samples),
         `treatment this stage${need ? " (min_samples)" : ""}; control ${fmt.count(control.samples)}`,
       ),
-      fact("Error rate", `${fmt.rate(treatment.error_rate)} vs ${fmt.rate(control.error_rate)}`, "treatment vs control, this stage"),
-      fact("p95", `${fmt.ms(treatment.p95_ms)} vs ${fmt.ms(control.p95_ms)}`, "treatment vs control"),
-      fact("Exposures", fmt.count(treatment.exposures + control.exposures), "is_enabled answers in an arm"),
+      fact(
+        "Error rate",
+        `${fmt.rate(treatment.error_rate)} vs ${fmt.rate(control.error_rate)}`,
+        "treatment vs control, this stage",
+      ),
+      fact(
+        "p95",
+        `${fmt.ms(treatment.p95_ms)} vs ${fmt.ms(control.p95_ms)}`,
+        "treatment vs control",
+      ),
+      fact(
+        "Exposures",
+        fmt.count(treatment.exposures + control.exposures),
+        "is_enabled answers in an arm",
+      ),
     );
     if (report.memory_mb !== null && report.memory_mb !== undefined) {
-      items.push(fact("Memory", `${report.memory_mb.toFixed(1)} MB`, "highest growth of a treatment process"));
+      items.push(
+        fact(
+          "Memory",
+          `${report.memory_mb.toFixed(1)} MB`,
+          "highest growth of a treatment process",
+        ),
+      );
     }
   }
   return h("dl", { class: "figures" }, items);
 }
 
 function fact(name, value, detail) {
-  return h("div", { class: "figure" }, h("dt", { text: name }), h("dd", { text: value }), h("dd", { class: "muted small", text: detail }));
+  return h(
+    "div",
+    { class: "figure" },
+    h("dt", { text: name }),
+    h("dd", { text: value }),
+    h("dd", { class: "muted small", text: detail }),
+  );
 }
 
 export function gatesTable(report) {
   if (!report.gates.length) return h("p", { class: "muted", text: "This flag has no gates." });
   const reading = (r, scope) =>
-    h("td", { class: "reading" }, h("span", { class: `badge verdict-${r.verdict}`, text: r.verdict }), h("span", { class: "why", text: r.why }), h("span", { class: "muted small", text: scope }));
+    h(
+      "td",
+      { class: "reading" },
+      h("span", { class: `badge verdict-${r.verdict}`, text: r.verdict }),
+      h("span", { class: "why", text: r.why }),
+      h("span", { class: "muted small", text: scope }),
+    );
   return h(
     "table",
     { class: "gates-table" },
-    h("thead", h("tr", ["Gate", "Warn / critical", "Verdict", "Window", "Stage"].map((t) => h("th", { scope: "col", text: t })))),
+    h(
+      "thead",
+      h(
+        "tr",
+        ["Gate", "Warn / critical", "Verdict", "Window", "Stage"].map((t) =>
+          h("th", { scope: "col", text: t }),
+        ),
+      ),
+    ),
     h(
       "tbody",
       report.gates.map((g) =>
@@ -112,7 +168,10 @@ export function gatesTable(report) {
           h("td", { class: "num", text: `${g.warn} / ${g.critical}` }),
           h("td", null, h("span", { class: `badge verdict-${g.verdict}`, text: g.verdict })),
           reading(g.readings.window, `last ${fmt.duration(g.window)}`),
-          reading(g.readings.stage, report.evidence_since ? `since ${fmt.instant(report.evidence_since)}` : "this stage"),
+          reading(
+            g.readings.stage,
+            report.evidence_since ? `since ${fmt.instant(report.evidence_since)}` : "this stage",
+          ),
         ),
       ),
     ),

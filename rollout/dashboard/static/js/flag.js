@@ -68,22 +68,18 @@ export function flagView({ me, main }, key) {
       drawEvidence();
     },
   });
-  const historyPoll = poller(
-    () => flagPath(key, `/metrics?${historyQuery()}`),
-    HISTORY_POLL_MS,
-    {
-      conditional: false,
-      onData(data) {
-        if (flag) chartSet.draw(data, flag);
-      },
-      onError(error) {
-        if (error.status === 422 && !serverStep) {
-          serverStep = true; // this server keeps windows for less time: let it pick the step
-          historyPoll.refresh();
-        }
-      },
+  const historyPoll = poller(() => flagPath(key, `/metrics?${historyQuery()}`), HISTORY_POLL_MS, {
+    conditional: false,
+    onData(data) {
+      if (flag) chartSet.draw(data, flag);
     },
-  );
+    onError(error) {
+      if (error.status === 422 && !serverStep) {
+        serverStep = true; // this server keeps windows for less time: let it pick the step
+        historyPoll.refresh();
+      }
+    },
+  });
   const auditPoll = poller(`/api/v1/audit?flag=${encodeURIComponent(key)}&limit=50`, 60000, {
     onData: (data) => replace(audit, auditList(data.entries)),
   });
@@ -92,7 +88,10 @@ export function flagView({ me, main }, key) {
   function historyQuery() {
     const params = new URLSearchParams();
     const now = Date.now() / 1000 + clockSkew;
-    const from = range.value === "all" && flag ? fmt.epoch(flag.created_at) : fmt.epoch(flag && flag.stage_started_at);
+    const from =
+      range.value === "all" && flag
+        ? fmt.epoch(flag.created_at)
+        : fmt.epoch(flag && flag.stage_started_at);
     if (range.value === "all" && from) params.set("since", String(Math.floor(from)));
     if (!serverStep) params.set("step", `${pickStep(from ? now - from : 3600)}s`);
     return params.toString();
@@ -129,7 +128,10 @@ export function flagView({ me, main }, key) {
       h("span", { class: `badge state-${flag.state}`, text: flag.state }),
       h("span", { class: "fact" }, h("b", { text: fmt.percent(flag.percent) }), " of users"),
       h("span", { class: "fact", text: `stage ${fmt.stage(flag)}` }),
-      h("span", { class: "fact muted", text: flag.auto_advance ? "advances by itself" : "waits for an operator's Go" }),
+      h("span", {
+        class: "fact muted",
+        text: flag.auto_advance ? "advances by itself" : "waits for an operator's Go",
+      }),
       h("span", { class: "fact muted", text: `version ${flag.version}` }),
     );
     replace(steps, stepper(flag));
@@ -205,7 +207,8 @@ function pickStep(seconds) {
 function targeting(flag) {
   // Shown where they exist; other issues add rules and triggers to the flag document.
   const parts = [];
-  const list = (title, items) => h("div", { class: "kv" }, h("h3", { text: title }), h("p", { text: items.join(", ") }));
+  const list = (title, items) =>
+    h("div", { class: "kv" }, h("h3", { text: title }), h("p", { text: items.join(", ") }));
   if (flag.allow && flag.allow.length) parts.push(list("Always on (allow)", flag.allow));
   if (flag.deny && flag.deny.length) parts.push(list("Always off (deny)", flag.deny));
   if (flag.rules && flag.rules.length) {
@@ -218,7 +221,9 @@ function targeting(flag) {
           "ol",
           null,
           flag.rules.map((rule) =>
-            h("li", { text: `${rule.attribute} ${rule.op} ${JSON.stringify(rule.values)} → ${rule.serve}` }),
+            h("li", {
+              text: `${rule.attribute} ${rule.op} ${JSON.stringify(rule.values)} → ${rule.serve}`,
+            }),
           ),
         ),
       ),
@@ -227,5 +232,3 @@ function targeting(flag) {
   if (flag.srm) parts.push(list("Sample ratio mismatch", [String(flag.srm)]));
   return parts.length ? [h("h2", { text: "Targeting" }), ...parts] : [];
 }
-
-

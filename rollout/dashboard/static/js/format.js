@@ -24,7 +24,12 @@ export function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
   let rest = Math.max(0, Math.round(seconds));
   const parts = [];
-  for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]]) {
+  for (const [unit, size] of [
+    ["d", 86400],
+    ["h", 3600],
+    ["m", 60],
+    ["s", 1],
+  ]) {
     if (rest >= size || (unit === "s" && parts.length === 0)) {
       parts.push(`${Math.floor(rest / size)}${unit}`);
       rest %= size;

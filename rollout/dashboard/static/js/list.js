@@ -25,7 +25,11 @@ export function listView({ me, main }) {
   );
   const shown = h("span", { class: "muted" });
   const tbody = h("tbody");
-  const empty = h("p", { class: "muted", hidden: true, text: "No flags yet. Create one with `rollout apply` or POST /api/v1/flags." });
+  const empty = h("p", {
+    class: "muted",
+    hidden: true,
+    text: "No flags yet. Create one with `rollout apply` or POST /api/v1/flags.",
+  });
   const table = h(
     "table",
     { class: "flags" },
@@ -49,7 +53,9 @@ export function listView({ me, main }) {
       const flag = row.flag;
       const matches =
         (!state || flag.state === state) &&
-        (!text || flag.key.toLowerCase().includes(text) || (flag.description || "").toLowerCase().includes(text));
+        (!text ||
+          flag.key.toLowerCase().includes(text) ||
+          (flag.description || "").toLowerCase().includes(text));
       row.tr.hidden = !matches;
       if (matches) visible += 1;
     }
@@ -71,7 +77,16 @@ export function listView({ me, main }) {
       trend: h("td", { class: "trend", "data-flag": key }),
     };
     const tr = h("tr", { "data-flag": key }, Object.values(cells));
-    return { tr, cells, description, state, spark: null, flag: null, version: null, statusAt: null };
+    return {
+      tr,
+      cells,
+      description,
+      state,
+      spark: null,
+      flag: null,
+      version: null,
+      statusAt: null,
+    };
   }
 
   function updateRow(row, flag) {
@@ -149,7 +164,14 @@ export function listView({ me, main }) {
     h(
       "section",
       { class: "list" },
-      h("div", { class: "toolbar" }, h("h1", { text: "Flags" }), shown, h("span", { class: "spacer" }), killAll),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("h1", { text: "Flags" }),
+        shown,
+        h("span", { class: "spacer" }),
+        killAll,
+      ),
       h(
         "div",
         { class: "filters" },
@@ -198,7 +220,9 @@ function killAllControls(problem, note, refresh) {
     try {
       const reply = await post("/api/v1/kill-all", { reason: text });
       const killed = reply.data.killed.map((flag) => flag.key);
-      note.textContent = killed.length ? `Killed ${killed.length}: ${killed.join(", ")}` : "No flag was serving users.";
+      note.textContent = killed.length
+        ? `Killed ${killed.length}: ${killed.join(", ")}`
+        : "No flag was serving users.";
       note.hidden = false;
       problem.clear();
       panel.hidden = true;

@@ -74,8 +74,9 @@ function signInView(message) {
       h("h1", { text: "Sign in" }),
       h("p", {
         class: "muted",
-        text: "Paste an admin or read token (ROLLOUT_ADMIN_TOKENS / ROLLOUT_READ_TOKENS). "
-          + "It is kept in this tab only.",
+        text:
+          "Paste an admin or read token (ROLLOUT_ADMIN_TOKENS / ROLLOUT_READ_TOKENS). " +
+          "It is kept in this tab only.",
       }),
       token.row,
       button,
