@@ -20,6 +20,7 @@ from rollout.services.gates import GateService
 from rollout.services.health import HealthService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
+from rollout.services.triggers import TriggerService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
@@ -28,6 +29,7 @@ from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
 from rollout.storage.snapshots import SnapshotStore
+from rollout.storage.triggers import TriggerStore
 
 __all__ = ["Services", "build_controller", "build_services", "server_url"]
 
@@ -72,16 +74,18 @@ def build_services(
     )
     # Health only asks who holds the leader lock; it never takes it, so its TTL is unused.
     health = HealthService(store, metrics, counters, LeaderLock(client, keys, 1.0))
+    triggers = TriggerService(flags, TriggerStore(client, keys), settings.public_url)
     return Services(
         settings=settings,
         flags=flags,
         gates=gates,
-        snapshots=SnapshotService(flags, SnapshotStore(client, keys)),
+        snapshots=SnapshotService(flags, SnapshotStore(client, keys), triggers),
         apply=ApplyService(flags),
         health=health,
         reads=reads,
         leadership=leadership,
         clock=clock,
+        triggers=triggers,
         on_close=client.close if owned else lambda: None,
     )
 

@@ -258,6 +258,9 @@ class SnapshotDocument(BaseModel):
     schema_: int = Field(alias="schema")
     taken_at: str | None
     flags: list[FlagOut]
+    triggers: list[dict[str, Any]] = Field(
+        default_factory=list, description="triggers with their secret hashes (never a secret)"
+    )
 
 
 class SnapshotCreated(BaseModel):

@@ -11,7 +11,18 @@ from typing import Any
 
 import click
 
-from rollout.cli import apply, controller, demo, embedded, flags, moves, serve, snapshot, watch
+from rollout.cli import (
+    apply,
+    controller,
+    demo,
+    embedded,
+    flags,
+    moves,
+    serve,
+    snapshot,
+    triggers,
+    watch,
+)
 from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
 from rollout.core.errors import ValidationError
@@ -73,6 +84,7 @@ for command in (
     watch.watch,
     demo.demo,
     serve.serve,
+    triggers.trigger,
 ):
     cli.add_command(command)
 

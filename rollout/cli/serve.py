@@ -116,7 +116,9 @@ def serve(
         "--threads", str(threads),
         "--graceful-timeout", "10",
         "--no-control-socket",  # gunicorn 27's is one path per user: two serves would clash
-        *(["--access-logfile", "-"] if access_log else []),
+        # Trigger URLs carry their secret in the path: the logger class redacts them.
+        *(["--access-logfile", "-", "--logger-class", "rollout.cli.accesslog.RedactingLogger"]
+          if access_log else []),
         "rollout.wsgi:app",
     ]  # fmt: skip
     processes = [subprocess.Popen(gunicorn, env=env)]

@@ -18,6 +18,7 @@ from rollout.services.gates import GateService
 from rollout.services.health import HealthService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
+from rollout.services.triggers import TriggerService
 from rollout.settings import Settings
 
 
@@ -67,6 +68,7 @@ class Services:
     reads: FlagReads
     leadership: Leadership
     clock: Clock
+    triggers: TriggerService
     # Releases what the wiring opened (its connection pool); a client passed in by the caller
     # stays the caller's to close.
     on_close: Callable[[], None] = field(repr=False)

@@ -15,8 +15,10 @@ from typing import Any
 from rollout.core.errors import FlagNotFound, MalformedFlag, SnapshotNotFound, ValidationError
 from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict, flag_to_dict, validate_key
+from rollout.core.triggers import Trigger, trigger_from_dict, trigger_to_stored
 from rollout.core.units import render_instant
 from rollout.services.flags import FlagService
+from rollout.services.triggers import TriggerService
 from rollout.storage.snapshots import SnapshotStore
 
 SNAPSHOT_FORMAT = "rollout-snapshot"
@@ -64,10 +66,32 @@ def parse_snapshot(document: object) -> dict[str, Flag]:
     return flags
 
 
+def parse_triggers(document: Mapping[str, Any], flags: Mapping[str, Flag]) -> list[Trigger] | None:
+    """The snapshot's triggers (secret hashes only); None for a snapshot taken before them."""
+    raw = document.get("triggers")
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise ValidationError("must be a list", "triggers")
+    out: list[Trigger] = []
+    for i, item in enumerate(raw):
+        try:
+            trigger = trigger_from_dict(item)
+        except ValidationError as error:
+            raise ValidationError(str(error), f"triggers[{i}]") from None
+        if trigger.flag not in flags:
+            raise ValidationError(f"flag {trigger.flag!r} is not in the snapshot", f"triggers[{i}]")
+        out.append(trigger)
+    return out
+
+
 class SnapshotService:
-    def __init__(self, flags: FlagService, saved: SnapshotStore) -> None:
+    def __init__(
+        self, flags: FlagService, saved: SnapshotStore, triggers: TriggerService | None = None
+    ) -> None:
         self.flags = flags
         self.saved = saved
+        self.triggers = triggers
 
     def take(self) -> dict[str, Any]:
         """Every flag, or a refusal: a backup silently missing a damaged flag would let a
@@ -79,12 +103,17 @@ class SnapshotService:
                 first.key,
                 f"{first.detail}; repair it (restore --only KEY, or delete it) before a snapshot",
             )
-        return {
+        document: dict[str, Any] = {
             "format": SNAPSHOT_FORMAT,
             "schema": SNAPSHOT_SCHEMA,
             "taken_at": render_instant(self.flags.now()),
             "flags": [flag_to_dict(flags[key]) for key in sorted(flags)],
         }
+        if self.triggers is not None:
+            document["triggers"] = [
+                trigger_to_stored(t) for t in self.triggers.list() if t.flag in flags
+            ]
+        return document
 
     def restore(
         self,
@@ -95,6 +124,8 @@ class SnapshotService:
         only: str | None = None,
     ) -> RestoreResult:
         wanted = parse_snapshot(document)  # validate everything before the first write
+        assert isinstance(document, Mapping)  # parse_snapshot refuses anything else
+        triggers = parse_triggers(document, wanted)
         if only is not None:
             validate_key(only, "only")
             if only not in wanted:
@@ -114,6 +145,8 @@ class SnapshotService:
         for key, target in sorted(wanted.items()):
             outcome = self.flags.put(target, actor=actor, action="restore", reason=reason)
             getattr(result, outcome).append(key)
+        if triggers is not None and only is None and self.triggers is not None:
+            self.triggers.replace_all(triggers, actor=actor)
         return result
 
     # -- snapshots kept in Redis (the API's form) ---------------------------------------
