@@ -15,6 +15,7 @@ from rollout.controller.loop import Controller
 from rollout.core.errors import ValidationError
 from rollout.services.apply import ApplyService
 from rollout.services.container import Leadership, Services
+from rollout.services.events import EventService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
@@ -24,6 +25,7 @@ from rollout.services.triggers import TriggerService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
+from rollout.storage.events import EventStore
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
@@ -86,6 +88,7 @@ def build_services(
         leadership=leadership,
         clock=clock,
         triggers=triggers,
+        events=EventService(EventStore(client, keys), settings.public_url),
         on_close=client.close if owned else lambda: None,
     )
 
@@ -118,4 +121,5 @@ def build_controller(
         monotonic=monotonic,
         interval=interval,
         watch_period=settings.watch_period,
+        events=services.events,
     )

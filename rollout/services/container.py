@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rollout.services.apply import ApplyService
+from rollout.services.events import EventService
 from rollout.services.flags import Clock, FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
@@ -69,6 +70,7 @@ class Services:
     leadership: Leadership
     clock: Clock
     triggers: TriggerService
+    events: EventService
     # Releases what the wiring opened (its connection pool); a client passed in by the caller
     # stays the caller's to close.
     on_close: Callable[[], None] = field(repr=False)
