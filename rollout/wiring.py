@@ -19,6 +19,7 @@ from rollout.services.events import EventService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.notify import NotifyService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
 from rollout.services.triggers import TriggerService
@@ -30,6 +31,7 @@ from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
+from rollout.storage.notify import NotifyStore
 from rollout.storage.snapshots import SnapshotStore
 from rollout.storage.triggers import TriggerStore
 
@@ -77,18 +79,20 @@ def build_services(
     # Health only asks who holds the leader lock; it never takes it, so its TTL is unused.
     health = HealthService(store, metrics, counters, LeaderLock(client, keys, 1.0))
     triggers = TriggerService(flags, TriggerStore(client, keys), settings.public_url)
+    notify = NotifyService(flags, NotifyStore(client, keys))
     return Services(
         settings=settings,
         flags=flags,
         gates=gates,
-        snapshots=SnapshotService(flags, SnapshotStore(client, keys), triggers),
-        apply=ApplyService(flags),
+        snapshots=SnapshotService(flags, SnapshotStore(client, keys), triggers, notify),
+        apply=ApplyService(flags, notify),
         health=health,
         reads=reads,
         leadership=leadership,
         clock=clock,
         triggers=triggers,
         events=EventService(EventStore(client, keys), settings.public_url),
+        notify=notify,
         on_close=client.close if owned else lambda: None,
     )
 

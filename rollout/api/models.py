@@ -261,6 +261,9 @@ class SnapshotDocument(BaseModel):
     triggers: list[dict[str, Any]] = Field(
         default_factory=list, description="triggers with their secret hashes (never a secret)"
     )
+    notify: list[dict[str, Any]] = Field(
+        default_factory=list, description="notification destinations (variable names, no URL)"
+    )
 
 
 class SnapshotCreated(BaseModel):

@@ -17,6 +17,7 @@ from rollout.services.events import EventService
 from rollout.services.flags import Clock, FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.notify import NotifyService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
 from rollout.services.triggers import TriggerService
@@ -71,6 +72,7 @@ class Services:
     clock: Clock
     triggers: TriggerService
     events: EventService
+    notify: NotifyService
     # Releases what the wiring opened (its connection pool); a client passed in by the caller
     # stays the caller's to close.
     on_close: Callable[[], None] = field(repr=False)
