@@ -18,6 +18,7 @@ from rollout.cli import (
     embedded,
     flags,
     moves,
+    notify,
     serve,
     snapshot,
     triggers,
@@ -85,6 +86,8 @@ for command in (
     demo.demo,
     serve.serve,
     triggers.trigger,
+    notify.notifier,
+    notify.notify,
 ):
     cli.add_command(command)
 

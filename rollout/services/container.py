@@ -57,6 +57,7 @@ class Leadership:
 
     new_lock: Callable[[], Lock]
     counters: TickCounters
+    new_notifier_lock: Callable[[], Lock] | None = None  # the notifier's own leader lock
 
 
 @dataclass

@@ -37,6 +37,10 @@ class EventStorage(Protocol):
 
     def recent_events(self, key: str, before: str, count: int = 50) -> list[Entry]: ...
 
+    def read_many(
+        self, requests: list[tuple[str, str, str]], count: int
+    ) -> list[tuple[list[Entry], list[Entry]]]: ...
+
     def streamed_flags(self) -> list[str]: ...
 
 
@@ -93,6 +97,20 @@ class EventService:
         """Entries after ``since`` of both streams, merged in one order (audit first on a
         tie); cut where a full batch ends, so nothing later is handed out before it."""
         audit, events = self.store.read(key, since.audit, since.events, count)
+        return self._merge(key, since, audit, events, count)
+
+    def read_many(self, since: Mapping[str, Position], count: int) -> dict[str, list[Item]]:
+        """``read`` for every flag in ``since``, in one round trip."""
+        keys = sorted(since)
+        replies = self.store.read_many([(k, since[k].audit, since[k].events) for k in keys], count)
+        return {
+            k: self._merge(k, since[k], audit, events, count)
+            for k, (audit, events) in zip(keys, replies, strict=True)
+        }
+
+    def _merge(
+        self, key: str, since: Position, audit: list[Entry], events: list[Entry], count: int
+    ) -> list[Item]:
         tagged = [(_order(i), 0, i, f) for i, f in audit] + [
             (_order(i), 1, i, f) for i, f in events
         ]

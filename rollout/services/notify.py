@@ -23,6 +23,8 @@ class NotifyStorage(Protocol):
 
     def save_destination(self, destination: Destination) -> None: ...
 
+    def server_time_ms(self) -> int: ...
+
     def delete_destination(self, name: str) -> None: ...
 
     def cursors(self, destination: str) -> dict[str, str]: ...
@@ -52,9 +54,10 @@ class NotifyService:
         return found
 
     def save(self, destination: Destination) -> Destination:
-        """Create or update; a new destination starts now (it is sent no history)."""
+        """Create or update; a new destination starts now (it is sent no history). "Now" is
+        Redis's clock, the one stream entry ids are made of."""
         current = self.store.destinations().get(destination.name)
-        created = current.created_at if current is not None else self.flags.now()
+        created = current.created_at if current is not None else self.store.server_time_ms()
         stored = replace(destination, created_at=created)
         self.store.save_destination(stored)
         return stored

@@ -56,6 +56,19 @@ class EventStore:
         return list(audit), list(events)
 
     @storage_call
+    def read_many(
+        self, requests: list[tuple[str, str, str]], count: int
+    ) -> list[tuple[list[Entry], list[Entry]]]:
+        """``read`` for many flags in one pipeline (per-key commands, so a Cluster client
+        sends each to its node; never one multi-key XREAD)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key, audit_after, events_after in requests:
+            pipe.xrange(self.keys.audit(key), min=f"({audit_after}", count=count)
+            pipe.xrange(self.keys.events(key), min=f"({events_after}", count=count)
+        replies = pipe.execute() if requests else []
+        return [(list(replies[2 * i]), list(replies[2 * i + 1])) for i in range(len(requests))]
+
+    @storage_call
     def recent_events(self, key: str, before: str, count: int = 50) -> list[Entry]:
         """The event stream's entries up to ``before`` (inclusive), newest first."""
         return list(self.redis.xrevrange(self.keys.events(key), max=before, count=count))

@@ -32,6 +32,12 @@ class NotifyStore:
         return out
 
     @storage_call
+    def server_time_ms(self) -> int:
+        """Redis's own clock: what stream entry ids are made of."""
+        seconds, micros = self.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    @storage_call
     def save_destination(self, destination: Destination) -> None:
         self.redis.hset(self.keys.destinations, destination.name, dumps(destination.to_stored()))
 
