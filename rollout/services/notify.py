@@ -62,6 +62,9 @@ class NotifyService:
         self.store.save_destination(stored)
         return stored
 
+    def server_time_ms(self) -> int:
+        return self.store.server_time_ms()
+
     def delete(self, name: str) -> None:
         self.store.delete_destination(name)
 
