@@ -100,6 +100,8 @@ class Notifier:
 
     def read(self) -> None:
         """Fill every worker's empty flag queues from the streams, one round trip each."""
+        if not self.workers:
+            return
         flags = self.events.flags()
         for worker in list(self.workers.values()):
             wanting = worker.wanting(self.notify.cursors(worker.name), flags)
