@@ -255,3 +255,17 @@ def test_build_services_without_public_url_gives_a_bare_path(
     created = services.triggers.create("G", actor="seed")
     assert created.url.startswith("/hooks/triggers/" + created.trigger.id + "/")
     assert len(created.url.rsplit("/", 1)[1]) >= 43  # 32 random bytes, urlsafe base64
+
+
+def test_a_trigger_secret_is_never_logged_or_echoed(
+    down_app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis away: 503, and the log line names the route without the secret."""
+    client = down_app.test_client()
+    with caplog.at_level("WARNING"):
+        response = client.post(f"/hooks/triggers/{'a' * 16}/sekrit-value-123", json=FIRING)
+    assert response.status_code == 503
+    assert "sekrit-value-123" not in caplog.text and "/hooks/triggers/[redacted]" in caplog.text
+    assert "sekrit-value-123" not in response.get_data(as_text=True)
+    extra = client.post("/hooks/triggers/x/sekrit-value-123/more")
+    assert extra.status_code == 404 and "sekrit" not in extra.get_data(as_text=True)
