@@ -101,8 +101,9 @@ def test_a_refused_connection_is_retried(
     held.bind(("127.0.0.1", 0))  # bound, not listening: connections are refused
     url = f"http://127.0.0.1:{held.getsockname()[1]}/hook/s3cr3t-path"
     n = build_notifier(real_services, environ={"HOOK_URL": url, "HOOK_SECRET": SECRET})
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.WARNING, logger="rollout.notifier"):
         assert n.tick(clock()) == 0
+    assert "connection refused; retrying" in caplog.text  # logged, and without the URL
     assert "connection refused" in str(real_services.notify.stats("hook")["last_error"])
     assert "s3cr3t-path" not in caplog.text and "s3cr3t-path" not in str(
         real_services.notify.stats("hook")
@@ -181,7 +182,7 @@ def test_dropped_after_the_retry_period_and_counted(
     with serving([500] * 50) as receiver:
         n = notifier(real_services, ("hook", receiver))
         n.tick(clock())
-        with caplog.at_level(logging.ERROR):
+        with caplog.at_level(logging.ERROR, logger="rollout.notifier"):
             n.tick(clock() + 24 * 3600 + 1)
         assert "dropped" in caplog.text and caplog.text.count("dropped") == 1
         receiver.statuses.clear()
