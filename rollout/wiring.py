@@ -25,20 +25,26 @@ from rollout.services.events import EventService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.history import HistoryService
 from rollout.services.notify import NotifyService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
+from rollout.services.summaries import SummaryService
+from rollout.services.trends import TrendService
 from rollout.services.triggers import TriggerService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
 from rollout.storage.events import EventStore
 from rollout.storage.flags import FlagStore
+from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
 from rollout.storage.notify import NotifyStore
 from rollout.storage.snapshots import SnapshotStore
+from rollout.storage.trends import TrendStore
 from rollout.storage.triggers import TriggerStore
 
 __all__ = ["Services", "build_controller", "build_notifier", "build_services", "server_url"]
@@ -72,12 +78,16 @@ def build_services(
         client = client_for_url(url, socket_timeout=settings.socket_timeout)
     keys = Keys(settings.key_prefix)
     store = FlagStore(client, keys)
-    metrics = MetricsStore(client, keys, settings.metrics_retention)
+    metrics = MetricsStore(client, keys, settings.metrics_retention, settings.history_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
     reads = FlagReads(store, client, keys, resync_interval=settings.resync_interval)
     flags.listeners.append(reads.after_write)
     flags.status_listeners.append(reads.after_status)
+    history_store = HistoryStore(client, keys, settings.history_retention)
+    history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
+    summaries = SummaryService(history_store, metrics)
+    flags.listeners.append(summaries.note)  # after the commit; never makes a move wait
     counters = ControllerCounters(client, keys)
     leadership = Leadership(
         new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl),
@@ -94,10 +104,16 @@ def build_services(
         settings=settings,
         flags=flags,
         gates=gates,
-        snapshots=SnapshotService(flags, SnapshotStore(client, keys), triggers, notify),
+        snapshots=SnapshotService(
+            flags, SnapshotStore(client, keys), summaries, triggers=triggers, notify=notify
+        ),
         apply=ApplyService(flags, notify),
         health=health,
         reads=reads,
+        history=history,
+        trends=TrendService(TrendStore(client, keys), clock),
+        summaries=summaries,
+        reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,
         clock=clock,
         triggers=triggers,

@@ -15,7 +15,19 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 
-from rollout.api import audit, evaluate, flags, meta, moves, snapshots, triggers
+from rollout import dashboard
+from rollout.api import (
+    audit,
+    evaluate,
+    flags,
+    history,
+    meta,
+    moves,
+    snapshots,
+    trends,
+    triggers,
+    whoami,
+)
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker
 from rollout.api.errors import register_error_handlers
@@ -32,6 +44,10 @@ BLUEPRINTS: list[Blueprint] = [
     evaluate.bp,
     audit.bp,
     snapshots.bp,
+    history.bp,
+    trends.bp,
+    whoami.bp,
+    dashboard.bp,
     triggers.bp,
     triggers.hooks,
 ]

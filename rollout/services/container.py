@@ -17,9 +17,13 @@ from rollout.services.events import EventService
 from rollout.services.flags import Clock, FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.history import HistoryService
 from rollout.services.notify import NotifyService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
+from rollout.services.summaries import SummaryService
+from rollout.services.trends import TrendService
 from rollout.services.triggers import TriggerService
 from rollout.settings import Settings
 
@@ -69,6 +73,10 @@ class Services:
     apply: ApplyService
     health: HealthService
     reads: FlagReads
+    history: HistoryService
+    summaries: SummaryService
+    reports: ReportService
+    trends: TrendService
     leadership: Leadership
     clock: Clock
     triggers: TriggerService
@@ -80,5 +88,6 @@ class Services:
 
     def close(self) -> None:
         """Stop the read cache's thread and release the connections; safe to call twice."""
+        self.summaries.drain()  # the stage summaries of this process's last moves land first
         self.reads.stop()
         self.on_close()

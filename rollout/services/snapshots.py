@@ -20,6 +20,7 @@ from rollout.core.triggers import Trigger, trigger_from_dict, trigger_to_stored
 from rollout.core.units import render_instant
 from rollout.services.flags import FlagService
 from rollout.services.notify import NotifyService
+from rollout.services.summaries import SummaryService
 from rollout.services.triggers import TriggerService
 from rollout.storage.snapshots import SnapshotStore
 
@@ -41,6 +42,26 @@ class RestoreResult:
             "deleted": self.deleted,
             "unchanged": self.unchanged,
         }
+
+
+def parse_summaries(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]] | None:
+    """The stage summaries of a snapshot by flag key; None for a snapshot without them."""
+    raw = document.get("summaries")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValidationError("must be an object of flag key -> list of summaries", "summaries")
+    found: dict[str, list[dict[str, Any]]] = {}
+    for key, items in raw.items():
+        validate_key(key, f"summaries.{key}")
+        if not isinstance(items, list):
+            raise ValidationError("must be a list", f"summaries.{key}")
+        for i, item in enumerate(items):
+            epoch = item.get("epoch") if isinstance(item, Mapping) else None
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ValidationError("must be a summary with its epoch", f"summaries.{key}[{i}]")
+        found[key] = [dict(item) for item in items]
+    return found
 
 
 def parse_snapshot(document: object) -> dict[str, Flag]:
@@ -110,11 +131,13 @@ class SnapshotService:
         self,
         flags: FlagService,
         saved: SnapshotStore,
+        summaries: SummaryService | None = None,
         triggers: TriggerService | None = None,
         notify: NotifyService | None = None,
     ) -> None:
         self.flags = flags
         self.saved = saved
+        self.summaries = summaries
         self.triggers = triggers
         self.notify = notify
 
@@ -134,6 +157,9 @@ class SnapshotService:
             "taken_at": render_instant(self.flags.now()),
             "flags": [flag_to_dict(flags[key]) for key in sorted(flags)],
         }
+        if self.summaries is not None:
+            self.summaries.drain()  # summaries of the moves just made belong in it
+            document["summaries"] = self.summaries.of_flags(sorted(flags))
         if self.triggers is not None:
             document["triggers"] = [
                 trigger_to_stored(t) for t in self.triggers.list() if t.flag in flags
@@ -152,6 +178,7 @@ class SnapshotService:
     ) -> RestoreResult:
         wanted = parse_snapshot(document)  # validate everything before the first write
         assert isinstance(document, Mapping)  # parse_snapshot refuses anything else
+        summaries = parse_summaries(document)
         triggers = parse_triggers(document, wanted)
         destinations = parse_destinations(document)
         if only is not None:
@@ -173,6 +200,9 @@ class SnapshotService:
         for key, target in sorted(wanted.items()):
             outcome = self.flags.put(target, actor=actor, action="restore", reason=reason)
             getattr(result, outcome).append(key)
+        if summaries is not None and self.summaries is not None:
+            for key in sorted(wanted):
+                self.summaries.replace(key, summaries.get(key, []))
         if triggers is not None and only is None and self.triggers is not None:
             self.triggers.replace_all(triggers, actor=actor)
         if destinations is not None and only is None and self.notify is not None:
