@@ -33,6 +33,7 @@ class Receiver:
     received: list[Received] = field(default_factory=list)  # every request, any answer
     accepted: list[Received] = field(default_factory=list)  # those answered 2xx
     hold: threading.Event | None = None  # when set: every request waits for it
+    hold_after: int = 0  # ... every request after this many
     waiting: threading.Event = field(default_factory=threading.Event)  # a request is held
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -46,7 +47,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             got = Received(dict(self.headers.items()), body)
-            if receiver.hold is not None:
+            if receiver.hold is not None and len(receiver.received) >= receiver.hold_after:
                 receiver.waiting.set()
                 receiver.hold.wait(30)
             with receiver.lock:
@@ -70,6 +71,7 @@ def serving(
     statuses: list[int] | None = None,
     hold: threading.Event | None = None,
     sock: socket.socket | None = None,
+    hold_after: int = 0,
 ) -> Iterator[Receiver]:
     """A receiver; on ``sock`` (bound, not yet listening) when given."""
     if sock is None:
@@ -81,7 +83,10 @@ def serving(
         server.server_activate()
     _host, port = server.server_address[:2]
     receiver = Receiver(
-        f"http://127.0.0.1:{port}/hook/s3cr3t-path", list(statuses or []), hold=hold
+        f"http://127.0.0.1:{port}/hook/s3cr3t-path",
+        list(statuses or []),
+        hold=hold,
+        hold_after=hold_after,
     )
     server.RequestHandlerClass = _handler(receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
