@@ -213,3 +213,23 @@ def test_filters_and_no_history_for_a_new_destination(
         ("PROMPT_X", "create"),
         ("PROMPT_X", "kill"),
     ]
+
+
+def test_slack_format_says_what_happened_first(real_services: Services, receiver: Receiver) -> None:
+    destination(real_services, format="slack", events=("kill",))
+    real_services.flags.create(KEY, actor="op")
+    real_services.flags.kill(KEY, actor="op", reason="pager: 5xx above 10%")
+    notifier(real_services, ("hook", receiver)).tick()
+    [got] = receiver.accepted
+    assert got.json["text"].splitlines()[0] == f"{KEY} killed by op: pager: 5xx above 10%"
+    assert verify(SECRET, got.headers["Rollout-Signature"], got.body)
+
+
+def test_one_notifier_leads_and_apart_from_the_controller(real_services: Services) -> None:
+    controller_lock = real_services.leadership.new_lock()
+    assert controller_lock.acquire()
+    first, second = notifier(real_services), notifier(real_services)
+    assert first.lock.acquire() and not second.lock.acquire()
+    first.lock.release()
+    assert second.lock.acquire()
+    assert second.lock.holder() == second.lock.owner != controller_lock.holder()
