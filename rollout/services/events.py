@@ -81,13 +81,22 @@ class EventService:
     def __init__(self, store: EventStorage, public_url: str | None = None) -> None:
         self.store = store
         self.public_url = public_url
+        # Marks this process already used: a hold that lasts an hour costs one script call,
+        # not one a tick. Redis keeps the marks that count (across restarts and leaders).
+        self._used: set[tuple[str, str]] = set()
 
     def note(self, flag: Flag, decision: Decision, at_ms: int, actor: str = "controller") -> int:
         """Append the events ``decision`` makes for ``flag``; how many were new."""
         appended = 0
         for entry in status_entries(flag, decision, at_ms, actor):
+            if entry.mark is not None and (flag.key, entry.mark) in self._used:
+                continue
             if self.store.append(flag.key, entry.mark, entry.fields) is not None:
                 appended += 1
+            if entry.mark is not None:
+                if len(self._used) >= 100_000:
+                    self._used.clear()
+                self._used.add((flag.key, entry.mark))
         return appended
 
     def flags(self) -> list[str]:

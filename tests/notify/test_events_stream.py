@@ -3,9 +3,12 @@ with the audit; a controller kill's event carries its readings."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rollout.core.events import Event
 from rollout.services.events import Position
-from rollout.wiring import Services, build_controller
+from rollout.wiring import Services, build_controller, build_services
+from tests.conftest import make_settings
 from tests.controller.test_controller import KEY, outcomes, seed
 from tests.support import FakeClock
 
@@ -108,3 +111,17 @@ def test_read_resumes_from_a_position_and_never_skips(real_services: Services) -
         position = batch[-1].after
     assert len(seen) == 8 == len(set(seen))
     assert Position.decode(position.encode()) == position
+
+
+def test_a_restarted_controller_does_not_repeat_a_hold(
+    real_services: Services, real_redis: Any, clock: FakeClock
+) -> None:
+    """The mark lives in Redis: a new process (fresh services) keeps the once-per-stage."""
+    seed(real_services, bake="1s")
+    outcomes(real_services, clock, treatment=(20000, 1400), control=(180000, 9000))
+    for _ in range(2):
+        fresh = build_services(make_settings(), redis_client=real_redis, clock=clock)
+        clock.advance(1)
+        [outcome] = build_controller(fresh).tick(clock())
+        assert outcome.decision.action == "hold"
+    assert [e.type for e in events(real_services)].count("hold") == 1
