@@ -80,7 +80,7 @@ def running_serve(
     with tempfile.TemporaryDirectory(prefix="r-") as tmp:
         env["ROLLOUT_DATA_DIR"] = tmp
         command = [
-            sys.executable, "-m", "rollout", "serve", "--no-controller",
+            sys.executable, "-m", "rollout", "serve", "--no-controller", "--no-notifier",
             "--port", str(port), "--workers", str(workers), "--threads", str(threads),
         ]  # fmt: skip
         serve = subprocess.Popen(

@@ -127,6 +127,21 @@ class Settings(BaseSettings):
         description="Controller: seconds a complete flag stays armed for kills.",
     )
 
+    public_url: str | None = Field(
+        None,
+        description="The address operators reach rollout at (https://rollout.example.com): "
+        "prefixes trigger URLs and the flag links in notifications.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value.strip()):
+            raise ValueError("must be an http:// or https:// address without query or fragment")
+        return value.strip().rstrip("/")
+
     @field_validator("admin_tokens", "read_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: Any) -> dict[str, str]:

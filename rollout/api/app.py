@@ -25,6 +25,7 @@ from rollout.api import (
     moves,
     snapshots,
     trends,
+    triggers,
     whoami,
 )
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
@@ -47,6 +48,8 @@ BLUEPRINTS: list[Blueprint] = [
     trends.bp,
     whoami.bp,
     dashboard.bp,
+    triggers.bp,
+    triggers.hooks,
 ]
 
 

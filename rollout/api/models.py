@@ -291,6 +291,12 @@ class SnapshotDocument(BaseModel):
     summaries: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict, description="flag key -> summaries of its ended stages"
     )
+    triggers: list[dict[str, Any]] = Field(
+        default_factory=list, description="triggers with their secret hashes (never a secret)"
+    )
+    notify: list[dict[str, Any]] = Field(
+        default_factory=list, description="notification destinations (variable names, no URL)"
+    )
 
 
 class SnapshotCreated(BaseModel):

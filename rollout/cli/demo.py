@@ -20,10 +20,12 @@ import click
 from rollout import RolloutClient
 from rollout.cli.context import CliState, pass_state
 from rollout.cli.errors import CliError
-from rollout.core.errors import FlagNotFound
+from rollout.core.destinations import Destination, mask_url
+from rollout.core.errors import FlagNotFound, ValidationError
 from rollout.core.model import State
+from rollout.notify.loop import Notifier
 from rollout.settings import load_settings
-from rollout.wiring import Services, build_controller, build_services, server_url
+from rollout.wiring import Services, build_controller, build_notifier, build_services, server_url
 
 KEY = "PROMPT_IMPROVER_ENABLED"
 DEMO_PLAN: dict[str, Any] = {
@@ -46,6 +48,7 @@ DEMO_PLAN: dict[str, Any] = {
     }
 }
 USERS = [f"user-{i}" for i in range(5000)]
+NOTIFY_ENV = "ROLLOUT_DEMO_NOTIFY_URL"
 
 
 class PromptImproverBroke(RuntimeError):
@@ -133,8 +136,15 @@ def _line(services: Services, started: float) -> tuple[str, State]:
     show_default=True,
     help="Simulated skill-loader processes (SDK clients).",
 )
+@click.option(
+    "--notify-url",
+    metavar="URL",
+    help="Also run a notifier for the demo's flag and POST its events (JSON) to URL.",
+)
 @pass_state
-def demo(state: CliState, inject_errors: float, timeout: float, workers: int) -> None:
+def demo(
+    state: CliState, inject_errors: float, timeout: float, workers: int, notify_url: str | None
+) -> None:
     """Watch the reference rollout run itself: ramp to 100%, or kill on errors."""
     logging.getLogger("rollout").setLevel(logging.ERROR)  # the demo prints its own story
     base = load_settings(redis_url=state.redis_url).key_prefix
@@ -147,6 +157,7 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
         services.flags.delete(KEY, actor="demo", reason="fresh demo")
     except FlagNotFound:
         pass
+    notifier = _notifier(services, notify_url) if notify_url else None
     services.apply.apply(DEMO_PLAN, actor="demo", reason="demo plan")
     first_seq = services.flags.audit(KEY, limit=1)[0]["seq"]
     services.flags.advance(KEY, actor="demo", reason="start the rollout")
@@ -164,6 +175,10 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
     for loader in loaders:
         loader.start()
     control.start()
+    notifying = None
+    if notifier is not None:
+        notifying = threading.Thread(target=notifier.run, daemon=True)
+        notifying.start()
     final = State.ROLLING
     try:
         while time.monotonic() - started < timeout:
@@ -178,6 +193,8 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
         control.join(5)
         for loader in loaders:
             loader.join(5)
+    if notifier is not None and notifying is not None:
+        _drain(services, notifier, notifying, notify_url or "")
     _ending(services, loaders, final, first_seq)
     for loader in loaders:
         loader.client.close()
@@ -217,3 +234,40 @@ def watch_hint(prefix: str) -> str:
         f"then open http://127.0.0.1:8081/flags/{KEY} and sign in with the admin token that "
         "serve prints the path of (this demo's own controller drives the flag)."
     )
+
+
+def _notifier(services: Services, url: str) -> Notifier:
+    """A notifier for the demo's flag alone, to ``url`` (never stored in Redis)."""
+    destination = Destination(
+        "demo", NOTIFY_ENV, flags=(KEY,), created_at=services.notify.server_time_ms()
+    )
+    notifier = build_notifier(
+        services, environ={NOTIFY_ENV: url}, only={"demo": destination}, interval=0.1
+    )
+    try:
+        notifier.check()
+    except ValidationError:
+        raise CliError("--notify-url must be an http:// or https:// URL") from None
+    return notifier
+
+
+def _drain(services: Services, notifier: Notifier, thread: threading.Thread, url: str) -> None:
+    """Wait (bounded) until the last audit entry was read and everything delivered."""
+    last = services.flags.audit(KEY, limit=1)[0]["id"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        worker = notifier.workers.get("demo")
+        queue = worker.queues.get(KEY) if worker is not None else None
+        read_all = queue is not None and _order(queue.read_to.audit) >= _order(last)
+        if worker is not None and read_all and worker.backlog() == 0:
+            break
+        time.sleep(0.1)
+    notifier.stop.set()
+    thread.join(10)
+    sent = len(notifier.lag)
+    click.echo(f"notified {mask_url(url)}: {sent} event(s) delivered")
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

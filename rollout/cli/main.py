@@ -18,9 +18,11 @@ from rollout.cli import (
     embedded,
     flags,
     moves,
+    notify,
     report,
     serve,
     snapshot,
+    triggers,
     watch,
 )
 from rollout.cli.context import CliState, default_actor
@@ -85,6 +87,9 @@ for command in (
     watch.watch,
     demo.demo,
     serve.serve,
+    triggers.trigger,
+    notify.notifier,
+    notify.notify,
 ):
     cli.add_command(command)
 

@@ -21,6 +21,7 @@ from rollout.core.model import Flag
 from rollout.core.transitions import serving
 from rollout.core.units import to_ms
 from rollout.services.container import Lock, TickCounters
+from rollout.services.events import EventService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 
@@ -48,6 +49,7 @@ class Controller:
         monotonic: Callable[[], float] = time.monotonic,
         interval: float = defaults.CONTROLLER_INTERVAL,
         watch_period: float = defaults.WATCH_PERIOD,
+        events: EventService | None = None,
     ) -> None:
         self.flags = flags
         self.gates = gates
@@ -57,6 +59,7 @@ class Controller:
         self.monotonic = monotonic  # times the lock's renewals, apart from the flags' clock
         self.interval = interval
         self.watch_period_ms = int(watch_period * 1000)
+        self.events = events  # where status events go for notifiers (None: nowhere)
         self.stop = threading.Event()
         self._outage_logged = False
         self._leading_since: float | None = None  # monotonic time of the last lock renewal
@@ -111,6 +114,9 @@ class Controller:
             stage_samples=evidence.stage.treatment.samples,
             watch_period_ms=self.watch_period_ms,
         )
+        if self.events is not None:
+            # Holds and approvals once per stage; a kill's readings before the kill lands.
+            self.events.note(flag, decision, at, actor=ACTOR)
         try:
             # Every action applies only to the version that was judged: if an operator moved
             # the flag meanwhile, the evidence belongs to another stage or to before a revive.

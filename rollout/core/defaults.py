@@ -88,3 +88,27 @@ MAX_USER = 1_024
 
 TREND_SPAN = 2 * 3600
 """Seconds of the error-rate trend drawn beside each flag in the dashboard's list (5 m steps)."""
+
+TRIGGER_RATE = 10
+"""Triggers: POSTs a second one trigger takes; more are answered 429 (after the secret check)."""
+
+TRIGGER_SECRET_BYTES = 32
+"""Triggers: random bytes in a trigger's secret (shown once; only its SHA-256 is stored)."""
+
+NOTIFY_TIMEOUT = 5.0
+"""Notifier: seconds one webhook POST may take."""
+
+NOTIFY_RETRY_FOR = 24 * 3600.0
+"""Notifier: seconds an event is retried for before it is dropped, counted and logged once."""
+
+NOTIFY_BACKOFF_START = 0.5
+"""Notifier: seconds before the first retry of a failed delivery; doubled each try (jittered)."""
+
+NOTIFY_BACKOFF_MAX = 300.0
+"""Notifier: the longest wait between two attempts at one event."""
+
+NOTIFY_INTERVAL = 0.2
+"""Notifier: seconds between two reads of the streams."""
+
+NOTIFY_BATCH = 200
+"""Notifier: stream entries read per flag per read."""

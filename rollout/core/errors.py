@@ -77,6 +77,28 @@ class SnapshotNotFound(RolloutError):
         super().__init__(f"snapshot {snapshot_id!r} does not exist")
 
 
+class TriggerNotFound(RolloutError):
+    """A trigger URL that names no trigger: a wrong id, a wrong secret and a deleted trigger
+    all read the same, so a caller cannot learn which ids exist."""
+
+    def __init__(self) -> None:
+        super().__init__("no such trigger")
+
+
+class RateLimited(RolloutError):
+    """Too many requests to one trigger; ``retry_after`` in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class DestinationNotFound(RolloutError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"notification destination {name!r} does not exist")
+
+
 class AuthError(RolloutError):
     """Missing or unknown token."""
 
@@ -118,6 +140,9 @@ ERROR_TABLE: dict[type[RolloutError], tuple[str, int]] = {
     Forbidden: ("forbidden", 403),
     FlagNotFound: ("flag_not_found", 404),
     SnapshotNotFound: ("snapshot_not_found", 404),
+    TriggerNotFound: ("trigger_not_found", 404),
+    DestinationNotFound: ("destination_not_found", 404),
+    RateLimited: ("rate_limited", 429),
     FlagExists: ("flag_exists", 409),
     GateFailing: ("gate_failing", 409),
     InvalidTransition: ("invalid_transition", 409),

@@ -72,3 +72,23 @@ def test_demo_kill_ending(redis_server_flushed: RedisProcess) -> None:
     # How to watch it: a serve on the demo's own key prefix, and the flag's page.
     assert "ROLLOUT_KEY_PREFIX=rollout-demo rollout serve" in result.stdout
     assert "/flags/PROMPT_IMPROVER_ENABLED" in result.stdout
+
+
+@pytest.mark.slow
+def test_demo_delivers_the_kill_to_the_notify_url(redis_server_flushed: RedisProcess) -> None:
+    from tests.notify.receiver import serving
+
+    cli = Cli(None)
+    with serving() as receiver:
+        result = cli(
+            "--redis-url", redis_server_flushed.url, "demo", "--inject-errors", "0.3",
+            "--workers", "2", "--notify-url", receiver.url,
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "KILLED by controller" in result.stdout
+    assert "s3cr3t-path" not in result.output and "notified http://127.0.0.1/…" in result.stdout
+    kinds = [r.json["type"] for r in receiver.accepted]
+    assert kinds[0] == "create" and kinds[-1] == "kill", kinds
+    kill = receiver.accepted[-1].json
+    assert kill["flag"] == "PROMPT_IMPROVER_ENABLED" and kill["actor"] == "controller"
+    assert kill["readings"] and kill["readings"][0]["verdict"] == "fail"
