@@ -50,6 +50,16 @@ def _content(flag: Flag | None) -> Flag | None:
     return None if flag is None else flag.with_changes(status=None)
 
 
+def _listen(listeners: list[Any], callback: Any) -> Callable[[], None]:
+    listeners.append(callback)
+
+    def remove() -> None:
+        if callback in listeners:
+            listeners.remove(callback)
+
+    return remove
+
+
 class FlagHandle:
     """``client.flag(KEY)``. Its ``is_enabled`` is swapped in place when the flag changes."""
 
@@ -110,6 +120,8 @@ class RolloutClient:
         self._by_default: dict[bool, dict[str, FlagHandle]] = {False: {}, True: {}}
         self._write_lock = threading.Lock()  # serialises the syncer's swaps, never readers
         self._retired: list[Compiled] = []  # replaced since the last flush; counts still owed
+        self._change_listeners: list[Callable[[list[str]], None]] = []
+        self._connection_listeners: list[Callable[[bool], None]] = []
         from rollout.sdk.sync import Syncer
 
         self._recorder = Recorder(self, memory_probe=memory_probe)
@@ -155,6 +167,30 @@ class RolloutClient:
     def known_flags(self) -> dict[str, Flag]:
         return dict(self._flags)
 
+    def known_flag(self, key: str) -> Flag | None:
+        """The value of one flag as this client holds it (None: unknown here)."""
+        return self._flags.get(key)
+
+    # -- listening ----------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[list[str]], None]) -> Callable[[], None]:
+        """Call ``callback(keys)`` after flags change: a change from the channel, or a resync
+        that found differences. It runs on the sync thread, so keep it short; an exception in
+        it is logged, never raised. Returns a function that removes the callback."""
+        return _listen(self._change_listeners, callback)
+
+    def on_connection(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``callback(False)`` when Redis stops answering and ``callback(True)`` when it
+        answers again (after the resync). Same rules as ``on_change``."""
+        return _listen(self._connection_listeners, callback)
+
+    def _notify(self, listeners: list[Callable[[Any], None]], value: object) -> None:
+        for callback in list(listeners):
+            try:
+                callback(value)
+            except Exception:
+                log.exception("rollout SDK listener %r failed", callback)
+
     @property
     def connected(self) -> bool:
         return self._syncer.connected
@@ -185,11 +221,18 @@ class RolloutClient:
         """A full resync: Redis is the truth, so a flag that is gone answers its default."""
         with self._write_lock:
             before, self._flags = self._flags, dict(flags)
+            changed = {
+                key
+                for key in before.keys() | flags.keys()
+                if _content(before.get(key)) != _content(flags.get(key))
+            }
             for (key, _default), handle in self._handles.items():
                 # Only what changed: a fresh answer function would orphan the outcomes of
                 # track() blocks running in the old one, and most resyncs change nothing.
-                if _content(before.get(key)) != _content(flags.get(key)):
+                if key in changed:
                     self._recompile(handle)
+        if changed:
+            self._notify(self._change_listeners, sorted(changed))
 
     def _apply(self, key: str, flag: Flag | None, version: int) -> bool:
         """One change from the channel; older news than what we hold is ignored."""
@@ -206,7 +249,13 @@ class RolloutClient:
             for (handle_key, _default), handle in self._handles.items():
                 if handle_key == key:
                     self._recompile(handle)
-            return True
+        if _content(held) != _content(flag):
+            self._notify(self._change_listeners, [key])
+        return True
+
+    def _connection_changed(self, connected: bool) -> None:
+        """The syncer's word that Redis went away or came back (on each change only)."""
+        self._notify(self._connection_listeners, connected)
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -162,10 +162,14 @@ class Syncer:
             self._outage_logged = True
             log.warning("Redis unreachable (%s); serving last-known flag values", error)
         # Flipped after the log line, so whoever sees "disconnected" also finds it logged.
-        self.connected = False
+        was, self.connected = self.connected, False
+        if was:
+            self.client._connection_changed(False)
 
     def _on_connected(self) -> None:
-        self.connected = True
+        was, self.connected = self.connected, True
+        if not was:
+            self.client._connection_changed(True)
         if self._outage_logged:
             self._outage_logged = False
             log.warning("Redis reachable again; flags resynced")
