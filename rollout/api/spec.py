@@ -14,11 +14,12 @@ from typing import Any
 from spectree import Response as DocResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.metadata import register_validated_function
-from spectree.models import SecureType
+from spectree.models import InType, SecureType
 
 from rollout.api.models import ErrorBody
 
 BEARER = "bearerAuth"
+API_KEY = "apiKeyAuth"  # X-API-Key: the same tokens, for OFREP providers (api.ofrep)
 
 spec = SpecTree(
     "flask",
@@ -32,7 +33,13 @@ spec = SpecTree(
     naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda _parent, child: child,
     security_schemes=[
-        SecurityScheme(name=BEARER, data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer"))
+        SecurityScheme(name=BEARER, data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")),
+        SecurityScheme(
+            name=API_KEY,
+            data=SecuritySchemeData(
+                type=SecureType.API_KEY, name="X-API-Key", field_in=InType.HEADER
+            ),
+        ),
     ],
 )
 
@@ -60,6 +67,7 @@ def documented(
     query: Any = None,
     headers: Any = None,
     public: bool = False,
+    security: Any = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Put a view in the OpenAPI document; the view's docstring becomes its summary.
 
@@ -73,7 +81,7 @@ def documented(
         headers=headers,
         resp=resp,
         tags=tags,
-        security={} if public else {BEARER: []},
+        security=security if security is not None else ({} if public else {BEARER: []}),
         skip_validation=True,
     )
 

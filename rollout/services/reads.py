@@ -41,6 +41,7 @@ class FlagReads:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._attempted = threading.Event()  # set once the first load has succeeded or failed
         self._outage_logged = False
 
     # -- reads ---------------------------------------------------------------------------
@@ -56,6 +57,17 @@ class FlagReads:
         # Not synced, or not held: a flag created a moment ago elsewhere, a malformed one
         # (the store raises the clear error), or none at all (404).
         return self.store.get(key)
+
+    def synced(self, timeout: float = 0.0) -> dict[str, Flag] | None:
+        """Every flag as last synced, never read through to Redis; None before the first sync
+        or during an outage. The dict is never changed in place: a reader may keep it.
+
+        ``timeout`` bounds a wait for the first load of a freshly started cache, so the first
+        request a worker serves need not be refused; later calls never wait."""
+        self._ensure_started()
+        if self._flags is None and timeout > 0:
+            self._attempted.wait(timeout)
+        return self._flags
 
     def note(self, key: str, flag: Flag | None) -> None:
         """A write this process just made: visible to its next read at once (read your writes
@@ -99,6 +111,7 @@ class FlagReads:
                 feed = self._feed_factory()
                 feed.subscribe()  # before the load: a change in between is seen, not missed
                 self._reload()
+                self._attempted.set()
                 self._outage_logged = False
                 backoff = 0.05
                 self._follow(feed)
@@ -110,6 +123,7 @@ class FlagReads:
                 log.exception("flag cache failed; reading from Redis until it recovers")
             finally:
                 self._flags = None
+                self._attempted.set()  # also when the channel failed before any load
                 if feed is not None:
                     feed.close()
             self._stop.wait(backoff)

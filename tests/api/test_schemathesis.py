@@ -7,6 +7,7 @@ document describes: a documented status, content type and body schema.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,8 +41,10 @@ SEEDED_BUDGET = 6  # positive cases on the seeded flag and snapshot
 
 
 @pytest.fixture
-def fuzz_app(real_redis: Any, clock: FakeClock) -> Flask:
-    return create_app(services=api_services(real_redis, clock))
+def fuzz_app(real_redis: Any, clock: FakeClock) -> Iterator[Flask]:
+    services = api_services(real_redis, clock)
+    yield create_app(services=services)
+    services.reads.stop()  # its channel-following thread, started by the first read
 
 
 def _seed(services: Services) -> str:

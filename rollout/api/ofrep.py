@@ -1,0 +1,273 @@
+"""OFREP, the OpenFeature Remote Evaluation Protocol: any language's OpenFeature SDK over HTTP.
+
+- ``POST /ofrep/v1/evaluate/flags/{key}``: one flag for ``{"context": {"targetingKey", ...}}``.
+- ``POST /ofrep/v1/evaluate/flags``: every flag, with a strong ``ETag`` (a hash of the body)
+  and ``If-None-Match`` -> 304.
+
+Answers come from the worker's synced in-memory flags only (``FlagReads.synced``): an unknown
+key is ``FLAG_NOT_FOUND`` without a Redis round trip, and before the first sync (or during an
+outage) the answer is 503. Evaluation is ``core.evaluation.evaluate``, translated by
+``core.openfeature`` exactly as the in-process provider does.
+
+Auth: a read or admin token, as ``Authorization: Bearer TOKEN`` or ``X-API-Key: TOKEN``. No
+credentials: 401; a token that is no one's: 403. Every error under ``/ofrep/`` takes OFREP's
+shape, ``{key, errorCode, errorDetails}`` for one flag and ``{errorCode, errorDetails}``
+otherwise: the one exception to the API's ``{"error": ...}`` rule. Bodies are read as JSON
+whatever their Content-Type; an empty body is a context without a targeting key. CORS for the
+origins of ``ROLLOUT_CORS_ORIGINS``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, NoReturn
+
+from flask import Blueprint, Response, current_app, request
+from flask.blueprints import BlueprintSetupState
+
+from rollout.api.auth import EXTENSION as AUTH_EXTENSION
+from rollout.api.auth import TokenChecker, bearer_token
+from rollout.api.errors import ERROR_SHAPES
+from rollout.api.http import MAX_BODY, services
+from rollout.api.ofrep_models import (
+    BULK_RESPONSES,
+    FLAG_RESPONSES,
+    BulkHeaders,
+    EvaluationRequest,
+)
+from rollout.api.spec import API_KEY, BEARER, documented
+from rollout.core.errors import (
+    AuthError,
+    FlagNotFound,
+    Forbidden,
+    InvalidContext,
+    MalformedRequest,
+    PayloadTooLarge,
+    RolloutError,
+    StorageError,
+    TargetingKeyMissing,
+    error_info,
+)
+from rollout.core.evaluation import evaluate
+from rollout.core.model import Flag
+from rollout.core.openfeature import PLACEHOLDER_USER, Answer, answer
+
+PREFIX = "/ofrep/"
+MAX_TARGETING_KEY = 1024
+# A worker's cache starts with its first request: that one waits this long for the first load.
+FIRST_SYNC_WAIT = 2.0
+CORS_EXTENSION = "rollout.cors_origins"
+CORS_ALLOW_HEADERS = "Authorization, X-API-Key, If-None-Match, Content-Type"
+CORS_MAX_AGE = "600"
+TAGS = ["OFREP"]
+SECURITY: list[dict[str, list[str]]] = [{BEARER: []}, {API_KEY: []}]
+
+bp = Blueprint("ofrep", __name__, url_prefix="/ofrep/v1")
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _error_code(error: RolloutError) -> str:
+    if isinstance(error, FlagNotFound):
+        return "FLAG_NOT_FOUND"
+    if isinstance(error, MalformedRequest):
+        return "PARSE_ERROR"
+    if isinstance(error, InvalidContext):
+        return "INVALID_CONTEXT"
+    if isinstance(error, TargetingKeyMissing):
+        return "TARGETING_KEY_MISSING"
+    return "GENERAL"
+
+
+def render_ofrep_error(error: RolloutError) -> Response:
+    """OFREP's error body, with the status of ``core.errors``' table."""
+    _code, status = error_info(error)
+    body: dict[str, str] = {"errorCode": _error_code(error), "errorDetails": error.message}
+    key = (request.view_args or {}).get("key")
+    if isinstance(key, str):
+        body = {"key": key, **body}
+    response = _json(body, status)
+    if isinstance(error, AuthError):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="rollout"'
+    if isinstance(error, StorageError):
+        response.headers["Retry-After"] = "1"
+    if status >= 500:
+        current_app.logger.warning("%s %s -> %s: %s", request.method, request.path, status, error)
+    return _cors(response)
+
+
+@bp.record_once
+def _setup(state: BlueprintSetupState) -> None:
+    app = state.app
+    app.extensions.setdefault(ERROR_SHAPES, {})[PREFIX] = render_ofrep_error
+    app.extensions[CORS_EXTENSION] = frozenset(app.extensions["rollout"].settings.cors_origins)
+
+
+# -- auth and CORS ---------------------------------------------------------------------------
+
+
+@bp.before_request
+def _authorize() -> None:
+    if request.method == "OPTIONS":
+        return  # a CORS preflight carries no credentials
+    headers = request.headers
+    authorization = headers.get("Authorization")
+    token = bearer_token(authorization) if authorization else None
+    if token is None:
+        token = (headers.get("X-API-Key") or "").strip() or None
+    if token is None:
+        raise AuthError("missing credentials: send Authorization: Bearer TOKEN or X-API-Key")
+    checker: TokenChecker = current_app.extensions[AUTH_EXTENSION]
+    if checker.find(token) is None:
+        raise Forbidden("this token gives no access")
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return response
+    allowed: frozenset[str] = current_app.extensions.get(CORS_EXTENSION, frozenset())
+    if origin not in allowed and "*" not in allowed:
+        return response
+    headers = response.headers
+    headers["Access-Control-Allow-Origin"] = origin
+    headers["Vary"] = "Origin"
+    headers["Access-Control-Expose-Headers"] = "ETag"
+    if request.method == "OPTIONS":
+        headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+    return response
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _context() -> tuple[str | None, dict[str, Any]]:
+    """(targeting key or None, attributes) from the body, whatever its Content-Type."""
+    data = request.get_data(cache=False)
+    if len(data) > MAX_BODY:  # a chunked body has no Content-Length to refuse up front
+        raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
+    if not data.strip():
+        return None, {}
+    try:
+        body = json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise MalformedRequest("the body is nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise MalformedRequest(f"the body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise MalformedRequest("the body must be a JSON object")
+    context = body.get("context")
+    if context is None:
+        return None, {}
+    if not isinstance(context, dict):
+        raise InvalidContext("must be a JSON object", "context")
+    attributes = dict(context)
+    key = attributes.pop("targetingKey", None)
+    if key is None or key == "":
+        return None, attributes
+    if not isinstance(key, str):
+        raise InvalidContext("must be a string", "context.targetingKey")
+    if len(key) > MAX_TARGETING_KEY:
+        raise InvalidContext(
+            f"is longer than {MAX_TARGETING_KEY} characters", "context.targetingKey"
+        )
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") parses but cannot be hashed
+        raise InvalidContext("is not valid Unicode", "context.targetingKey") from None
+    return key, attributes
+
+
+def _flags() -> dict[str, Flag]:
+    flags = services().reads.synced(FIRST_SYNC_WAIT)
+    if flags is None:
+        raise StorageError("flags are not synced from Redis yet; retry shortly")
+    return flags
+
+
+def _answer(flag: Flag, user: str | None, attributes: dict[str, Any]) -> Answer:
+    evaluation = evaluate(flag, PLACEHOLDER_USER if user is None else user)
+    return answer(flag.key, evaluation, flag, has_targeting_key=user is not None)
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    text = json.dumps(body, separators=(",", ":"))
+    return Response(text, status=status, mimetype="application/json")
+
+
+# -- routes ----------------------------------------------------------------------------------
+
+
+@bp.post("/evaluate/flags/<key>")
+@documented(tags=TAGS, json=EvaluationRequest, resp=FLAG_RESPONSES, security=SECURITY)
+def evaluate_flag(key: str) -> Response:
+    """OFREP: one boolean flag for a context (its targetingKey is the user)."""
+    user, attributes = _context()
+    flag = _flags().get(key)
+    if flag is None:
+        raise FlagNotFound(key)
+    found = _answer(flag, user, attributes)
+    if found.error is not None:
+        raise TargetingKeyMissing(found.message)
+    return _json(
+        {
+            "key": key,
+            "value": found.value,
+            "variant": found.variant,
+            "reason": found.reason,
+            "metadata": found.metadata,
+        }
+    )
+
+
+@bp.post("/evaluate/flags")
+@documented(
+    tags=TAGS, json=EvaluationRequest, headers=BulkHeaders, resp=BULK_RESPONSES, security=SECURITY
+)
+def evaluate_flags() -> Response:
+    """OFREP: every flag for a context, with an ETag; If-None-Match answers 304."""
+    user, attributes = _context()
+    flags = _flags()
+    entries: list[dict[str, Any]] = []
+    for key in sorted(flags):
+        found = _answer(flags[key], user, attributes)
+        if found.error is not None:
+            entries.append({"key": key, "errorCode": found.error, "errorDetails": found.message})
+        else:
+            entries.append(
+                {
+                    "key": key,
+                    "value": found.value,
+                    "variant": found.variant,
+                    "reason": found.reason,
+                    "metadata": found.metadata,
+                }
+            )
+    body = json.dumps({"flags": entries}, separators=(",", ":")).encode()
+    etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
+    if _none_match(request.headers.get("If-None-Match"), etag):
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype="application/json")
+    response.headers["ETag"] = etag
+    return response
+
+
+def _none_match(header: str | None, etag: str) -> bool:
+    """Does ``If-None-Match`` name ``etag`` (weak comparison, as RFC 9110 says for it)?"""
+    if header is None:
+        return False
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == etag:
+            return True
+    return False
