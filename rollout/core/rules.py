@@ -230,30 +230,6 @@ def _comparison(op: Op, bound: Value, other: Test) -> Test:
     return test
 
 
-Match = Callable[[Mapping[str, object]], bool | None]
-
-
-def compile_rules(rules: Sequence[Rule], report: Report | None = None) -> Match:
-    """One function answering the first matching rule's ``serve``, or ``None``.
-
-    It raises only what a hostile mapping raises from ``get``; callers that must never raise
-    (the SDK) catch that. ``report`` hears (attribute, value) of values that are not scalars.
-    """
-    steps = tuple(
-        (r.attribute, r.test if report is None else matcher(r, report), r.serve) for r in rules
-    )
-
-    def first(attributes: Mapping[str, object]) -> bool | None:
-        get = attributes.get
-        for name, test, serve in steps:
-            value = get(name)
-            if value is not None and test(value):
-                return serve
-        return None
-
-    return first
-
-
 def match(rules: Sequence[Rule], attributes: Mapping[str, object] | None) -> bool | None:
     """The ``serve`` of the first rule the attributes match; ``None`` when none does."""
     if not rules or not attributes or not isinstance(attributes, Mapping):

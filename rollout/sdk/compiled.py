@@ -30,7 +30,8 @@ from rollout.core.evaluation import ARM_OF_REASON, evaluate
 from rollout.core.histogram import BUCKETS as BUCKET_COUNT
 from rollout.core.histogram import UPPER_BOUNDS
 from rollout.core.model import Flag, State
-from rollout.core.rules import Report, compile_rules
+from rollout.core.rules import Report
+from rollout.core.rules_compiled import compile_rules
 
 Check = Callable[..., bool]  # (user, attributes=None)
 Assign = Callable[..., int]  # (user, attributes=None)
