@@ -78,3 +78,6 @@ MAX_RULE_VALUES = 100
 
 MAX_RULE_TEXT = 1_024
 """Longest string value a rule may hold (as long as the longest user id)."""
+
+MAX_ATTRIBUTES = 100
+"""Most context attributes an operator may pass to ``check --attr`` or ``evaluate?attr.*``."""

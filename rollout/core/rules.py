@@ -25,7 +25,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from rollout.core.defaults import MAX_RULE_TEXT, MAX_RULE_VALUES, MAX_RULES
+from rollout.core.defaults import (
+    MAX_ATTRIBUTES,
+    MAX_RULE_TEXT,
+    MAX_RULE_VALUES,
+    MAX_RULES,
+    MAX_TEXT,
+)
 from rollout.core.errors import ValidationError
 
 Value = str | int | float | bool
@@ -348,6 +354,42 @@ def parse_rules(value: object, field: str = "rules") -> tuple[Rule, ...]:
     if len(value) > MAX_RULES:
         raise ValidationError(f"has more than {MAX_RULES} entries", field)
     return tuple(parse_rule(raw, f"{field}[{i}]") for i, raw in enumerate(value))
+
+
+def parse_context(value: object, field: str = "attr") -> dict[str, Value]:
+    """Context attributes an operator typed (``check --attr``, ``evaluate?attr.NAME=``).
+
+    Stricter than the SDK, which ignores what it cannot use: here a bad name or a value that is
+    no string, number or boolean is refused, naming it (``attr.email``); ``None`` is dropped,
+    as the SDK treats it (a missing attribute).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError("must be an object of attributes", field)
+    if len(value) > MAX_ATTRIBUTES:
+        raise ValidationError(f"has more than {MAX_ATTRIBUTES} attributes", field)
+    context: dict[str, Value] = {}
+    for name, raw in value.items():
+        where = f"{field}.{name}"
+        if not valid_attribute(name):
+            raise ValidationError(
+                "is not an attribute name (a letter or _, then up to 63 of A-Z a-z 0-9 _ . -)",
+                where,
+            )
+        if raw is None:
+            continue
+        if isinstance(raw, str):
+            if len(raw) > MAX_TEXT:
+                raise ValidationError(f"is longer than {MAX_TEXT} characters", where)
+            context[name] = raw
+        elif isinstance(raw, bool):
+            context[name] = raw
+        elif _is_number(raw):
+            context[name] = _number(raw, where)
+        else:
+            raise ValidationError("must be a string, a number or true/false", where)
+    return context
 
 
 def rule_to_dict(rule: Rule) -> dict[str, Any]:
