@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from rollout.core.defaults import MAX_RULE_TEXT, MAX_RULE_VALUES, MAX_RULES
 from rollout.core.model import KEY_PATTERN
+from rollout.core.rules import MAX_ATTRIBUTE, MAX_SEMVER
 from rollout.core.schema import MAX_STAGES, MAX_TEXT, MAX_USERS
 
 # A duration is a string ("90s", "15m", "36h", "3d") or a number of seconds. Its grammar lives in
@@ -37,6 +39,62 @@ FlagKey = Annotated[str, Field(pattern=KEY_PATTERN.pattern, max_length=128)]
 UserIds = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_USERS)
 ]
+
+
+ATTRIBUTE_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_.-]{{0,{MAX_ATTRIBUTE - 1}}}$"
+# What core.rules.parse_semver reads, for the document (matching itself uses no regex).
+_IDS = r"[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*"
+SEMVER_PATTERN = rf"^[vV]?[0-9]{{1,18}}(\.[0-9]{{1,18}}){{0,2}}(-{_IDS})?(\+{_IDS})?$"
+_LIMIT = 2**63  # numbers in rules: core.rules refuses larger ones
+
+
+def _rule_schema() -> dict[str, Any]:
+    """One rule per operator family (DESIGN §2.1), as core.rules.parse_rule checks it."""
+    text = {"type": "string", "minLength": 1, "maxLength": MAX_RULE_TEXT}
+    number = {"type": "number", "minimum": -_LIMIT, "maximum": _LIMIT}
+    semver = {"type": "string", "maxLength": MAX_SEMVER, "pattern": SEMVER_PATTERN}
+    scalar = {"anyOf": [text, number, {"type": "boolean"}]}
+
+    def shape(ops: list[str], item: dict[str, Any], most: int, about: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": about,
+            "properties": {
+                "attribute": {
+                    "type": "string",
+                    "pattern": ATTRIBUTE_PATTERN,
+                    "maxLength": MAX_ATTRIBUTE,
+                    "description": "a context attribute; never the user id (use allow/deny)",
+                },
+                "op": {"type": "string", "enum": ops},
+                "values": {"type": "array", "items": item, "minItems": 1, "maxItems": most},
+                "serve": {"type": "string", "enum": ["on", "off"]},
+            },
+            "required": ["attribute", "op", "values", "serve"],
+            "additionalProperties": False,
+        }
+
+    return {
+        "oneOf": [
+            shape(["in", "not_in"], scalar, MAX_RULE_VALUES, "the value is (not) one of these"),
+            shape(
+                ["starts_with", "ends_with", "contains"],
+                text,
+                MAX_RULE_VALUES,
+                "a string value starting with, ending with or containing any of these; "
+                "case-sensitive",
+            ),
+            shape(["lt", "lte", "gt", "gte"], number, 1, "a number value compared with one"),
+            shape(
+                ["semver_lt", "semver_gte"],
+                semver,
+                1,
+                "a version value (MAJOR[.MINOR[.PATCH]][-prerelease], optional v) compared "
+                "with one, as SemVer 2.0 orders them",
+            ),
+        ],
+        "description": "first matching rule wins; a missing attribute never matches",
+    }
 
 
 class _Body(BaseModel):
@@ -64,6 +122,32 @@ class GateIn(_Body):
     window: Duration = "60s"
 
 
+class RuleIn(_Body):
+    """The shape of a rule; core.rules checks each operator's values exactly."""
+
+    attribute: str = Field(pattern=ATTRIBUTE_PATTERN, max_length=MAX_ATTRIBUTE)
+    op: Literal[
+        "in",
+        "not_in",
+        "starts_with",
+        "ends_with",
+        "contains",
+        "lt",
+        "lte",
+        "gt",
+        "gte",
+        "semver_lt",
+        "semver_gte",
+    ]
+    values: list[Any] = Field(min_length=1, max_length=MAX_RULE_VALUES)  # each: core.rules
+    serve: Literal["on", "off"]
+
+
+Rules = Annotated[
+    list[Annotated[RuleIn, WithJsonSchema(_rule_schema())]], Field(max_length=MAX_RULES)
+]
+
+
 class FlagConfig(_Body):
     """The operator-settable fields (DESIGN §6); never state, percent, stage or salt."""
 
@@ -73,6 +157,7 @@ class FlagConfig(_Body):
     gates: list[GateIn] = Field(default_factory=list, max_length=3)
     allow: UserIds = Field(default_factory=list)
     deny: UserIds = Field(default_factory=list)
+    rules: Rules = Field(default_factory=list)
 
 
 class CreateFlag(FlagConfig):
@@ -157,6 +242,13 @@ class StatusOut(BaseModel):
     at: str | None
 
 
+class RuleOut(BaseModel):
+    attribute: str
+    op: str
+    values: list[str | int | float | bool]
+    serve: Literal["on", "off"]
+
+
 class FlagOut(BaseModel):
     """A flag with the field names of DESIGN §2 (``core.schema.flag_to_dict``)."""
 
@@ -171,6 +263,7 @@ class FlagOut(BaseModel):
     gates: list[GateOut]
     allow: list[str]
     deny: list[str]
+    rules: list[RuleOut]
     salt: str
     kill: KillOut | None
     status: StatusOut | None
@@ -192,8 +285,10 @@ class KillAllOut(BaseModel):
 
 class EvaluationOut(BaseModel):
     enabled: bool
-    reason: str
-    bucket: int | None
+    reason: Literal[
+        "killed", "override", "unknown", "denied", "allowed", "rule", "in_cohort", "out_of_cohort"
+    ]
+    bucket: int | None = Field(description="0-9999; null for an unknown flag")
 
 
 class AuditEntryOut(BaseModel):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any, NoReturn
 
 from flask import Blueprint, Response, current_app, request
@@ -52,6 +53,9 @@ from rollout.core.errors import (
 from rollout.core.evaluation import evaluate
 from rollout.core.model import Flag
 from rollout.core.openfeature import PLACEHOLDER_USER, Answer, answer
+from rollout.core.rules import SCALARS
+
+log = logging.getLogger("rollout.ofrep")
 
 PREFIX = "/ofrep/"
 MAX_TARGETING_KEY = 1024
@@ -195,8 +199,33 @@ def _flags() -> dict[str, Flag]:
 
 
 def _answer(flag: Flag, user: str | None, attributes: dict[str, Any]) -> Answer:
-    evaluation = evaluate(flag, PLACEHOLDER_USER if user is None else user)
+    if flag.rules and attributes:
+        _report_unusable(flag, attributes)
+    evaluation = evaluate(
+        flag, PLACEHOLDER_USER if user is None else user, attributes=attributes or None
+    )
     return answer(flag.key, evaluation, flag, has_targeting_key=user is not None)
+
+
+_REPORTED: set[tuple[str, str]] = set()  # (flag, attribute) already logged by this worker
+
+
+def _report_unusable(flag: Flag, attributes: dict[str, Any]) -> None:
+    """A context value that no rule can use (a list, an object): logged once per flag and
+    attribute, then ignored (the rule does not match). Only attributes rules name get here."""
+    for rule in flag.rules:
+        value = attributes.get(rule.attribute)
+        if value is None or isinstance(value, SCALARS):
+            continue
+        if (flag.key, rule.attribute) not in _REPORTED:
+            _REPORTED.add((flag.key, rule.attribute))
+            log.warning(
+                "flag %s: context attribute %r is a %s, not a string, number or boolean; "
+                "rules ignore it",
+                flag.key,
+                rule.attribute,
+                type(value).__name__,
+            )
 
 
 def _json(body: Any, status: int = 200) -> Response:

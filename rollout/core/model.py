@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from rollout.core.rules import Rule
+
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -75,6 +77,7 @@ class Flag:
     gates: tuple[Gate, ...] = ()
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()  # targeting rules on context attributes, first match wins
     salt: str = ""
     kill: KillRecord | None = None
     status: Status | None = None

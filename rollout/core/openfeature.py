@@ -35,6 +35,7 @@ OPENFEATURE_REASON: dict[Reason, str] = {
     Reason.OVERRIDE: STATIC,
     Reason.DENIED: TARGETING_MATCH,
     Reason.ALLOWED: TARGETING_MATCH,
+    Reason.RULE: TARGETING_MATCH,
     Reason.IN_COHORT: SPLIT,
     Reason.OUT_OF_COHORT: SPLIT,
 }

@@ -14,6 +14,7 @@ from typing import Any
 
 from rollout.core.errors import ValidationError
 from rollout.core.model import KEY_PATTERN, Flag, Gate, KillRecord, Metric, Stage, State, Status
+from rollout.core.rules import parse_rules, rule_to_dict
 from rollout.core.units import (
     parse_duration,
     parse_instant,
@@ -24,7 +25,7 @@ from rollout.core.units import (
 )
 
 # Fields an operator may set through create / PATCH / apply. Never state, percent or stage.
-CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny")
+CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny", "rules")
 MAX_STAGES = 20
 MAX_USERS = 10_000
 MAX_TEXT = 4096
@@ -196,6 +197,7 @@ _CONFIG_PARSERS = {
     "gates": parse_gates,
     "allow": parse_users,
     "deny": parse_users,
+    "rules": parse_rules,
 }
 
 
@@ -238,6 +240,7 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
         "gates": [gate_to_dict(g) for g in flag.gates],
         "allow": list(flag.allow),
         "deny": list(flag.deny),
+        "rules": [rule_to_dict(r) for r in flag.rules],
         "salt": flag.salt,
         "kill": None
         if kill is None
@@ -337,6 +340,7 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         gates=config.get("gates", ()),
         allow=config.get("allow", ()),
         deny=config.get("deny", ()),
+        rules=config.get("rules", ()),
         salt=salt,
         kill=kill,
         status=status,

@@ -150,11 +150,16 @@ class RolloutProvider(AbstractProvider):
         if client is None:
             return _error(default_value, ErrorCode.PROVIDER_NOT_READY, "not initialized")
         try:
-            targeting_key = evaluation_context.targeting_key if evaluation_context else None
+            targeting_key = attributes = None
+            if evaluation_context is not None:
+                targeting_key = evaluation_context.targeting_key
+                attributes = evaluation_context.attributes or None
             has_key = targeting_key is not None and targeting_key != ""
             user = str(targeting_key) if has_key else PLACEHOLDER_USER
             flag = client.known_flag(flag_key)
-            evaluation = client.evaluate(flag_key, user, default=default_value)
+            evaluation = client.evaluate(
+                flag_key, user, default=default_value, attributes=attributes
+            )
             found = answer(flag_key, evaluation, flag, has_targeting_key=has_key)
         except Exception as error:  # never into the caller's code
             log.exception("rollout provider failed on flag %r", flag_key)

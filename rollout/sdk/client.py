@@ -77,9 +77,9 @@ class FlagHandle:
         # compiled function, with no lookup of the current flag value in between.
         self.is_enabled: Check = compiled.check
 
-    def track(self, user: object) -> Track:
+    def track(self, user: object, attributes: Mapping[str, object] | None = None) -> Track:
         """``with flag.track(user) as enabled:`` evaluates once and records one outcome."""
-        return Track(self, user)
+        return Track(self, user, attributes)
 
     def record(
         self,
@@ -87,13 +87,14 @@ class FlagHandle:
         ok: bool = True,
         duration_ms: float | None = None,
         error_type: str | None = None,
+        attributes: Mapping[str, object] | None = None,
     ) -> None:
         """One outcome by hand, in the arm of this user's answer. Never raises."""
-        self._client._recorder.record(self._compiled, user, ok, duration_ms, error_type)
+        self._client._recorder.record(self._compiled, user, ok, duration_ms, error_type, attributes)
 
-    def evaluate(self, user: object) -> Evaluation:
+    def evaluate(self, user: object, attributes: Mapping[str, object] | None = None) -> Evaluation:
         """The answer with its reason (slower than ``is_enabled``; for diagnostics)."""
-        return self._client.evaluate(self.key, user, default=self.default)
+        return self._client.evaluate(self.key, user, default=self.default, attributes=attributes)
 
     def __repr__(self) -> str:
         return f"FlagHandle({self.key!r}, default={self.default})"
@@ -122,6 +123,7 @@ class RolloutClient:
         self._retired: list[Compiled] = []  # replaced since the last flush; counts still owed
         self._change_listeners: list[Callable[[list[str]], None]] = []
         self._connection_listeners: list[Callable[[bool], None]] = []
+        self._ignored: set[tuple[str, str]] = set()  # (flag, attribute) already logged
         from rollout.sdk.sync import Syncer
 
         self._recorder = Recorder(self, memory_probe=memory_probe)
@@ -144,22 +146,39 @@ class RolloutClient:
                     self._by_default[bool(default)][key] = handle
         return handle
 
-    def is_enabled(self, key: str, user: object, default: bool = False) -> bool:
+    def is_enabled(
+        self,
+        key: str,
+        user: object,
+        default: bool = False,
+        attributes: Mapping[str, object] | None = None,
+    ) -> bool:
         try:
-            return self._by_default[default][key].is_enabled(user)
+            return self._by_default[default][key].is_enabled(user, attributes)
         except (KeyError, TypeError):
             pass  # first call for this key, or an odd default: take the slow path once
         fallback = _as_bool(default)
         try:
-            return self.flag(key, fallback).is_enabled(user)
+            return self.flag(key, fallback).is_enabled(user, attributes)
         except Exception:
             return fallback
 
-    def evaluate(self, key: str, user: object, default: bool = False) -> Evaluation:
+    def evaluate(
+        self,
+        key: str,
+        user: object,
+        default: bool = False,
+        attributes: Mapping[str, object] | None = None,
+    ) -> Evaluation:
+        """The answer with its reason (``Reason.RULE`` when a targeting rule decided)."""
         default = _as_bool(default)
         try:
             return evaluate(
-                self._flags.get(key), str(user), override=self._overrides.get(key), default=default
+                self._flags.get(key),
+                str(user),
+                override=self._overrides.get(key),
+                default=default,
+                attributes=attributes if isinstance(attributes, Mapping) else None,
             )
         except Exception:
             return Evaluation(default, Reason.UNKNOWN, None)
@@ -202,7 +221,26 @@ class RolloutClient:
     # -- updating (background thread) ---------------------------------------------------
 
     def _compile(self, key: str, default: bool) -> Compiled:
-        return compile_flag(self._flags.get(key), self._overrides.get(key), default, key)
+        def report(attribute: str, value: object) -> None:
+            self._ignored_attribute(key, attribute, value)
+
+        return compile_flag(self._flags.get(key), self._overrides.get(key), default, key, report)
+
+    def _ignored_attribute(self, key: str, attribute: str, value: object) -> None:
+        """A context value no rule can use: logged once per flag and attribute, then ignored.
+
+        Only attributes that a rule names get here, so the set stays as small as the rules.
+        """
+        if (key, attribute) in self._ignored:
+            return
+        self._ignored.add((key, attribute))
+        log.warning(
+            "flag %s: context attribute %r is a %s, not a string, number or boolean; "
+            "rules ignore it",
+            key,
+            attribute,
+            type(value).__name__,
+        )
 
     def _recompile(self, handle: FlagHandle) -> None:
         self._retired.append(handle._compiled)

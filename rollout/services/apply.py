@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "gates": (),
     "allow": (),
     "deny": (),
+    "rules": (),
 }
 
 

@@ -24,6 +24,7 @@ from rollout.core.errors import (
 )
 from rollout.core.evaluation import Evaluation, evaluate
 from rollout.core.model import Flag, State, Status, new_flag
+from rollout.core.rules import parse_context
 from rollout.core.schema import parse_config, validate_key, validate_text
 from rollout.core.units import MAX_BP, parse_percent, to_ms
 from rollout.storage.flags import AuditEntry, FlagStore
@@ -103,10 +104,15 @@ class FlagService:
         flags, problems = self.store.load_all()
         return [flags[k] for k in sorted(flags)], [str(p) for p in problems]
 
-    def evaluate(self, key: str, user: str) -> Evaluation:
+    def evaluate(
+        self, key: str, user: str, attributes: Mapping[str, object] | None = None
+    ) -> Evaluation:
+        """What ``key`` answers ``user`` with these context attributes (refused naming
+        ``attr.NAME`` when one is not an attribute name, or its value no scalar)."""
         if not validate_text(user, "user", 1024):
             raise ValidationError("must not be empty", "user")
-        return evaluate(self.get(key), user)
+        context = parse_context(attributes)
+        return evaluate(self.get(key), user, attributes=context)
 
     def audit(self, key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         if key is not None:

@@ -93,6 +93,26 @@ def test_single_flag_answers_are_the_evaluation_of_each_user(
     assert body["metadata"]["state"] == "killed"
 
 
+RULE = {"attribute": "email", "op": "ends_with", "values": ["@example.com"], "serve": "on"}
+
+
+def test_context_attributes_feed_the_rules(
+    web: FlaskClient, flags: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    flags.flags.create("RULED", actor="t", rules=[RULE])
+    flags.flags.set_percent("RULED", 50, actor="t")
+    for body in (context("u", email="qa@example.com"), context(None, email="qa@example.com")):
+        answer = post(web, ONE + "RULED", body).get_json()
+        assert (answer["value"], answer["reason"]) == (True, "TARGETING_MATCH")
+    entry = post(web, BULK, context(None, email="qa@example.com")).get_json()["flags"][0]
+    assert (entry["value"], entry["reason"]) == (True, "TARGETING_MATCH")
+    for value in (["qa@example.com"], {"a": 1}):
+        answer = post(web, ONE + "RULED", context("u", email=value)).get_json()
+        assert answer["reason"] == "SPLIT"  # not a string: the rule does not match
+    logged = [r for r in caplog.records if "context attribute 'email'" in r.getMessage()]
+    assert len(logged) == 1  # once per flag and attribute, not per request
+
+
 def test_unknown_flag_is_404_flag_not_found_without_touching_redis(
     web: FlaskClient, flags: Services, real_redis: Any
 ) -> None:

@@ -138,6 +138,27 @@ def test_reasons_killed_override_allow_deny(
     assert (static.value, static.variant, static.reason) == (True, "on", "STATIC")
 
 
+EXAMPLE_RULE = {"attribute": "email", "op": "ends_with", "values": ["@example.com"], "serve": "on"}
+
+
+def test_a_rule_on_context_attributes_is_targeting_match_even_without_a_key(
+    real_services: Services, sdk: RolloutClient
+) -> None:
+    real_services.flags.create("F", actor="t", rules=[EXAMPLE_RULE])
+    real_services.flags.set_percent("F", 50, actor="t")
+    client = start(RolloutProvider(sdk))
+    for user in ("a", "b", None):
+        details = client.get_boolean_details("F", False, ctx(user, email="qa@example.com"))
+        assert (details.value, details.variant, details.reason) == (True, "on", "TARGETING_MATCH")
+    for user in USERS[:100]:
+        context = ctx(user, email="someone@elsewhere.org", tags=["x"])
+        details = client.get_boolean_details("F", False, context)
+        expected = sdk.evaluate("F", user, attributes={"email": "someone@elsewhere.org"})
+        assert details.value is expected.enabled and details.reason == "SPLIT"
+    missing = client.get_boolean_details("F", True, ctx(None, email="x@elsewhere.org"))
+    assert missing.error_code == ErrorCode.TARGETING_KEY_MISSING and missing.value is True
+
+
 def test_unknown_flag_is_flag_not_found_with_the_callers_default(sdk: RolloutClient) -> None:
     client = start(RolloutProvider(sdk))
     for default in (True, False):

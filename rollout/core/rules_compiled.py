@@ -1,0 +1,103 @@
+"""A flag's rules as one generated function: no Python call per rule on the common path.
+
+``compile_rules`` writes the rule chain out as straight-line code, once per flag value (the SDK
+compiles when a flag changes), because a call per rule would triple the cost of a flag with
+three rules. The generated text is built from fixed templates and rule indices only: every
+attribute name, value and matcher reaches it through the function's namespace, never as text,
+so no input can change the code.
+
+Each rule gets a fast branch for the operand's exact type (``str``; ``int``/``float`` for the
+comparisons) and otherwise defers to the rule's own matcher (``rules.matcher``), which defines
+the semantics for every value (str subclasses, booleans, numbers, non-scalars and ``report``).
+Semver answers are memoised per rule and attribute string: callers send few distinct versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+from rollout.core.rules import (
+    NUMBER_OPS,
+    SEMVER_OPS,
+    Op,
+    Report,
+    Rule,
+    Test,
+    matcher,
+)
+
+Match = Callable[[Mapping[str, object]], bool | None]
+SEMVER_MEMO = 1024  # distinct version strings remembered per rule; a full memo starts over
+
+_COMPARE = {Op.LT: "<", Op.LTE: "<=", Op.GT: ">", Op.GTE: ">="}
+
+
+def _semver_answer(rule: Rule, test: Test) -> tuple[dict[str, bool], Callable[[str], bool]]:
+    memo: dict[str, bool] = {}
+
+    def answer(value: str) -> bool:
+        result = test(value)
+        if len(memo) >= SEMVER_MEMO:
+            memo.clear()
+        memo[value] = result
+        return result
+
+    return memo, answer
+
+
+def _fast_branch(i: int, rule: Rule, names: dict[str, object]) -> list[str]:
+    """The lines that decide rule ``i`` for an exact ``str`` (or number) value ``v``."""
+    op = rule.op
+    if op in NUMBER_OPS:
+        names[f"X{i}"] = rule.values[0]
+        return [
+            "    if type(v) is int or type(v) is float:",
+            f"        if v {_COMPARE[op]} X{i}:",
+            f"            return S{i}",
+        ]
+    lines = ["    if type(v) is str:"]
+    if op is Op.IN or op is Op.NOT_IN:
+        names[f"C{i}"] = frozenset(x for x in rule.values if isinstance(x, str))
+        lines.append(f"        if v {'in' if op is Op.IN else 'not in'} C{i}:")
+    elif op is Op.STARTS_WITH or op is Op.ENDS_WITH:
+        names[f"C{i}"] = tuple(str(x) for x in rule.values)
+        lines.append(f"        if v.{'startswith' if op is Op.STARTS_WITH else 'endswith'}(C{i}):")
+    elif op is Op.CONTAINS and len(rule.values) == 1:
+        names[f"C{i}"] = str(rule.values[0])
+        lines.append(f"        if C{i} in v:")
+    elif op in SEMVER_OPS:
+        memo, answer = _semver_answer(rule, names[f"T{i}"])  # type: ignore[arg-type]
+        names[f"M{i}"], names[f"A{i}"] = memo, answer
+        lines += [f"        r = M{i}.get(v)", "        if r is None:", f"            r = A{i}(v)"]
+        lines.append("        if r:")
+    else:  # contains, several values
+        lines.append(f"        if T{i}(v):")
+    return [*lines, f"            return S{i}"]
+
+
+def compile_rules(rules: Sequence[Rule], report: Report | None = None) -> Match:
+    """One function answering the first matching rule's ``serve``, or ``None``.
+
+    It agrees with ``rules.match`` for every input (``tests/core/test_rules.py``). It raises
+    only what a hostile mapping raises from ``get``; callers that must never raise (the SDK)
+    catch that. ``report`` hears (attribute, value) of values that are not scalars.
+    """
+    for rule in rules:  # the validated model only: the templates rely on it
+        if not isinstance(rule, Rule):
+            raise TypeError("compile_rules takes Rule values")
+    names: dict[str, object] = {}
+    body = ["def first(attributes):", "    get = attributes.get"]
+    for i, rule in enumerate(rules):
+        names[f"N{i}"] = rule.attribute
+        names[f"S{i}"] = rule.serve
+        names[f"T{i}"] = rule.test if report is None else matcher(rule, report)
+        body.append(f"    v = get(N{i})")
+        body += _fast_branch(i, rule, names)
+        body += ["    elif v is not None:", f"        if T{i}(v):", f"            return S{i}"]
+    body.append("    return None")
+    namespace: dict[str, object] = {
+        "__builtins__": {"type": type, "str": str, "int": int, "float": float},
+        **names,
+    }
+    exec(compile("\n".join(body), f"<rules of {len(rules)}>", "exec"), namespace)
+    return namespace["first"]  # type: ignore[return-value]
