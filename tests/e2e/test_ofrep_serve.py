@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +23,9 @@ from openfeature.exception import ErrorCode
 
 from rollout import RolloutClient
 from rollout.core.openfeature import OPENFEATURE_REASON, variant
-from rollout.storage.redis_process import RedisProcess, free_port
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
-from tests.e2e.test_serve import START_TIMEOUT, STOP_TIMEOUT, Reply, http
+from tests.e2e.processes import Reply, Serve
 from tests.support import wait_until
 
 READ_TOKEN = "ofrep-read-token-0123456789"
@@ -40,49 +36,23 @@ USERS = 1_000
 
 
 @pytest.fixture
-def serve(redis_server_flushed: RedisProcess) -> Iterator[str]:
-    """``rollout serve --no-controller`` on a free port over the session's Redis: its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+def serve(redis_server_flushed: RedisProcess, data_dir: Path) -> Iterator[str]:
+    """``rollout serve --no-controller`` with two workers over the session's Redis: its URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
-    with tempfile.TemporaryDirectory(prefix="r-") as tmp:
-        env |= {
-            "ROLLOUT_DATA_DIR": tmp,
-            "ROLLOUT_REDIS_URL": redis_server_flushed.url,
-            "ROLLOUT_ADMIN_TOKENS": f"ops:{ADMIN_TOKEN}",
-            "ROLLOUT_READ_TOKENS": f"gateway:{READ_TOKEN}",
-            "ROLLOUT_CORS_ORIGINS": ORIGIN,
-        }
-        log_path = Path(tmp) / "serve.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "rollout", "serve", "--no-controller",
-                 "--port", str(port), "--workers", "2"],
-                env=env,
-                cwd=tmp,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-
-            def ready() -> bool:
-                assert process.poll() is None, f"serve exited early:\n{log_path.read_text()}"
-                try:
-                    return http(base, "GET", "/readyz").status == 200
-                except OSError:
-                    return False
-
-            assert wait_until(ready, timeout=START_TIMEOUT, interval=0.05), log_path.read_text()
-            yield base
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+    env |= {
+        "ROLLOUT_DATA_DIR": str(data_dir),
+        "ROLLOUT_REDIS_URL": redis_server_flushed.url,
+        "ROLLOUT_ADMIN_TOKENS": f"ops:{ADMIN_TOKEN}",
+        "ROLLOUT_READ_TOKENS": f"gateway:{READ_TOKEN}",
+        "ROLLOUT_CORS_ORIGINS": ORIGIN,
+    }
+    server = Serve(data_dir, env, "--no-controller", "--workers", "2")  # the last --workers wins
+    try:
+        server.wait_ready()
+        yield server.base
+        assert server.stop() == 0, server.log()
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture
