@@ -50,7 +50,7 @@ from rollout.core.errors import (
     TargetingKeyMissing,
     error_info,
 )
-from rollout.core.evaluation import evaluate
+from rollout.core.evaluation import Evaluation, Reason, evaluate
 from rollout.core.model import Flag
 from rollout.core.openfeature import PLACEHOLDER_USER, Answer, answer
 from rollout.core.rules import SCALARS
@@ -110,12 +110,11 @@ def _setup(state: BlueprintSetupState) -> None:
 
 
 # -- auth and CORS ---------------------------------------------------------------------------
+# Called by the views, not registered as blueprint hooks: each Flask hook costs a request more
+# than the checks themselves, and these routes are the hottest the API has.
 
 
-@bp.before_request
 def _authorize() -> None:
-    if request.method == "OPTIONS":
-        return  # a CORS preflight carries no credentials
     headers = request.headers
     authorization = headers.get("Authorization")
     token = bearer_token(authorization) if authorization else None
@@ -128,7 +127,6 @@ def _authorize() -> None:
         raise Forbidden("this token gives no access")
 
 
-@bp.after_request
 def _cors(response: Response) -> Response:
     origin = request.headers.get("Origin")
     if origin is None:
@@ -140,7 +138,7 @@ def _cors(response: Response) -> Response:
     headers["Access-Control-Allow-Origin"] = origin
     headers["Vary"] = "Origin"
     headers["Access-Control-Expose-Headers"] = "ETag"
-    if request.method == "OPTIONS":
+    if request.method == "OPTIONS":  # the preflight (it carries no credentials)
         headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
         headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
         headers["Access-Control-Max-Age"] = CORS_MAX_AGE
@@ -154,6 +152,11 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads and json.dumps with options build a new decoder/encoder every call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def _context() -> tuple[str | None, dict[str, Any]]:
     """(targeting key or None, attributes) from the body, whatever its Content-Type."""
     data = request.get_data(cache=False)
@@ -162,7 +165,7 @@ def _context() -> tuple[str | None, dict[str, Any]]:
     if not data.strip():
         return None, {}
     try:
-        body = json.loads(data, parse_constant=_refuse_constant)
+        body = _DECODER.decode(data.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259)
     except RecursionError:
         raise MalformedRequest("the body is nested too deeply") from None
     except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -198,13 +201,46 @@ def _flags() -> dict[str, Flag]:
     return flags
 
 
-def _answer(flag: Flag, user: str | None, attributes: dict[str, Any]) -> Answer:
+def _evaluation(flag: Flag, user: str | None, attributes: dict[str, Any]) -> Evaluation:
     if flag.rules and attributes:
         _report_unusable(flag, attributes)
-    evaluation = evaluate(
-        flag, PLACEHOLDER_USER if user is None else user, attributes=attributes or None
-    )
-    return answer(flag.key, evaluation, flag, has_targeting_key=user is not None)
+    return evaluate(flag, PLACEHOLDER_USER if user is None else user, attributes=attributes or None)
+
+
+# An answer's JSON depends only on the flag value, the evaluation's answer and reason, and
+# whether a key was given: it is rendered once per combination (a handful per flag) and found
+# again by the value's identity, as api.http does for GETs. Flag values change slowly; the
+# cache starts over when full.
+_Slot = tuple[bool, Reason, bool]
+_RENDERED: dict[int, tuple[Flag, dict[_Slot, tuple[str, Answer]]]] = {}
+_RENDERED_MAX = 4096
+
+
+def _rendered(flag: Flag, evaluation: Evaluation, has_key: bool) -> tuple[str, Answer]:
+    held = _RENDERED.get(id(flag))
+    if held is None or held[0] is not flag:
+        if len(_RENDERED) >= _RENDERED_MAX:
+            _RENDERED.clear()
+        held = (flag, {})
+        _RENDERED[id(flag)] = held  # holding the flag keeps its id from being reused
+    slot = (evaluation.enabled, evaluation.reason, has_key)
+    found = held[1].get(slot)
+    if found is None:
+        result = answer(flag.key, evaluation, flag, has_targeting_key=has_key)
+        found = held[1][slot] = (_ENCODER.encode(_entry(flag.key, result)), result)
+    return found
+
+
+def _entry(key: str, found: Answer) -> dict[str, Any]:
+    if found.error is not None:
+        return {"key": key, "errorCode": found.error, "errorDetails": found.message}
+    return {
+        "key": key,
+        "value": found.value,
+        "variant": found.variant,
+        "reason": found.reason,
+        "metadata": found.metadata,
+    }
 
 
 _REPORTED: set[tuple[str, str]] = set()  # (flag, attribute) already logged by this worker
@@ -229,66 +265,60 @@ def _report_unusable(flag: Flag, attributes: dict[str, Any]) -> None:
 
 
 def _json(body: Any, status: int = 200) -> Response:
-    text = json.dumps(body, separators=(",", ":"))
-    return Response(text, status=status, mimetype="application/json")
+    return Response(_ENCODER.encode(body), status=status, content_type="application/json")
+
+
+def _preflight() -> Response:
+    return _cors(Response(status=204))
 
 
 # -- routes ----------------------------------------------------------------------------------
 
 
-@bp.post("/evaluate/flags/<key>")
+ROUTE = {"methods": ["POST", "OPTIONS"], "provide_automatic_options": False}
+
+
+@bp.route("/evaluate/flags/<key>", **ROUTE)
 @documented(tags=TAGS, json=EvaluationRequest, resp=FLAG_RESPONSES, security=SECURITY)
 def evaluate_flag(key: str) -> Response:
     """OFREP: one boolean flag for a context (its targetingKey is the user)."""
+    if request.method == "OPTIONS":
+        return _preflight()
+    _authorize()
     user, attributes = _context()
     flag = _flags().get(key)
     if flag is None:
         raise FlagNotFound(key)
-    found = _answer(flag, user, attributes)
+    text, found = _rendered(flag, _evaluation(flag, user, attributes), user is not None)
     if found.error is not None:
         raise TargetingKeyMissing(found.message)
-    return _json(
-        {
-            "key": key,
-            "value": found.value,
-            "variant": found.variant,
-            "reason": found.reason,
-            "metadata": found.metadata,
-        }
-    )
+    return _cors(Response(text, content_type="application/json"))
 
 
-@bp.post("/evaluate/flags")
+@bp.route("/evaluate/flags", **ROUTE)
 @documented(
     tags=TAGS, json=EvaluationRequest, headers=BulkHeaders, resp=BULK_RESPONSES, security=SECURITY
 )
 def evaluate_flags() -> Response:
     """OFREP: every flag for a context, with an ETag; If-None-Match answers 304."""
+    if request.method == "OPTIONS":
+        return _preflight()
+    _authorize()
     user, attributes = _context()
     flags = _flags()
-    entries: list[dict[str, Any]] = []
-    for key in sorted(flags):
-        found = _answer(flags[key], user, attributes)
-        if found.error is not None:
-            entries.append({"key": key, "errorCode": found.error, "errorDetails": found.message})
-        else:
-            entries.append(
-                {
-                    "key": key,
-                    "value": found.value,
-                    "variant": found.variant,
-                    "reason": found.reason,
-                    "metadata": found.metadata,
-                }
-            )
-    body = json.dumps({"flags": entries}, separators=(",", ":")).encode()
+    has_key = user is not None
+    entries = [
+        _rendered(flags[key], _evaluation(flags[key], user, attributes), has_key)[0]
+        for key in sorted(flags)
+    ]
+    body = ('{"flags":[' + ",".join(entries) + "]}").encode()
     etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
     if _none_match(request.headers.get("If-None-Match"), etag):
         response = Response(status=304)
     else:
-        response = Response(body, mimetype="application/json")
+        response = Response(body, content_type="application/json")
     response.headers["ETag"] = etag
-    return response
+    return _cors(response)
 
 
 def _none_match(header: str | None, etag: str) -> bool:

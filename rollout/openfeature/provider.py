@@ -8,7 +8,7 @@ Events, from the client's ``on_change`` and ``on_connection`` hooks (sync thread
 ``PROVIDER_CONFIGURATION_CHANGED`` with ``flags_changed`` when flags change,
 ``PROVIDER_STALE`` while Redis is unreachable (last-known values keep serving), and
 ``PROVIDER_READY`` when it answers again. ``PROVIDER_READY`` after ``initialize`` is the
-OpenFeature SDK's own (openfeature-sdk 0.8+ emits it when ``initialize`` returns).
+OpenFeature SDK's own (openfeature-sdk 0.10 emits it when ``initialize`` returns).
 """
 
 from __future__ import annotations

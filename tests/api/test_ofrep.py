@@ -256,7 +256,7 @@ def test_cors_for_the_configured_origins_only(web: FlaskClient, flags: Services)
             "Access-Control-Request-Headers": "x-api-key, if-none-match, content-type",
         },
     )
-    assert preflight.status_code == 200
+    assert preflight.status_code == 204
     headers = preflight.headers
     assert headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "POST" in headers["Access-Control-Allow-Methods"]

@@ -174,7 +174,7 @@ def test_the_wire_bulk_etag_cors_api_key_and_error_bodies(
         {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
         method="OPTIONS",
     )
-    assert preflight.status == 200
+    assert preflight.status == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert "X-API-Key" in preflight.headers["Access-Control-Allow-Headers"]
     cors = raw(serve, bulk, body, {**bearer(), "Origin": ORIGIN})
