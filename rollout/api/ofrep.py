@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any, NoReturn, Protocol
 
 from flask import Blueprint, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
@@ -30,7 +31,7 @@ from flask.blueprints import BlueprintSetupState
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker, bearer_token
 from rollout.api.errors import ERROR_SHAPES
-from rollout.api.http import MAX_BODY, services
+from rollout.api.http import MAX_BODY
 from rollout.api.ofrep_models import (
     BULK_RESPONSES,
     FLAG_RESPONSES,
@@ -61,7 +62,7 @@ PREFIX = "/ofrep/"
 MAX_TARGETING_KEY = 1024
 # A worker's cache starts with its first request: that one waits this long for the first load.
 FIRST_SYNC_WAIT = 2.0
-CORS_EXTENSION = "rollout.cors_origins"
+EXTENSION = "rollout.ofrep"
 CORS_ALLOW_HEADERS = "Authorization, X-API-Key, If-None-Match, Content-Type"
 CORS_MAX_AGE = "600"
 TAGS = ["OFREP"]
@@ -102,11 +103,31 @@ def render_ofrep_error(error: RolloutError) -> Response:
     return _cors(response)
 
 
+class SyncedFlags(Protocol):
+    def synced(self, timeout: float = 0.0) -> dict[str, Flag] | None: ...
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What the views use, looked up once per app rather than once per request."""
+
+    checker: TokenChecker
+    cors_origins: frozenset[str]
+    reads: SyncedFlags
+
+
 @bp.record_once
 def _setup(state: BlueprintSetupState) -> None:
     app = state.app
     app.extensions.setdefault(ERROR_SHAPES, {})[PREFIX] = render_ofrep_error
-    app.extensions[CORS_EXTENSION] = frozenset(app.extensions["rollout"].settings.cors_origins)
+    found = app.extensions["rollout"]
+    app.extensions[EXTENSION] = Wiring(
+        app.extensions[AUTH_EXTENSION], frozenset(found.settings.cors_origins), found.reads
+    )
+
+
+def _wiring() -> Wiring:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
 
 
 # -- auth and CORS ---------------------------------------------------------------------------
@@ -114,24 +135,23 @@ def _setup(state: BlueprintSetupState) -> None:
 # than the checks themselves, and these routes are the hottest the API has.
 
 
-def _authorize() -> None:
-    headers = request.headers
-    authorization = headers.get("Authorization")
+def _authorize(environ: dict[str, Any], checker: TokenChecker) -> None:
+    authorization = environ.get("HTTP_AUTHORIZATION")
     token = bearer_token(authorization) if authorization else None
     if token is None:
-        token = (headers.get("X-API-Key") or "").strip() or None
+        token = (environ.get("HTTP_X_API_KEY") or "").strip() or None
     if token is None:
         raise AuthError("missing credentials: send Authorization: Bearer TOKEN or X-API-Key")
-    checker: TokenChecker = current_app.extensions[AUTH_EXTENSION]
     if checker.find(token) is None:
         raise Forbidden("this token gives no access")
 
 
-def _cors(response: Response) -> Response:
-    origin = request.headers.get("Origin")
+def _cors(response: Response, allowed: frozenset[str] | None = None) -> Response:
+    origin = request.environ.get("HTTP_ORIGIN")
     if origin is None:
         return response
-    allowed: frozenset[str] = current_app.extensions.get(CORS_EXTENSION, frozenset())
+    if allowed is None:
+        allowed = _wiring().cors_origins
     if origin not in allowed and "*" not in allowed:
         return response
     headers = response.headers
@@ -157,9 +177,13 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-def _context() -> tuple[str | None, dict[str, Any]]:
+def _context(environ: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
     """(targeting key or None, attributes) from the body, whatever its Content-Type."""
-    data = request.get_data(cache=False)
+    length = request.content_length  # over MAX_BODY was refused before any view ran
+    if length is not None:
+        data = environ["wsgi.input"].read(length)
+    else:
+        data = request.get_data(cache=False)  # chunked: werkzeug stops one byte past the limit
     if len(data) > MAX_BODY:  # a chunked body has no Content-Length to refuse up front
         raise PayloadTooLarge(f"the request body is larger than {MAX_BODY} bytes")
     if not data.strip():
@@ -194,8 +218,8 @@ def _context() -> tuple[str | None, dict[str, Any]]:
     return key, attributes
 
 
-def _flags() -> dict[str, Flag]:
-    flags = services().reads.synced(FIRST_SYNC_WAIT)
+def _flags(reads: SyncedFlags) -> dict[str, Flag]:
+    flags = reads.synced(FIRST_SYNC_WAIT)
     if flags is None:
         raise StorageError("flags are not synced from Redis yet; retry shortly")
     return flags
@@ -268,8 +292,8 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(_ENCODER.encode(body), status=status, content_type="application/json")
 
 
-def _preflight() -> Response:
-    return _cors(Response(status=204))
+def _preflight(wiring: Wiring) -> Response:
+    return _cors(Response(status=204), wiring.cors_origins)
 
 
 # -- routes ----------------------------------------------------------------------------------
@@ -282,17 +306,18 @@ ROUTE = {"methods": ["POST", "OPTIONS"], "provide_automatic_options": False}
 @documented(tags=TAGS, json=EvaluationRequest, resp=FLAG_RESPONSES, security=SECURITY)
 def evaluate_flag(key: str) -> Response:
     """OFREP: one boolean flag for a context (its targetingKey is the user)."""
-    if request.method == "OPTIONS":
-        return _preflight()
-    _authorize()
-    user, attributes = _context()
-    flag = _flags().get(key)
+    environ, wiring = request.environ, _wiring()
+    if environ["REQUEST_METHOD"] == "OPTIONS":
+        return _preflight(wiring)
+    _authorize(environ, wiring.checker)
+    user, attributes = _context(environ)
+    flag = _flags(wiring.reads).get(key)
     if flag is None:
         raise FlagNotFound(key)
     text, found = _rendered(flag, _evaluation(flag, user, attributes), user is not None)
     if found.error is not None:
         raise TargetingKeyMissing(found.message)
-    return _cors(Response(text, content_type="application/json"))
+    return _cors(Response(text, content_type="application/json"), wiring.cors_origins)
 
 
 @bp.route("/evaluate/flags", **ROUTE)
@@ -301,11 +326,12 @@ def evaluate_flag(key: str) -> Response:
 )
 def evaluate_flags() -> Response:
     """OFREP: every flag for a context, with an ETag; If-None-Match answers 304."""
-    if request.method == "OPTIONS":
-        return _preflight()
-    _authorize()
-    user, attributes = _context()
-    flags = _flags()
+    environ, wiring = request.environ, _wiring()
+    if environ["REQUEST_METHOD"] == "OPTIONS":
+        return _preflight(wiring)
+    _authorize(environ, wiring.checker)
+    user, attributes = _context(environ)
+    flags = _flags(wiring.reads)
     has_key = user is not None
     entries = [
         _rendered(flags[key], _evaluation(flags[key], user, attributes), has_key)[0]
@@ -313,12 +339,12 @@ def evaluate_flags() -> Response:
     ]
     body = ('{"flags":[' + ",".join(entries) + "]}").encode()
     etag = f'"{hashlib.blake2b(body, digest_size=16).hexdigest()}"'
-    if _none_match(request.headers.get("If-None-Match"), etag):
+    if _none_match(environ.get("HTTP_IF_NONE_MATCH"), etag):
         response = Response(status=304)
     else:
         response = Response(body, content_type="application/json")
     response.headers["ETag"] = etag
-    return _cors(response)
+    return _cors(response, wiring.cors_origins)
 
 
 def _none_match(header: str | None, etag: str) -> bool:
