@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._server import bench_server
 from rollout import RolloutClient
-from rollout.controller.loop import build_controller
+from rollout.wiring import build_controller
 
 RUNS = 10
 CLIENTS = 4

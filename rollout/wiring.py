@@ -1,41 +1,45 @@
-"""The one place where objects are built and wired together."""
+"""The composition root: the one place where storage objects are built and wired into services.
+
+Entry points (the CLI, ``rollout.wsgi`` for gunicorn, tests, benches) call these functions;
+the adapters below them (``api/``, ``controller/``) receive a ``services.container.Services``
+and never import this module, so nothing but this file knows how the parts fit together.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
+from rollout.controller.loop import Controller
+from rollout.core.errors import ValidationError
 from rollout.services.apply import ApplyService
+from rollout.services.container import Leadership, Services
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
 from rollout.services.reads import FlagReads
 from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
-from rollout.storage.connection import connect
+from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
 from rollout.storage.feed import ChangeFeed
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
+from rollout.storage.snapshots import SnapshotStore
+
+__all__ = ["Services", "build_controller", "build_services", "server_url"]
 
 
-@dataclass
-class Services:
-    settings: Settings
-    redis: Any
-    keys: Keys
-    store: FlagStore
-    flags: FlagService
-    gates: GateService
-    snapshots: SnapshotService
-    apply: ApplyService
-    health: HealthService
-    reads: FlagReads
-    clock: Callable[[], float]
+def server_url(settings: Settings, *, start_embedded: bool = True) -> str:
+    """The URL of the Redis that ``settings`` name: ``redis_url``, else the embedded server's.
+
+    For processes that hand the URL on (serve's children, the demo's SDK clients), so every one
+    of them reaches the very same server.
+    """
+    return resolve_url(settings.redis_url, settings.data_dir, start_embedded=start_embedded)
 
 
 def build_services(
@@ -45,15 +49,16 @@ def build_services(
     clock: Callable[[], float] = time.time,
     start_embedded: bool = True,
 ) -> Services:
+    """Every service over one Redis client: ``redis_client`` (the caller's), else a new one.
+
+    ``Services.close()`` closes the client only when it was made here.
+    """
     settings = settings or load_settings()
+    owned = redis_client is None
     client = redis_client
-    if client is None:
-        client = connect(
-            settings.redis_url,
-            settings.data_dir,
-            start_embedded=start_embedded,
-            socket_timeout=settings.socket_timeout,
-        )
+    if owned:
+        url = server_url(settings, start_embedded=start_embedded)
+        client = client_for_url(url, socket_timeout=settings.socket_timeout)
     keys = Keys(settings.key_prefix)
     store = FlagStore(client, keys)
     metrics = MetricsStore(client, keys, settings.metrics_retention)
@@ -62,20 +67,52 @@ def build_services(
     reads = FlagReads(store, lambda: ChangeFeed(client, keys, statuses=True))
     flags.listeners.append(reads.note)
     flags.status_listeners.append(reads.note_status)
-    # Health only asks who holds the leader lock; it never takes it, so the TTL is unused.
-    health = HealthService(
-        store, metrics, ControllerCounters(client, keys), LeaderLock(client, keys, 1.0)
+    counters = ControllerCounters(client, keys)
+    leadership = Leadership(
+        new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl), counters=counters
     )
+    # Health only asks who holds the leader lock; it never takes it, so its TTL is unused.
+    health = HealthService(store, metrics, counters, LeaderLock(client, keys, 1.0))
     return Services(
         settings=settings,
-        redis=client,
-        keys=keys,
-        store=store,
         flags=flags,
         gates=gates,
-        snapshots=SnapshotService(flags),
+        snapshots=SnapshotService(flags, SnapshotStore(client, keys)),
         apply=ApplyService(flags),
         health=health,
         reads=reads,
+        leadership=leadership,
         clock=clock,
+        on_close=client.close if owned else lambda: None,
+    )
+
+
+def build_controller(
+    services: Services,
+    *,
+    interval: float | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Controller:
+    """A controller over ``services``, with a leader lock of its own.
+
+    ``monotonic`` times the lock's renewals (tests inject one to make a long tick).
+    """
+    settings = services.settings
+    interval = interval if interval is not None else settings.controller_interval
+    if interval * 2 > settings.leader_ttl:
+        # A lock that expires between two ticks would let a second controller act too.
+        raise ValidationError(
+            f"the controller interval ({interval:g}s) must be at most half of "
+            f"ROLLOUT_LEADER_TTL ({settings.leader_ttl:g}s)",
+            "interval",
+        )
+    return Controller(
+        services.flags,
+        services.gates,
+        services.leadership.new_lock(),
+        services.leadership.counters,
+        clock=services.clock,
+        monotonic=monotonic,
+        interval=interval,
+        watch_period=settings.watch_period,
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
+
+from rollout.storage.keys import Keys
 
 
 class FakeClock:
@@ -27,3 +30,13 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, interval: fl
             return True
         time.sleep(interval)
     return condition()
+
+
+def store_malformed(redis_client: Any, key: str, doc: str, *, version: int = 1) -> None:
+    """A stored flag value no reader can decode, as a bug or a hand edit would leave one.
+
+    Written under the default key prefix, the one the ``services`` fixtures use.
+    """
+    keys = Keys()
+    redis_client.hset(keys.flag(key), mapping={"v": version, "d": doc})
+    redis_client.sadd(keys.index, key)

@@ -1,10 +1,10 @@
 """The Flask application factory.
 
-``create_app(settings=None, services=None)``:
-- ``services``: a ``wiring.Services``; when None, ``build_services(settings)`` makes one (which
-  connects to ``ROLLOUT_REDIS_URL`` or the embedded server).
+``create_app(services, settings=None)``:
+- ``services``: a ``services.container.Services``, built by ``rollout.wiring.build_services``
+  (``rollout.wsgi`` does that for gunicorn).
 - ``settings``: where the API tokens come from; when None, ``services.settings`` (so tests
-  pass one object), or the environment when both are None.
+  pass one object).
 
 The services live in ``app.extensions["rollout"]``; every view reaches them through
 ``api.http.services()``. Adding an area means: a module with a blueprint (``protected_blueprint``
@@ -22,8 +22,8 @@ from rollout.api.errors import register_error_handlers
 from rollout.api.http import MAX_BODY
 from rollout.api.metrics import build_registry
 from rollout.core.errors import PayloadTooLarge
+from rollout.services.container import Services
 from rollout.settings import Settings
-from rollout.wiring import Services, build_services
 
 BLUEPRINTS: list[Blueprint] = [
     meta.bp,
@@ -49,9 +49,7 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    if services is None:
-        services = build_services(settings)
+def create_app(services: Services, settings: Settings | None = None) -> Flask:
     settings = settings or services.settings
     app = Flask("rollout.api")
     # Werkzeug refuses a larger Content-Length, and stops reading a chunked body one byte past

@@ -23,7 +23,7 @@ from rollout.core.errors import (
 )
 from rollout.core.model import Flag
 from rollout.core.schema import flag_to_dict
-from rollout.wiring import Services
+from rollout.services.container import Services
 
 MAX_BODY = 64 * 1024
 _ETAG = re.compile(r'^\s*(?:"(\d{1,18})"|(\d{1,18}))\s*$')

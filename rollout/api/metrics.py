@@ -19,7 +19,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from rollout.core import histogram
 from rollout.core.errors import RolloutError
 from rollout.core.model import Flag, State
-from rollout.wiring import Services
+from rollout.services.container import Services
 
 log = logging.getLogger(__name__)
 

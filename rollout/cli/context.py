@@ -70,7 +70,7 @@ class CliState:
     def close(self) -> None:
         # Only what we built: injected services belong to the caller (a test fixture).
         if self._built is not None:
-            self._built.redis.close()
+            self._built.close()
             self._built = None
 
     # -- output --------------------------------------------------------------------------
@@ -120,11 +120,14 @@ def complete_keys(ctx: click.Context, _param: click.Parameter, incomplete: str) 
     root = ctx.find_root()
     try:
         if isinstance(root.obj, Services):
-            services = root.obj
+            keys = [flag.key for flag in root.obj.flags.list_flags()]
         else:
             settings = load_settings(redis_url=root.params.get("redis_url"))
             services = build_services(settings, start_embedded=False)
-        keys = [flag.key for flag in services.flags.list_flags()]
+            try:
+                keys = [flag.key for flag in services.flags.list_flags()]
+            finally:
+                services.close()
     except Exception:  # completion must never print an error into the shell
         return []
     return [CompletionItem(key) for key in keys if key.startswith(incomplete)]

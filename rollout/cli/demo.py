@@ -20,13 +20,10 @@ import click
 from rollout import RolloutClient
 from rollout.cli.context import CliState, pass_state
 from rollout.cli.errors import CliError
-from rollout.controller.loop import build_controller
 from rollout.core.errors import FlagNotFound
 from rollout.core.model import State
-from rollout.services.apply import ApplyService
 from rollout.settings import load_settings
-from rollout.storage.connection import resolve_url
-from rollout.wiring import Services, build_services
+from rollout.wiring import Services, build_controller, build_services, server_url
 
 KEY = "PROMPT_IMPROVER_ENABLED"
 DEMO_PLAN: dict[str, Any] = {
@@ -94,11 +91,6 @@ class SkillLoader(threading.Thread):
         return sum(flag.is_enabled(user) for user in USERS)
 
 
-def _demo_services(state: CliState, prefix: str) -> Services:
-    settings = load_settings(redis_url=state.redis_url, key_prefix=prefix)
-    return build_services(settings)
-
-
 def _line(services: Services, started: float) -> tuple[str, State]:
     flag = services.flags.get(KEY)
     report = services.gates.report(flag)
@@ -147,15 +139,15 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
     logging.getLogger("rollout").setLevel(logging.ERROR)  # the demo prints its own story
     base = load_settings(redis_url=state.redis_url).key_prefix
     prefix = f"{base}-demo"
-    services = _demo_services(state, prefix)
-    settings = services.settings
+    settings = load_settings(redis_url=state.redis_url, key_prefix=prefix)
     # The simulated application processes connect the way an SDK would: by URL.
-    server_url = resolve_url(settings.redis_url, settings.data_dir, start_embedded=True)
+    url = server_url(settings)
+    services = build_services(settings.model_copy(update={"redis_url": url}))
     try:
         services.flags.delete(KEY, actor="demo", reason="fresh demo")
     except FlagNotFound:
         pass
-    ApplyService(services.flags).apply(DEMO_PLAN, actor="demo", reason="demo plan")
+    services.apply.apply(DEMO_PLAN, actor="demo", reason="demo plan")
     first_seq = services.flags.audit(KEY, limit=1)[0]["seq"]
     services.flags.advance(KEY, actor="demo", reason="start the rollout")
     click.echo(
@@ -164,9 +156,7 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
     )
     click.echo(f"{workers} skill loaders, {len(USERS):,} users; controller ticking every 0.2s.\n")
     stop = threading.Event()
-    loaders = [
-        SkillLoader(server_url, prefix, seed, inject_errors, stop) for seed in range(workers)
-    ]
+    loaders = [SkillLoader(url, prefix, seed, inject_errors, stop) for seed in range(workers)]
     loop = build_controller(services, interval=0.2)
     control = threading.Thread(target=loop.run, daemon=True)
     started = time.monotonic()
@@ -190,6 +180,7 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
     _ending(services, loaders, final, first_seq)
     for loader in loaders:
         loader.client.close()
+    services.close()
 
 
 def _ending(services: Services, loaders: list[SkillLoader], final: State, first_seq: int) -> None:

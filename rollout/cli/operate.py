@@ -12,7 +12,7 @@ import click
 from rollout.cli import render
 from rollout.cli.context import CliState, key_argument, pass_state
 from rollout.cli.errors import CliError, usage
-from rollout.controller.loop import build_controller
+from rollout.wiring import build_controller
 
 
 def _finite_seconds(value: float) -> float:

@@ -21,7 +21,7 @@ import click
 from rollout.cli.context import CliState, pass_state
 from rollout.cli.errors import CliError
 from rollout.settings import Settings, load_settings
-from rollout.storage.connection import resolve_url
+from rollout.wiring import server_url
 
 TOKEN_FILE = "admin-token"
 
@@ -105,7 +105,7 @@ def serve(
 ) -> None:
     """Serve the admin API (gunicorn) and run the controller beside it."""
     settings = load_settings(redis_url=state.redis_url)
-    url = resolve_url(settings.redis_url, settings.data_dir, start_embedded=True)
+    url = server_url(settings)
     env, note = child_environment(settings, url)
     base = f"http://{host}:{port}"
     gunicorn = [
@@ -117,7 +117,7 @@ def serve(
         "--graceful-timeout", "10",
         "--no-control-socket",  # gunicorn 27's is one path per user: two serves would clash
         *(["--access-logfile", "-"] if access_log else []),
-        "rollout.api.wsgi:app",
+        "rollout.wsgi:app",
     ]  # fmt: skip
     processes = [subprocess.Popen(gunicorn, env=env)]
     if not no_controller:

@@ -2,6 +2,7 @@
 
 ``tick(now)`` is one pass and is what tests drive; ``run()`` loops over it while this process
 holds the leader lock, and finishes its tick before it stops (SIGTERM sets ``stop``).
+``rollout.wiring.build_controller`` builds one over the wired services.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rollout.core.decide import Action, Decision, decide
-from rollout.core.errors import PreconditionFailed, RolloutError, StorageError, ValidationError
+from rollout.core.errors import PreconditionFailed, RolloutError, StorageError
 from rollout.core.model import Flag, State
 from rollout.core.units import to_ms
+from rollout.services.container import Lock, TickCounters
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
-from rollout.storage.counters import ControllerCounters
-from rollout.storage.leader import LeaderLock
-from rollout.wiring import Services
 
 log = logging.getLogger("rollout.controller")
 
@@ -49,10 +48,11 @@ class Controller:
         self,
         flags: FlagService,
         gates: GateService,
-        lock: LeaderLock,
-        counters: ControllerCounters,
+        lock: Lock,
+        counters: TickCounters,
         *,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         interval: float = 1.0,
         watch_period: float = 24 * 3600.0,
     ) -> None:
@@ -61,6 +61,7 @@ class Controller:
         self.lock = lock
         self.counters = counters
         self.clock = clock
+        self.monotonic = monotonic  # times the lock's renewals, apart from the flags' clock
         self.interval = interval
         self.watch_period_ms = int(watch_period * 1000)
         self.stop = threading.Event()
@@ -102,13 +103,18 @@ class Controller:
         return outcomes
 
     def _decide_and_act(self, flag: Flag, now: float, *, retry: bool = True) -> Outcome:
-        """Decide on ``flag`` as read; if it changed before the act, decide once more at once."""
-        evidence = self.gates.evidence(flag)
+        """Decide on ``flag`` as read; if it changed before the act, decide once more at once.
+
+        The evidence, the decision and the write all see the tick's ``now``: a window read at
+        one instant and a bake judged at another could disagree about the same stage.
+        """
+        at = to_ms(now)
+        evidence = self.gates.evidence(flag, now=now)
         readings = self.gates.readings(flag, evidence)
         decision = decide(
             flag,
             readings,
-            to_ms(now),
+            at,
             stage_samples=evidence.stage.treatment.samples,
             watch_period_ms=self.watch_period_ms,
         )
@@ -116,25 +122,32 @@ class Controller:
             # Every action applies only to the version that was judged: if an operator moved
             # the flag meanwhile, the evidence belongs to another stage or to before a revive.
             if decision.action is Action.KILL:
-                self.flags.kill(flag.key, reason=decision.why, actor=ACTOR, if_version=flag.version)
+                self.flags.kill(
+                    flag.key, reason=decision.why, actor=ACTOR, if_version=flag.version, now=at
+                )
                 log.warning("killed %s: %s", flag.key, decision.why)
             elif decision.action in (Action.ADVANCE, Action.COMPLETE):
                 moved = self.flags.advance(
-                    flag.key, actor=ACTOR, reason=decision.why, force=True, if_version=flag.version
+                    flag.key,
+                    actor=ACTOR,
+                    reason=decision.why,
+                    force=True,
+                    if_version=flag.version,
+                    now=at,
                 )
                 log.info("%s %s to %s", decision.action, flag.key, moved.state)
         except PreconditionFailed:
             if retry:
                 return self._decide_and_act(self.flags.get(flag.key), now, retry=False)
             return Outcome(flag.key, decision, acted=False)
-        self._say(flag, decision)
+        self._say(flag, decision, at)
         return Outcome(flag.key, decision, acted=True)
 
-    def _say(self, flag: Flag, decision: Decision) -> None:
+    def _say(self, flag: Flag, decision: Decision, at: int) -> None:
         word = STATUS_WORD[decision.action]
         status = flag.status
         if status is None or (status.decision, status.why) != (word, decision.why):
-            self.flags.record_status(flag.key, word, decision.why)
+            self.flags.record_status(flag.key, word, decision.why, now=at)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -145,14 +158,14 @@ class Controller:
         """
         if self._leading_since is None:
             return True
-        if time.monotonic() - self._leading_since < self.lock.ttl_ms / 3000:
+        if self.monotonic() - self._leading_since < self.lock.ttl_ms / 3000:
             return True
         return self.lead()
 
     def lead(self) -> bool:
         try:
             leader = self.lock.acquire()
-            self._leading_since = time.monotonic() if leader else None
+            self._leading_since = self.monotonic() if leader else None
             if self._outage_logged:
                 self._outage_logged = False
                 log.warning("Redis reachable again")
@@ -177,6 +190,7 @@ class Controller:
         leading = False
         try:
             while not self.stop.is_set():
+                # Pacing is real time, whatever clock the lock uses: stop.wait sleeps for real.
                 started = time.monotonic()
                 now_leading = self.lead()
                 if now_leading != leading:
@@ -198,25 +212,3 @@ class Controller:
             self.lock.release()
         except StorageError:
             pass  # the TTL frees it anyway
-
-
-def build_controller(services: Services, *, interval: float | None = None) -> Controller:
-    """The controller over the wired services (see ``rollout.wiring.build_services``)."""
-    settings = services.settings
-    interval = interval if interval is not None else settings.controller_interval
-    if interval * 2 > settings.leader_ttl:
-        # A lock that expires between two ticks would let a second controller act too.
-        raise ValidationError(
-            f"the controller interval ({interval:g}s) must be at most half of "
-            f"ROLLOUT_LEADER_TTL ({settings.leader_ttl:g}s)",
-            "interval",
-        )
-    return Controller(
-        services.flags,
-        services.gates,
-        LeaderLock(services.redis, services.keys, settings.leader_ttl),
-        ControllerCounters(services.redis, services.keys),
-        clock=services.clock,
-        interval=interval,
-        watch_period=settings.watch_period,
-    )

@@ -148,7 +148,7 @@ class ApplyService:
     def plan(self, document: Mapping[str, Any], *, prune: bool = False) -> Plan:
         """What ``apply`` would do; reads only. Raises before anything could be written."""
         wanted = parse_document(document)
-        present = set(self.flags.store.keys_list())
+        present = set(self.flags.keys())
         entries: list[PlanEntry] = []
         for key in sorted(wanted):
             entries.append(self._plan_one(key, wanted[key], exists=key in present))

@@ -104,6 +104,14 @@ class FlagService:
         flags, problems = self.store.load_all()
         return [flags[k] for k in sorted(flags)], [str(p) for p in problems]
 
+    def keys(self) -> list[str]:
+        """Every stored key, a malformed value's too: apply can prune it, restore replace it."""
+        return self.store.keys_list()
+
+    def load_all(self) -> tuple[dict[str, Flag], list[MalformedFlag]]:
+        """Every readable flag by key, and the malformed ones as problems rather than raised."""
+        return self.store.load_all()
+
     def evaluate(
         self, key: str, user: str, attributes: Mapping[str, object] | None = None
     ) -> Evaluation:
@@ -132,8 +140,12 @@ class FlagService:
         action: str,
         reason: str | None,
         if_match: int | None = None,
+        now: int | None = None,
     ) -> Flag | None:
-        """Read, apply ``change``, write CAS; retry on conflict. None from change = delete."""
+        """Read, apply ``change``, write CAS; retry on conflict. None from change = delete.
+
+        ``now``: the instant of the move, when the caller judged the flag at that instant.
+        """
         validate_key(key)
         _words(actor, reason)
         for _attempt in range(MAX_ATTEMPTS):
@@ -142,18 +154,18 @@ class FlagService:
                 raise PreconditionFailed(
                     f"flag {key!r} is at version {current.version}, not {if_match}"
                 )
-            now = self.now()
-            new = change(current, now)
+            at = self.now() if now is None else now
+            new = change(current, at)
             if new is not None and new.same_content(current):
                 return current  # nothing to change: no write, no audit entry
             if new is not None:
-                new = new.with_changes(updated_at=now)
+                new = new.with_changes(updated_at=at)
             try:
                 stored = self.store.write(
                     new,
                     key=key,
                     expected_version=current.version,
-                    audit=AuditEntry(actor=actor, action=action, reason=reason, at=now),
+                    audit=AuditEntry(actor=actor, action=action, reason=reason, at=at),
                     before=current,
                 )
                 return self._written(key, stored)
@@ -302,8 +314,10 @@ class FlagService:
         reason: str | None = None,
         force: bool = False,
         if_version: int | None = None,
+        now: int | None = None,
     ) -> Flag:
-        """``if_version``: only from that version (the controller acts on what it read)."""
+        """``if_version``: only from that version (the controller acts on what it read);
+        ``now``: the instant it judged it at, so the new stage starts from that instant."""
 
         def change(flag: Flag, now: int) -> Flag:
             failing = self.gates.failing(flag) if not force else ()
@@ -314,7 +328,7 @@ class FlagService:
             return moved
 
         result = self._mutate(
-            key, change, actor=actor, action="advance", reason=reason, if_match=if_version
+            key, change, actor=actor, action="advance", reason=reason, if_match=if_version, now=now
         )
         assert result is not None
         return result
@@ -331,8 +345,17 @@ class FlagService:
     def complete(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
         return self._move(key, transitions.complete, actor, "complete", reason)
 
-    def kill(self, key: str, *, reason: str, actor: str, if_version: int | None = None) -> Flag:
-        """Off for everyone; retried until it lands (``if_version``: only from that version)."""
+    def kill(
+        self,
+        key: str,
+        *,
+        reason: str,
+        actor: str,
+        if_version: int | None = None,
+        now: int | None = None,
+    ) -> Flag:
+        """Off for everyone; retried until it lands (``if_version``: only from that version;
+        ``now``: the instant the caller judged it at)."""
         if not isinstance(reason, str) or not reason.strip():
             raise ValidationError("a kill needs a reason", "reason")
         validate_text(reason, "reason")  # it is stored in the flag, so it must read back
@@ -343,6 +366,7 @@ class FlagService:
             action="kill",
             reason=reason,
             if_match=if_version,
+            now=now,
         )
         assert result is not None
         return result
@@ -365,9 +389,9 @@ class FlagService:
     def revive(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
         return self._move(key, transitions.revive, actor, "revive", reason)
 
-    def record_status(self, key: str, decision: str, why: str) -> Status:
+    def record_status(self, key: str, decision: str, why: str, *, now: int | None = None) -> Status:
         """The controller's word for operators; not a change to the flag, so not audited."""
-        status = Status(decision=decision, why=why, at=self.now())
+        status = Status(decision=decision, why=why, at=self.now() if now is None else now)
         if self.store.set_status(validate_key(key), status):
             for listener in self.status_listeners:
                 listener(key, status)

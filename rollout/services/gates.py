@@ -52,11 +52,12 @@ class GateService:
         self.metrics = metrics
         self.clock = clock
 
-    def evidence(self, flag: Flag) -> Evidence:
+    def evidence(self, flag: Flag, *, now: float | None = None) -> Evidence:
+        """The flag's evidence, its sliding windows ending at ``now`` (default: the clock's)."""
         return self.metrics.evidence(
             flag.key,
             flag.stage_started_at or 0,
-            now=self.clock(),
+            now=self.clock() if now is None else now,
             windows_ms=[gate.window_ms for gate in flag.gates],
         )
 

@@ -17,6 +17,7 @@ from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict, flag_to_dict, validate_key
 from rollout.core.units import render_instant
 from rollout.services.flags import FlagService
+from rollout.storage.snapshots import SnapshotStore
 
 SNAPSHOT_FORMAT = "rollout-snapshot"
 SNAPSHOT_SCHEMA = 1
@@ -64,13 +65,14 @@ def parse_snapshot(document: object) -> dict[str, Flag]:
 
 
 class SnapshotService:
-    def __init__(self, flags: FlagService) -> None:
+    def __init__(self, flags: FlagService, saved: SnapshotStore) -> None:
         self.flags = flags
+        self.saved = saved
 
     def take(self) -> dict[str, Any]:
         """Every flag, or a refusal: a backup silently missing a damaged flag would let a
         later full restore delete it."""
-        flags, problems = self.flags.store.load_all()
+        flags, problems = self.flags.load_all()
         if problems:
             first = problems[0]
             raise MalformedFlag(
@@ -100,7 +102,7 @@ class SnapshotService:
             wanted = {only: wanted[only]}
             present: list[str] = []  # --only never deletes
         else:
-            present = self.flags.store.keys_list()
+            present = self.flags.keys()
         result = RestoreResult()
         for key in present:
             if key not in wanted:
@@ -121,17 +123,17 @@ class SnapshotService:
         snapshot_id = (
             f"{document['taken_at'].replace(':', '').replace('.', '')}-{secrets.token_hex(3)}"
         )
-        self.flags.store.save_snapshot(snapshot_id, document, self.flags.now())
+        self.saved.save(snapshot_id, document, self.flags.now())
         return snapshot_id, document
 
     def list_saved(self, limit: int = 100) -> list[dict[str, Any]]:
         return [
             {"id": snapshot_id, "taken_at": render_instant(at)}
-            for snapshot_id, at in self.flags.store.list_snapshots(limit)
+            for snapshot_id, at in self.saved.newest(limit)
         ]
 
     def get_saved(self, snapshot_id: str) -> dict[str, Any]:
-        document = self.flags.store.get_snapshot(snapshot_id)
+        document = self.saved.get(snapshot_id)
         if document is None:
             raise SnapshotNotFound(snapshot_id)
         return document

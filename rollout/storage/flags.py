@@ -217,25 +217,6 @@ class FlagStore:
         merged.reverse()
         return [self._audit_entry(entry_id, fields) for entry_id, fields in merged[:limit]]
 
-    # -- snapshots kept in Redis (API) ---------------------------------------------------
-
-    @storage_call
-    def save_snapshot(self, snapshot_id: str, document: dict[str, Any], at: int) -> None:
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.snapshots, snapshot_id, dumps(document))
-        pipe.zadd(self.keys.snapshot_times, {snapshot_id: at})
-        pipe.execute()
-
-    @storage_call
-    def get_snapshot(self, snapshot_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(self.keys.snapshots, snapshot_id)
-        return None if raw is None else dict(json.loads(raw))
-
-    @storage_call
-    def list_snapshots(self, limit: int = 100) -> list[tuple[str, int]]:
-        rows = self.redis.zrevrange(self.keys.snapshot_times, 0, limit - 1, withscores=True)
-        return [(str(name), int(score)) for name, score in rows]
-
     @storage_call
     def ping(self) -> bool:
         return bool(self.redis.ping())

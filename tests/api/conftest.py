@@ -38,8 +38,8 @@ def api_services(redis_client: Any, clock: FakeClock) -> Services:
 def app(any_redis: Any, clock: FakeClock) -> Iterator[Flask]:
     """The app over fakeredis and over a real redis-server (the `any_redis` parameters)."""
     services = api_services(any_redis, clock)
-    yield create_app(services=services)
-    services.reads.stop()  # its channel-following thread, started by the first GET
+    yield create_app(services)
+    services.close()  # stops its channel-following thread, started by the first GET
 
 
 @pytest.fixture
@@ -58,9 +58,9 @@ def down_app(clock: FakeClock) -> Iterator[Flask]:
     """An app whose Redis is a closed port: every storage call fails at once."""
     redis_client = client_for_url(f"redis://127.0.0.1:{free_port()}", socket_timeout=0.5)
     services = api_services(redis_client, clock)
-    yield create_app(services=services)
-    services.reads.stop()
-    redis_client.close()
+    yield create_app(services)
+    services.close()
+    redis_client.close()  # the fixture's own client: close() leaves a caller's client open
 
 
 def create(client: FlaskClient, key: str = "F", **body: Any) -> dict[str, Any]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from rollout.controller.loop import build_controller
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services
+from rollout.wiring import Services, build_controller
 from tests.api.conftest import ADMIN, READ, create, error_of
 
 GATES = [

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from flask.testing import FlaskClient
 
 from rollout.core.bucketing import bucket
 from rollout.wiring import Services
 from tests.api.conftest import ADMIN, PLAN, READ, create, error_of
+from tests.support import store_malformed
 
 
 def test_evaluate(client: FlaskClient) -> None:
@@ -147,12 +149,9 @@ def test_metrics_read_flags_from_redis_on_scrape(client: FlaskClient) -> None:
     assert 'rollout_flag_percent{flag="A"} 12.5' in client.get("/metrics").get_data(as_text=True)
 
 
-def test_a_malformed_stored_flag_is_reported_not_a_500(
-    client: FlaskClient, services: Services
-) -> None:
+def test_a_malformed_stored_flag_is_reported_not_a_500(client: FlaskClient, any_redis: Any) -> None:
     create(client, "A")
-    services.redis.hset(services.keys.flag("BAD"), mapping={"v": 3, "d": "{not json"})
-    services.redis.sadd(services.keys.index, "BAD")
+    store_malformed(any_redis, "BAD", "{not json", version=3)
     listed = client.get("/api/v1/flags", headers=READ).get_json()
     assert [f["key"] for f in listed["flags"]] == ["A"]
     assert len(listed["problems"]) == 1 and "BAD" in listed["problems"][0]

@@ -37,7 +37,7 @@ def test_controller_once_acts_and_reports(run: Cli, services: Services) -> None:
 
 
 def test_controller_once_refuses_when_another_leads(run: Cli, services: Services) -> None:
-    from rollout.controller.loop import build_controller
+    from rollout.wiring import build_controller
 
     assert build_controller(services).lead()
     assert "another controller" in run.fails(1, "controller", "--once")

@@ -9,6 +9,7 @@ from rollout.core.bucketing import bucket
 from rollout.core.schema import FLAG_FIELDS, flag_to_dict
 from rollout.wiring import Services
 from tests.cli.conftest import ACTOR, Cli, audit_count
+from tests.support import store_malformed
 
 STAGES = [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]
 GATES = [{"metric": "error_rate", "warn": 0.05, "critical": 0.1}]
@@ -38,10 +39,11 @@ def test_list_empty_and_with_flags(run: Cli, services: Services) -> None:
     assert run.json("list") == json.loads(run.ok("--json", "list").stdout)
 
 
-def test_list_warns_about_a_malformed_flag_and_lists_the_rest(run: Cli, services: Services) -> None:
+def test_list_warns_about_a_malformed_flag_and_lists_the_rest(
+    run: Cli, services: Services, any_redis: Any
+) -> None:
     make_flag(services, "GOOD")
-    services.redis.hset(services.keys.flag("BAD"), mapping={"v": 1, "d": "{not json"})
-    services.redis.sadd(services.keys.index, "BAD")
+    store_malformed(any_redis, "BAD", "{not json")
     result = run.ok("list")
     assert "GOOD" in result.stdout and "BAD" not in result.stdout
     assert result.stderr.startswith("warning: ") and "BAD" in result.stderr

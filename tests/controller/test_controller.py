@@ -10,11 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rollout.controller.loop import build_controller
 from rollout.core.model import State
+from rollout.core.units import render_instant, to_ms
 from rollout.storage.metrics import Batch
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_services
+from rollout.wiring import Services, build_controller, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until
 
@@ -34,9 +34,15 @@ def seed(services: Services, *, auto_advance: bool = True, bake: str = "1h") -> 
 
 
 def outcomes(
-    services: Services, clock: FakeClock, *, treatment: tuple[int, int], control: tuple[int, int]
+    services: Services,
+    clock: FakeClock,
+    *,
+    treatment: tuple[int, int],
+    control: tuple[int, int],
+    at: float | None = None,
 ) -> None:
-    """Record (samples, errors) per arm for the flag's current stage, as an SDK flush would."""
+    """Record (samples, errors) per arm for the flag's current stage, as an SDK flush would
+    (at ``clock()``, or at ``at``)."""
     flag = services.flags.get(KEY)
     batch = Batch()
     for arm, (samples, errors) in (("treatment", treatment), ("control", control)):
@@ -44,7 +50,7 @@ def outcomes(
         tally.samples, tally.errors = samples, errors
         if errors:
             tally.errors_by_type["Boom"] = errors
-    services.gates.metrics.flush(batch, now=clock(), process="test")
+    services.gates.metrics.flush(batch, now=clock() if at is None else at, process="test")
 
 
 def test_tick_holds_during_bake_then_advances(services: Services, clock: FakeClock) -> None:
@@ -61,6 +67,38 @@ def test_tick_holds_during_bake_then_advances(services: Services, clock: FakeClo
     assert (flag.stage, flag.percent_bp) == (1, 10_000)
     entry = services.flags.audit(KEY, limit=1)[0]
     assert (entry["actor"], entry["action"]) == ("controller", "advance")
+
+
+def test_one_tick_reads_decides_and_writes_at_the_same_now(
+    services: Services, clock: FakeClock
+) -> None:
+    """The tick's ``now`` rules, however far the services' own clocks lag: the sliding window
+    ends there, the bake is judged there, and the move and the status are stamped there."""
+    seed(services)
+    now = clock() + 3601  # the bake is over by now; the services' clock still says it is not
+    outcomes(services, clock, treatment=(1000, 5), control=(9000, 45), at=now)
+    [outcome] = build_controller(services).tick(now)
+    assert outcome.decision.action == "advance", outcome.decision.why
+    flag = services.flags.get(KEY)
+    at = to_ms(now)
+    assert (flag.stage, flag.stage_started_at, flag.updated_at) == (1, at, at)
+    assert flag.status is not None and (flag.status.decision, flag.status.at) == ("advanced", at)
+    entry = services.flags.audit(KEY, limit=1)[0]
+    assert (entry["action"], entry["at"]) == ("advance", render_instant(at))
+
+
+def test_the_sliding_window_ends_at_the_ticks_now(services: Services, clock: FakeClock) -> None:
+    """A burst of errors that only the window at ``now`` holds kills; read at the services'
+    clock, the window would show the quiet hour before and the flag would advance."""
+    seed(services)
+    outcomes(services, clock, treatment=(20_000, 100), control=(180_000, 900))
+    now = clock() + 3601
+    outcomes(services, clock, treatment=(300, 60), control=(2700, 27), at=now)
+    [outcome] = build_controller(services).tick(now)
+    assert outcome.decision.action == "kill", outcome.decision.why
+    flag = services.flags.get(KEY)
+    assert flag.kill is not None and "window" in flag.kill.reason
+    assert (flag.kill.at, flag.updated_at) == (to_ms(now), to_ms(now))
 
 
 def test_tick_kills_on_fail_with_the_readings_as_reason(
@@ -122,8 +160,7 @@ def test_a_new_leader_takes_over_within_the_ttl(
 
 SCRIPT = """
 import logging, sys, time
-from rollout.controller.loop import build_controller
-from rollout.wiring import build_services
+from rollout.wiring import build_controller, build_services
 from rollout.settings import load_settings
 services = build_services(load_settings())
 controller = build_controller(services, interval=0.05)
@@ -208,10 +245,10 @@ def test_one_flag_that_breaks_the_tick_does_not_stop_the_others(
     controller = build_controller(services)
     real_evidence = services.gates.evidence
 
-    def evidence(flag: Any) -> Any:
+    def evidence(flag: Any, **kwargs: Any) -> Any:
         if flag.key == "BROKEN":
             raise ZeroDivisionError("a bug one flag's values trigger")
-        return real_evidence(flag)
+        return real_evidence(flag, **kwargs)
 
     controller.gates.evidence = evidence  # type: ignore[method-assign]
     [outcome] = controller.tick(clock())

@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 
 from rollout.api.app import create_app
 from rollout.storage.redis_process import RedisProcess
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 
 KEY = "KILL_PROPAGATION"
@@ -93,7 +94,8 @@ def _expect(lines: queue.Queue[tuple[int, str]], word: str, timeout: float) -> N
 @pytest.fixture
 def api(redis_server_flushed: RedisProcess) -> Iterator[str]:
     settings = make_settings(redis_url=redis_server_flushed.url, admin_tokens=f"admin:{TOKEN}")
-    app = create_app(settings)
+    services = build_services(settings)
+    app = create_app(services)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -102,7 +104,7 @@ def api(redis_server_flushed: RedisProcess) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(5)
-        app.extensions["rollout"].redis.close()
+        services.close()
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ from rollout import RolloutClient
 from rollout.core.evaluation import Reason
 from rollout.core.model import Flag, State
 from rollout.storage.codec import encode_flag
+from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
 from tests.support import wait_until
@@ -80,7 +81,7 @@ def test_outage_keeps_last_known_values_logs_once_and_resyncs(
         # only the full resync on reconnect can bring this change to the client.
         full = encode_flag(Flag(key="F", salt="F", state=State.ROLLING, percent_bp=10_000))
         with open(redis_server_flushed.aof_path, "ab") as aof:
-            aof.write(resp("HSET", real_services.keys.flag("F"), "v", "99", "d", full))
+            aof.write(resp("HSET", Keys().flag("F"), "v", "99", "d", full))
         redis_server_flushed.start()
         assert wait_until(lambda: all(answers(client)), timeout=15)
         assert client.connected
@@ -117,7 +118,7 @@ def test_malformed_flag_answers_default_and_others_work(
 ) -> None:
     real_services.flags.create("GOOD", actor="t", allow=["u"])
     real_services.flags.create("BAD", actor="t", allow=["u"])
-    real_redis.hset(real_services.keys.flag("BAD"), "d", "{broken")
+    real_redis.hset(Keys().flag("BAD"), "d", "{broken")
     with RolloutClient(redis_server_flushed.url) as client:
         assert client.is_enabled("GOOD", "u")
         assert not client.is_enabled("BAD", "u")

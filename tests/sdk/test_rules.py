@@ -16,9 +16,10 @@ from rollout.core.evaluation import ARM_OF_REASON, Reason, evaluate
 from rollout.core.model import Flag, State
 from rollout.core.rules import parse_rules
 from rollout.sdk.compiled import CONTROL, TREATMENT, compile_flag
+from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
-from tests.support import wait_until
+from tests.support import store_malformed, wait_until
 
 RULES = [
     {"attribute": "email", "op": "ends_with", "values": ["@example.com"], "serve": "on"},
@@ -181,9 +182,9 @@ def test_a_malformed_stored_rule_answers_the_default_and_names_the_key(
 ) -> None:
     real_services.flags.create("BAD", actor="t", rules=RULES[:1], allow=["u"])
     real_services.flags.create("GOOD", actor="t", rules=RULES[:1])
-    stored = real_redis.hget(real_services.keys.flag("BAD"), "d")
+    stored = real_redis.hget(Keys().flag("BAD"), "d")
     assert '"ends_with"' in stored
-    real_redis.hset(real_services.keys.flag("BAD"), "d", stored.replace('"ends_with"', '"matches"'))
+    store_malformed(real_redis, "BAD", stored.replace('"ends_with"', '"matches"'), version=2)
     tester = {"email": "a@example.com"}
     with RolloutClient(redis_server_flushed.url, environ={}) as client:
         assert client.wait_synced()

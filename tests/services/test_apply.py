@@ -11,6 +11,7 @@ from rollout.core.errors import InvalidTransition, ValidationError
 from rollout.core.model import State
 from rollout.services.apply import DEFAULTS, parse_document
 from rollout.wiring import Services
+from tests.support import store_malformed
 
 STAGES = [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]
 GATES = [{"metric": "error_rate", "warn": 0.05, "critical": 0.1}]
@@ -90,12 +91,11 @@ def test_prune_only_when_asked(services: Services) -> None:
     assert services.flags.audit("EXTRA")[0]["actor"] == "ops"
 
 
-def test_prune_removes_a_malformed_stored_flag(services: Services) -> None:
-    services.redis.hset(services.keys.flag("BAD"), mapping={"v": 1, "d": "{"})
-    services.redis.sadd(services.keys.index, "BAD")
+def test_prune_removes_a_malformed_stored_flag(services: Services, any_redis: Any) -> None:
+    store_malformed(any_redis, "BAD", "{")
     plan = services.apply.apply(doc(), actor="ops", prune=True)
     assert plan.keys("delete") == ["BAD"] and plan.entries[0].state is None
-    assert services.flags.store.keys_list() == []
+    assert services.flags.keys() == []
 
 
 def test_never_changes_state_percent_or_stage(services: Services) -> None:

@@ -15,6 +15,7 @@ from rollout.core.errors import (
     ValidationError,
 )
 from rollout.core.model import State
+from rollout.storage.keys import Keys
 from rollout.wiring import Services
 from tests.support import FakeClock
 
@@ -130,7 +131,7 @@ def test_malformed_flag_is_a_clear_error_and_can_be_deleted(
     services: Services, any_redis: Any
 ) -> None:
     services.flags.create("F", actor="t")
-    any_redis.hset(services.keys.flag("F"), "d", "not json")
+    any_redis.hset(Keys().flag("F"), "d", "not json")
     with pytest.raises(MalformedFlag, match="'F'"):
         services.flags.get("F")
     services.flags.delete("F", actor="t")

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from rollout.core.errors import FlagNotFound, MalformedFlag
+from rollout.storage.keys import Keys
 from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until
@@ -18,7 +19,7 @@ def pair(real_redis: Any, clock: FakeClock) -> tuple[Services, Services]:
     reader = build_services(make_settings(), redis_client=real_redis, clock=clock)
     writer = build_services(make_settings(), redis_client=real_redis, clock=clock)
     yield reader, writer
-    reader.reads.stop()
+    reader.close()
 
 
 def synced(services: Services) -> bool:
@@ -59,7 +60,7 @@ def test_a_malformed_flag_still_answers_its_clear_error(
 ) -> None:
     reader, writer = pair
     writer.flags.create("BAD", actor="t")
-    real_redis.hset(writer.keys.flag("BAD"), "d", "{oops")
+    real_redis.hset(Keys().flag("BAD"), "d", "{oops")
     reader.reads._ensure_started()
     assert wait_until(lambda: synced(reader))
     with pytest.raises(MalformedFlag):

@@ -11,6 +11,7 @@ from rollout.core.model import Flag, State, Status, new_flag
 from rollout.storage.feed import ChangeFeed
 from rollout.storage.flags import AuditEntry, FlagStore
 from rollout.storage.keys import Keys
+from rollout.storage.snapshots import SnapshotStore
 
 KEYS = Keys("rt")
 
@@ -146,12 +147,14 @@ def test_status_lives_beside_the_flag(store: FlagStore) -> None:
     assert len(store.audit("F")) == 1
 
 
-def test_snapshots_are_kept_by_id(store: FlagStore) -> None:
-    store.save_snapshot("s1", {"flags": []}, 1000)
-    store.save_snapshot("s2", {"flags": [1]}, 2000)
-    assert store.get_snapshot("s2") == {"flags": [1]}
-    assert store.get_snapshot("nope") is None
-    assert store.list_snapshots() == [("s2", 2000), ("s1", 1000)]
+def test_snapshots_are_kept_by_id(any_redis: Any) -> None:
+    snapshots = SnapshotStore(any_redis, KEYS)
+    snapshots.save("s1", {"flags": []}, 1000)
+    snapshots.save("s2", {"flags": [1]}, 2000)
+    assert snapshots.get("s2") == {"flags": [1]}
+    assert snapshots.get("nope") is None
+    assert snapshots.newest() == [("s2", 2000), ("s1", 1000)]
+    assert snapshots.newest(1) == [("s2", 2000)]
 
 
 def test_every_key_carries_the_prefix_and_hash_tag(store: FlagStore, any_redis: Any) -> None:

@@ -1,0 +1,153 @@
+"""Vectorised simulation of a 3-day stage read every second (bench/decisions.py's engine).
+
+A stage of 259,200 one-second looks, over 10,000 seeded runs, is 2.6e9 looks: too many to read
+one by one, but every rule here is a boundary on counts. The boundary is computed once per rule
+from the rule's own code (``rollout.core``), and the runs are then simulated exactly, coarse first:
+10-second window totals are drawn as binomials, and only the windows where the boundary *could* be
+crossed (the counts at the window's end against the boundary at its first second) are refined into
+per-second counts, drawn given the window's total (a uniform split of its successes over its
+trials, which is their exact conditional law). Nothing that can cross is skipped: the rules'
+evidence grows with successes and shrinks with trials, so a window that cannot cross at its most
+favourable corner cannot cross at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import betaln
+
+TICKS = 3 * 24 * 3600
+WINDOW = 10  # seconds per metric window (storage's)
+
+Rule = Callable[[int, int], bool]  # (successes, trials) -> does the rule fire?
+
+
+def log_mixture(
+    x: np.ndarray, n: np.ndarray, p: float | np.ndarray, a: float, b: float
+) -> np.ndarray:
+    """``sequential.log_mixture`` over arrays (checked against it in ``check_vectorised``)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = np.asarray(n, dtype=np.float64)
+    return betaln(a + x, b + n - x) - betaln(a, b) - x * np.log(p) - (n - x) * np.log1p(-p)
+
+
+def first_firing(fires: Rule, trials: np.ndarray, rate: float = 0.0) -> np.ndarray:
+    """Per trial count, the fewest successes at which ``fires`` is true (a large sentinel when
+    none). Found incrementally from the last one, or from ``rate * n`` (no rule fires at or below
+    the rate it tests): the boundary only rises with trials."""
+    out = np.empty(len(trials), dtype=np.int64)
+    last = 0  # the last boundary found; a count where nothing fires leaves it as it was
+    for i, n in enumerate(trials.tolist()):
+        x = max(last - 2, int(rate * n))
+        while x <= n and not fires(x, n):
+            x += 1
+        if x <= n:
+            out[i] = last = x
+        else:
+            out[i] = np.iinfo(np.int64).max // 4
+    return out
+
+
+@dataclass
+class Crossings:
+    runs: int
+    fired: int
+
+    @property
+    def rate(self) -> float:
+        return self.fired / self.runs
+
+    def upper95(self) -> float:
+        """Exact one-sided 95% upper bound of the rate (Clopper-Pearson)."""
+        from scipy.stats import beta
+
+        if self.fired == self.runs:
+            return 1.0
+        return float(beta.ppf(0.95, self.fired + 1, self.runs - self.fired))
+
+
+def split_window(rng: np.random.Generator, total: int, per_tick: int) -> np.ndarray:
+    """Per-second successes of one window, given its total: an exact conditional draw."""
+    slots = rng.choice(per_tick * WINDOW, size=total, replace=False)
+    return np.bincount(slots // per_tick, minlength=WINDOW)
+
+
+def stage_and_scan(
+    rng: np.random.Generator,
+    runs: int,
+    per_tick: int,
+    rate: float,
+    stage_min: np.ndarray,
+    scan_min: list[np.ndarray] | None,
+    scan_fires: Callable[[int, int, int], bool] | None,
+    trailing_min: np.ndarray | None = None,
+    lookback: int = 6,
+    chunk: int = 500,
+) -> Crossings:
+    """Runs (of ``runs``) in which a stage boundary, a restarted-window scan, or a trailing-window
+    boundary fires at some second of a whole stage at a constant true ``rate``.
+
+    ``stage_min[t]``: fewest cumulative successes that fire at second ``t`` (``per_tick * (t+1)``
+    trials). ``scan_min[L][j]``: fewest successes over windows ``j..j+L`` that could fire a restart
+    at ``j`` during window ``j+L`` (trials at their fewest, ``WINDOW*per_tick*L + per_tick``);
+    ``scan_fires(j, x, n)`` decides exactly. ``trailing_min[k]``: fewest successes over the
+    trailing ``lookback`` windows that fire with ``k+1`` seconds of the newest window seen.
+    """
+    windows = TICKS // WINDOW
+    per_window = per_tick * WINDOW
+    # The stage boundary at each window's first second: the lowest it gets inside the window.
+    stage_floor = stage_min[::WINDOW]
+    fired_runs = 0
+    for begin in range(0, runs, chunk):
+        size = min(chunk, runs - begin)
+        counts = rng.binomial(per_window, rate, size=(size, windows)).astype(np.int32)
+        ends = np.cumsum(counts, axis=1, dtype=np.int64)
+        padded = np.concatenate([np.zeros((size, 1), dtype=np.int64), ends], axis=1)
+        fired = np.zeros(size, dtype=bool)
+        candidates = ends >= stage_floor[None, :]
+        splits: dict[tuple[int, int], np.ndarray] = {}
+
+        def ticks_of(run: int, w: int) -> np.ndarray:
+            key = (run, w)
+            if key not in splits:
+                splits[key] = split_window(rng, int(counts[run, w]), per_tick)
+            return splits[key]
+
+        for run, w in zip(*np.nonzero(candidates), strict=True):
+            if fired[run]:
+                continue
+            before = int(ends[run, w] - counts[run, w])
+            cumulative = before + np.cumsum(ticks_of(run, w))
+            if np.any(cumulative >= stage_min[w * WINDOW : (w + 1) * WINDOW]):
+                fired[run] = True
+        if scan_min is not None and scan_fires is not None:
+            for lag in range(lookback):
+                sums = padded[:, lag + 1 :] - padded[:, : windows - lag]
+                hits = sums >= scan_min[lag][None, : windows - lag]
+                for run, j in zip(*np.nonzero(hits), strict=True):
+                    if fired[run]:
+                        continue
+                    w = j + lag
+                    prior_x = int(sums[run, j] - counts[run, w])
+                    partial = np.cumsum(ticks_of(run, w))
+                    for k in range(WINDOW):
+                        n = per_window * lag + per_tick * (k + 1)
+                        if scan_fires(int(j), prior_x + int(partial[k]), n):
+                            fired[run] = True
+                            break
+        if trailing_min is not None:
+            sums = padded[:, lookback:] - padded[:, : windows - lookback + 1]
+            hits = sums >= trailing_min.min()
+            for run, i in zip(*np.nonzero(hits), strict=True):
+                if fired[run]:
+                    continue
+                w = i + lookback - 1
+                older = int(sums[run, i] - counts[run, w])
+                partial = np.cumsum(ticks_of(run, w))
+                if np.any(older + partial >= trailing_min):
+                    fired[run] = True
+        fired_runs += int(fired.sum())
+    return Crossings(runs, fired_runs)

@@ -1,0 +1,77 @@
+"""What adapters receive: the services, built once by ``rollout.wiring``.
+
+The API, the CLI and the controller get a ``Services`` and nothing below it: no Redis client,
+no key names, no store, so none of them can write around the one writer. The controller's lock
+and counters come through the narrow ``Lock`` and ``TickCounters`` interfaces of ``Leadership``,
+for the same reason. ``close()`` gives back what the wiring took.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rollout.services.apply import ApplyService
+from rollout.services.flags import Clock, FlagService
+from rollout.services.gates import GateService
+from rollout.services.health import HealthService
+from rollout.services.reads import FlagReads
+from rollout.services.snapshots import SnapshotService
+from rollout.settings import Settings
+
+
+class Lock(Protocol):
+    """One controller's hold on the leader lock (``storage.leader.LeaderLock``).
+
+    ``acquire`` takes it or renews it; renew and release check the owner, so a holder whose
+    lock expired can neither extend nor delete the lock its successor now holds.
+    """
+
+    owner: str
+    ttl_ms: int
+
+    def acquire(self) -> bool: ...
+
+    def release(self) -> bool: ...
+
+    def holder(self) -> str | None: ...
+
+
+class TickCounters(Protocol):
+    """The controller's counters, kept where every API worker's /metrics can read them."""
+
+    def add(self, counts: dict[str, int], *, heartbeat_ms: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Leadership:
+    """What a controller needs besides the services.
+
+    ``new_lock`` makes a lock with an owner id of its own: two controllers built over the same
+    services must contend for the lock, not share it.
+    """
+
+    new_lock: Callable[[], Lock]
+    counters: TickCounters
+
+
+@dataclass
+class Services:
+    settings: Settings
+    flags: FlagService
+    gates: GateService
+    snapshots: SnapshotService
+    apply: ApplyService
+    health: HealthService
+    reads: FlagReads
+    leadership: Leadership
+    clock: Clock
+    # Releases what the wiring opened (its connection pool); a client passed in by the caller
+    # stays the caller's to close.
+    on_close: Callable[[], None] = field(repr=False)
+
+    def close(self) -> None:
+        """Stop the read cache's thread and release the connections; safe to call twice."""
+        self.reads.stop()
+        self.on_close()
