@@ -7,7 +7,7 @@ agrees with ``evaluate`` for every rule.
 
 Every answer function takes ``(user, attributes=None)``. A flag without targeting rules never
 looks at the attributes (its functions are the ones it had before rules existed); a flag with
-rules gets functions of its own (``_ruled``), with the rules compiled once per flag value.
+rules gets functions of its own (``sdk.ruled``), with the rules compiled once per flag value.
 
 Answers that came from the bucket are counted as exposures of their arm (read with
 ``exposures()``: control, treatment), and outcomes recorded by ``track``/``record`` are folded
@@ -20,7 +20,7 @@ rate by far less than its confidence interval and keeps the caller's path lock-f
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mmh3
@@ -31,7 +31,6 @@ from rollout.core.histogram import BUCKETS as BUCKET_COUNT
 from rollout.core.histogram import UPPER_BOUNDS
 from rollout.core.model import Flag, State
 from rollout.core.rules import Report
-from rollout.core.rules_compiled import compile_rules
 
 Check = Callable[..., bool]  # (user, attributes=None)
 Assign = Callable[..., int]  # (user, attributes=None)
@@ -112,7 +111,9 @@ def compile_flag(
     if flag is None:
         return _constant(key, default)
     if flag.rules:
-        return _ruled(flag, default, key, report)
+        from rollout.sdk.ruled import compile_ruled  # imports this module
+
+        return compile_ruled(flag, default, key, report)
     known: Flag = flag
     prefix = f"{flag.salt}:"
     percent_bp = flag.percent_bp
@@ -203,76 +204,3 @@ def compile_flag(
             return careful_code(user)
 
     return Compiled(listed, listed_code, key, flag.stage_started_at or 0, exposures)
-
-
-def _ruled(flag: Flag, default: bool, key: str, report: Report | None) -> Compiled:
-    """Answer functions of a flag with targeting rules: deny, allow, rules, then the bucket.
-
-    A rule answer joins no arm, so it is neither an exposure nor a sample. Odd input of any
-    kind (a user that is no string, attributes that are no mapping or whose ``get`` raises)
-    goes to ``careful``, which asks ``core.evaluation`` and answers the default if even that
-    fails.
-    """
-    known: Flag = flag
-    prefix = f"{flag.salt}:"
-    percent_bp = flag.percent_bp
-    allow = frozenset(flag.allow)
-    deny = frozenset(flag.deny)
-    first = compile_rules(flag.rules, report)
-    control = treatment = 0
-
-    def exposures() -> tuple[int, int]:
-        return control, treatment
-
-    def careful_code(user: object, attributes: object) -> int:
-        try:
-            context = attributes if isinstance(attributes, Mapping) else None
-            result = evaluate(known, str(user), attributes=context)
-        except Exception:
-            return ON if default else OFF
-        arm = ARM_OF_REASON.get(result.reason)
-        if arm is None:
-            return ON if result.enabled else OFF
-        return TREATMENT if arm == "treatment" else CONTROL
-
-    def code_of(user: object, attributes: object = None) -> int:
-        try:
-            if user in deny:
-                return OFF
-            if user in allow:
-                return ON
-            if attributes:
-                served = first(attributes)  # type: ignore[arg-type]
-                if served is not None:
-                    return ON if served else OFF
-            return TREATMENT if _hash(prefix, user) < percent_bp else CONTROL
-        except Exception:  # odd ids or contexts: the careful path decides
-            return careful_code(user, attributes)
-
-    def check(user: object, attributes: object = None) -> bool:
-        # code_of inlined (this is is_enabled): one call fewer on every answer.
-        nonlocal control, treatment
-        try:
-            if user in deny:
-                return False
-            if user in allow:
-                return True
-            if attributes:
-                served = first(attributes)  # type: ignore[arg-type]
-                if served is not None:
-                    return served
-            b = _hash(prefix, user)
-        except Exception:  # odd ids or contexts: the careful path decides
-            code = careful_code(user, attributes)
-            if code == TREATMENT:
-                treatment += 1
-            elif code == CONTROL:
-                control += 1
-            return code & 1 == 1
-        if b < percent_bp:
-            treatment += 1
-            return True
-        control += 1
-        return False
-
-    return Compiled(check, code_of, key, flag.stage_started_at or 0, exposures)

@@ -28,6 +28,24 @@ RULES = [
     {"attribute": "age", "op": "gte", "values": [65], "serve": "off"},
 ]
 
+
+class Liar:
+    """Claims to be a str through ``__class__`` (as a mock with spec=str does)."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return str
+
+    def endswith(self, *args: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash("team")
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
 contexts = st.one_of(
     st.none(),
     st.dictionaries(
@@ -38,6 +56,7 @@ contexts = st.one_of(
             st.booleans(),
             st.none(),
             st.lists(st.text(max_size=2), max_size=2),
+            st.builds(Liar),
         ),
         max_size=5,
     ),
