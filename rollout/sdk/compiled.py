@@ -20,7 +20,7 @@ rate by far less than its confidence interval and keeps the caller's path lock-f
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import mmh3
@@ -82,6 +82,28 @@ def _hash(prefix: str, user: object) -> int:
     return mmh3.hash((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
 
 
+def careful_code_for(flag: Flag, default: bool) -> Assign:
+    """The answer code off the fast path, from ``core.evaluation`` itself.
+
+    Non-string ids (ints, UUIDs) bucket by their text, attributes that are no mapping count as
+    none, and anything that cannot even be printed (or whose mapping raises) gets the caller's
+    default rather than an exception.
+    """
+
+    def careful_code(user: object, attributes: object = None) -> int:
+        try:
+            context = attributes if isinstance(attributes, Mapping) else None
+            result = evaluate(flag, str(user), attributes=context)
+        except Exception:
+            return ON if default else OFF
+        arm = ARM_OF_REASON.get(result.reason)
+        if arm is None:
+            return ON if result.enabled else OFF
+        return TREATMENT if arm == "treatment" else CONTROL
+
+    return careful_code
+
+
 def _constant(key: str, value: bool) -> Compiled:
     code = ON if value else OFF
     return Compiled(
@@ -127,17 +149,7 @@ def compile_flag(
     def exposures() -> tuple[int, int]:
         return control, treatment
 
-    def careful_code(user: object, attributes: object = None) -> int:
-        # Off the fast path: non-string ids (ints, UUIDs) bucket by their text, and anything
-        # that cannot even be printed gets the caller's default rather than an exception.
-        try:
-            result = evaluate(known, str(user))
-        except Exception:
-            return ON if default else OFF
-        arm = ARM_OF_REASON.get(result.reason)
-        if arm is None:
-            return ON if result.enabled else OFF
-        return TREATMENT if arm == "treatment" else CONTROL
+    careful_code = careful_code_for(known, default)
 
     def careful(user: object, attributes: object = None) -> bool:
         nonlocal control, treatment

@@ -14,31 +14,13 @@ A rule answer joins no arm, so it is neither an exposure nor a sample. Odd input
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 import mmh3
 
 from rollout.core.bucketing import BUCKETS
-from rollout.core.evaluation import ARM_OF_REASON, evaluate
 from rollout.core.model import Flag
 from rollout.core.rules import Report
 from rollout.core.rules_compiled import compile_rules, rule_chain, run_source
-from rollout.sdk.compiled import CONTROL, OFF, ON, TREATMENT, Compiled, _hash
-
-
-def _careful(flag: Flag, default: bool) -> Callable[[object, object], int]:
-    def careful_code(user: object, attributes: object) -> int:
-        try:
-            context = attributes if isinstance(attributes, Mapping) else None
-            result = evaluate(flag, str(user), attributes=context)
-        except Exception:
-            return ON if default else OFF
-        arm = ARM_OF_REASON.get(result.reason)
-        if arm is None:
-            return ON if result.enabled else OFF
-        return TREATMENT if arm == "treatment" else CONTROL
-
-    return careful_code
+from rollout.sdk.compiled import CONTROL, OFF, ON, TREATMENT, Compiled, _hash, careful_code_for
 
 
 def _check_source(chain: list[str], *, deny: bool, allow: bool) -> list[str]:
@@ -85,7 +67,7 @@ def compile_ruled(flag: Flag, default: bool, key: str, report: Report | None) ->
     percent_bp = flag.percent_bp
     allow = frozenset(flag.allow)
     deny = frozenset(flag.deny)
-    careful_code = _careful(flag, default)
+    careful_code = careful_code_for(flag, default)
     first = compile_rules(flag.rules, report)
 
     names: dict[str, object] = {
