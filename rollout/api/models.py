@@ -8,14 +8,24 @@ views pass the raw JSON on, never a model's coerced copy, so no float is ever ro
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from rollout.core.defaults import MAX_RULE_TEXT, MAX_RULE_VALUES, MAX_RULES, MAX_USER
+from rollout.core.defaults import (
+    MAX_RULE_TEXT,
+    MAX_RULE_VALUES,
+    MAX_RULES,
+    MAX_TEXT,
+    MAX_USER,
+)
+from rollout.core.gates import GATE_KINDS, GateKind
 from rollout.core.model import KEY_PATTERN
 from rollout.core.rules import MAX_ATTRIBUTE, MAX_SEMVER
-from rollout.core.schema import MAX_COUNT, MAX_STAGES, MAX_TEXT, MAX_USERS
+from rollout.core.schema import MAX_COUNT, MAX_GATES, MAX_STAGES, MAX_USERS
+from rollout.core.units import format_duration
 
 # Constraints that core checks with its own messages are only *documented* here (through
 # json_schema_extra or WithJsonSchema), so a client reads the service's message, naming the
@@ -36,12 +46,13 @@ TEN_YEARS = 10 * 365 * 86_400
 DURATION_PATTERN = (
     r"^([0-9]{1,11}ms|[0-9]{1,8}(\.[0-9]{1,3})?s?|[0-9]{1,6}m|[0-9]{1,4}h|[0-9]{1,3}d)$"
 )
-# A gate's window, 1 s to 1 h, in the same spellings.
+# A gate's window, 1 s to 1 h (core.defaults MIN/MAX_GATE_WINDOW_MS), in the same spellings.
 WINDOW_PATTERN = (
     r"^(0*([1-9][0-9]{3}|[1-9][0-9]{4,5}|[1-2][0-9]{6}|3[0-5][0-9]{5}|3600000)ms"
     r"|0*([1-9][0-9]{0,2}|[1-2][0-9]{3}|3[0-5][0-9]{2}|3600)s?"
     r"|0*([1-9]|[1-5][0-9]|60)m|0*1h)$"
 )
+_DURATION_WORDS = "'500ms', '90s', '15m', '36h', '3d', or a number of seconds"
 
 
 def _duration(pattern: str, least: float, most: float, about: str) -> dict[str, Any]:
@@ -59,18 +70,7 @@ def _duration(pattern: str, least: float, most: float, about: str) -> dict[str, 
 Duration = Annotated[
     Any,
     WithJsonSchema(
-        _duration(
-            DURATION_PATTERN,
-            0,
-            TEN_YEARS,
-            "'500ms', '90s', '15m', '36h', '3d', or a number of seconds; at most ten years",
-        )
-    ),
-]
-Window = Annotated[
-    Any,
-    WithJsonSchema(
-        _duration(WINDOW_PATTERN, 1, 3600, "the sliding window, 1s to 1h ('60s', '5m', 90)")
+        _duration(DURATION_PATTERN, 0, TEN_YEARS, f"{_DURATION_WORDS}; at most ten years")
     ),
 ]
 Percent = Annotated[
@@ -163,6 +163,25 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _per_kind(default: Callable[[GateKind], str]) -> str:
+    """'default: 100 (memory_mb: 1)': the usual default of the gate kinds, and the exceptions."""
+    values = {name: default(kind) for name, kind in GATE_KINDS.items()}
+    usual = Counter(values.values()).most_common(1)[0][0]
+    others = ", ".join(f"{name}: {value}" for name, value in values.items() if value != usual)
+    return f"default: {usual}" + (f" ({others})" if others else "")
+
+
+# The metric names come from the registry of gate kinds, so a new kind needs no edit here (a
+# family such as ``value:NAME`` will add a pattern beside the names).
+if TYPE_CHECKING:
+    GateMetric = str
+else:
+    GateMetric = Annotated[
+        Literal[tuple(GATE_KINDS)],
+        Field(description="; ".join(f"{k.name}: {k.description}" for k in GATE_KINDS.values())),
+    ]
+
+
 class StageIn(_Body):
     percent: Annotated[Percent, Field(json_schema_extra={"exclusiveMinimum": 0})]
     bake: Duration = 0
@@ -170,10 +189,10 @@ class StageIn(_Body):
 
 
 class GateIn(_Body):
-    metric: Literal["error_rate", "latency_ratio", "memory_mb"]
+    metric: GateMetric
     warn: float = Field(gt=0)
     critical: float = Field(gt=0, description="at or above warn")
-    # Absent means the metric's own default, which core.schema knows; null is refused there.
+    # Absent means the kind's own default (core.gates.GATE_KINDS); null is refused there.
     min_samples: Annotated[
         int | float | None,
         WithJsonSchema(
@@ -181,24 +200,39 @@ class GateIn(_Body):
                 "type": "integer",
                 "minimum": 0,
                 "maximum": MAX_COUNT,
-                "description": "default: 100 (memory_mb: 1)",
+                "description": _per_kind(lambda kind: str(kind.min_samples)),
             }
         ),
     ] = None
-    window: Window = "60s"
+    window: Annotated[
+        Any,
+        WithJsonSchema(
+            _duration(
+                WINDOW_PATTERN,
+                1,
+                3600,
+                f"{_DURATION_WORDS}, 1s to 1h; "
+                + _per_kind(lambda kind: format_duration(kind.window_ms)),
+            )
+        ),
+    ] = None
 
 
 def _gate_schema() -> dict[str, Any]:
-    """GateIn per metric: an error rate is a fraction, so its thresholds are at most 1."""
+    """GateIn once per cap on the thresholds: an error rate's are at most 1 (a fraction)."""
     base = GateIn.model_json_schema()
-    rate = {**base, "properties": {**base["properties"]}}
-    rate["properties"]["metric"] = {"type": "string", "enum": ["error_rate"]}
-    for name in ("warn", "critical"):
-        rate["properties"][name] = {**base["properties"][name], "maximum": 1}
-    ratio = {**base, "properties": {**base["properties"]}}
-    others = [m for m in base["properties"]["metric"]["enum"] if m != "error_rate"]
-    ratio["properties"]["metric"] = {"type": "string", "enum": others}
-    return {"oneOf": [rate, ratio], "description": "metric appears once per flag"}
+    by_cap: dict[float | None, list[str]] = {}
+    for name, kind in GATE_KINDS.items():
+        by_cap.setdefault(kind.max_critical, []).append(name)
+    shapes = []
+    for cap, names in by_cap.items():
+        shape = {**base, "properties": {**base["properties"]}}
+        shape["properties"]["metric"] = {**base["properties"]["metric"], "enum": names}
+        if cap is not None:  # warn is at most critical, so the cap bounds both
+            for field in ("warn", "critical"):
+                shape["properties"][field] = {**base["properties"][field], "maximum": cap}
+        shapes.append(shape)
+    return {"oneOf": shapes, "description": "each metric at most once per flag"}
 
 
 Gate = Annotated[GateIn, WithJsonSchema(_gate_schema())]
@@ -240,7 +274,7 @@ class FlagConfig(_Body):
         max_length=MAX_STAGES,
         description="each percent above the one before",
     )
-    gates: list[Gate] = Field(default_factory=list, max_length=3)
+    gates: list[Gate] = Field(default_factory=list, max_length=MAX_GATES)
     allow: UserIds = Field(default_factory=list)
     deny: UserIds = Field(default_factory=list)
     rules: Rules = Field(default_factory=list)

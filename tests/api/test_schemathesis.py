@@ -110,7 +110,6 @@ def _run(operation: Any, strategy: Any, examples: int, services: Services, posit
         max_examples=examples,
         derandomize=True,  # the same cases on every run
         database=None,
-        deadline=None,
         suppress_health_check=list(HealthCheck),
     )
     @given(case=strategy)
