@@ -110,7 +110,13 @@ def stage_and_scan(
         candidates = ends >= stage_floor[None, :]
         splits: dict[tuple[int, int], np.ndarray] = {}
 
-        def ticks_of(run: int, w: int) -> np.ndarray:
+        def ticks_of(
+            run: int,
+            w: int,
+            splits: dict[tuple[int, int], np.ndarray] = splits,
+            counts: np.ndarray = counts,
+        ) -> np.ndarray:
+            # One split per window and run, shared by every rule that refines it.
             key = (run, w)
             if key not in splits:
                 splits[key] = split_window(rng, int(counts[run, w]), per_tick)

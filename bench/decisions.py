@@ -151,7 +151,9 @@ def upper_bounds(x: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarray:
     return 1.0 - lower_bounds(n - x, n, alpha, mirrored)
 
 
-def samples_to_kill(rng: np.random.Generator, runs: int, rate: float, per_tick: int, ticks: int) -> dict[str, np.ndarray]:
+def samples_to_kill(
+    rng: np.random.Generator, runs: int, rate: float, per_tick: int, ticks: int
+) -> dict[str, np.ndarray]:
     """Treatment samples at the first look where each rule set kills (inf when it never does)."""
     t = rng.binomial(per_tick, rate, size=(runs, ticks)).cumsum(axis=1)
     c = rng.binomial(9 * per_tick, CONTROL_RATE, size=(runs, ticks)).cumsum(axis=1)
@@ -201,9 +203,13 @@ def regression_seconds(rng: np.random.Generator, runs: int, per_tick: int) -> di
             x = int(healthy[r] + ticks[: k + 1].sum())
             n = per_tick * (before - offset[r] + k + 1)
             cx = int(control_before[r] + control[: k + 1].sum())
-            if math.isinf(seconds["new"][r]) and _new_kills(ticks, control, k, first_window, per_tick, x, n, cx, 9 * n):
+            if math.isinf(seconds["new"][r]) and _new_kills(
+                ticks, control, k, first_window, per_tick, x, n, cx, 9 * n
+            ):
                 seconds["new"][r] = since
-            if math.isinf(seconds["fixed"][r]) and _fixed_kills(ticks, control, k, per_tick, x, n, cx, 9 * n):
+            if math.isinf(seconds["fixed"][r]) and _fixed_kills(
+                ticks, control, k, per_tick, x, n, cx, 9 * n
+            ):
                 seconds["fixed"][r] = since
             if not (math.isinf(seconds["new"][r]) or math.isinf(seconds["fixed"][r])):
                 break
@@ -211,9 +217,8 @@ def regression_seconds(rng: np.random.Generator, runs: int, per_tick: int) -> di
 
 
 def _new_kills(ticks, control, k, first_window, per_tick, x, n, cx, cn) -> bool:  # type: ignore[no-untyped-def]
-    if new_stage(x, n):
-        if low > bounds.rate_bounds(cx, cn, bounds.COMPARE_ALPHA, CRITICAL)[1]:
-            return True
+    if new_stage(x, n) and bounds.compare(x, n, cx, cn, bounds.COMPARE_ALPHA, CRITICAL).worse:
+        return True
     # Restarts at the window boundaries within the look-back (the data before the change that
     # share its window count too: the window starts ``offset`` seconds before it).
     window_of_k = k // sim.WINDOW
@@ -237,7 +242,10 @@ def _fixed_kills(ticks, control, k, per_tick, x, n, cx, cn) -> bool:  # type: ig
     lo = max(0, (k // sim.WINDOW - (LOOKBACK - 1)) * sim.WINDOW)
     wx, wn = int(ticks[lo : k + 1].sum()), per_tick * (k + 1 - lo)
     wcx = int(control[lo : k + 1].sum())
-    return fixed(FIXED_WINDOW_Z)(wx, wn) and stats.two_proportion_z(wx, wn, wcx, 9 * wn) >= FIXED_WINDOW_Z
+    return (
+        fixed(FIXED_WINDOW_Z)(wx, wn)
+        and stats.two_proportion_z(wx, wn, wcx, 9 * wn) >= FIXED_WINDOW_Z
+    )
 
 
 def advance_offered(rng: np.random.Generator, runs: int, rate: float, per_tick: int) -> float:
@@ -331,7 +339,10 @@ def main() -> int:
         killed = samples_to_kill(rng, common, 0.20, per_tick, ticks)
         for name, values in killed.items():
             median, p99 = np.percentile(values, 50), np.percentile(values, 99)
-            line = f"true 20% from the start, {name:>5}: samples to kill median {median:.0f}, p99 {p99:.0f}"
+            line = (
+                f"true 20% from the start, {name:>5}: samples to kill "
+                f"median {median:.0f}, p99 {p99:.0f}"
+            )
             if name == "new":
                 ok = median <= 150 and p99 <= 400
                 line += f"  target ≤ 150 / ≤ 400 -> {verdict(ok, f'20% kill at {per_tick}/s')}"
@@ -346,7 +357,10 @@ def main() -> int:
     seconds = regression_seconds(rng, common, 10)
     for name, values in seconds.items():
         median, p99 = np.percentile(values, 50), np.percentile(values, 99)
-        line = f"\n1% -> 30% after 48 h at 10/s, {name:>5}: seconds to kill median {median:.0f}, p99 {p99:.0f}"
+        line = (
+            f"\n1% -> 30% after 48 h at 10/s, {name:>5}: seconds to kill "
+            f"median {median:.0f}, p99 {p99:.0f}"
+        )
         if name == "new":
             line += f"  target median ≤ 30 s -> {verdict(median <= 30, 'regression after 48 h')}"
         print(line, end="")
@@ -355,8 +369,9 @@ def main() -> int:
     for per_tick in (10, 1):
         detected = srm_detection(rng, common, per_tick)
         print(
-            f"11% share at {per_tick * 10}/s in all: flagged within 50,000 samples in {detected:.1%} "
-            f"of {common:,} runs  target ≥ 99% -> {verdict(detected >= 0.99, 'srm detection')}"
+            f"11% share at {per_tick * 10}/s in all: flagged within 50,000 samples in "
+            f"{detected:.1%} of {common:,} runs  target ≥ 99% -> "
+            f"{verdict(detected >= 0.99, 'srm detection')}"
         )
         alarms = srm_false_alarms(rng, rare, per_tick)
         print(

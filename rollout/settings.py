@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from rollout.core import defaults
 from rollout.core.errors import ValidationError as RolloutValidationError
 
 _TOKEN_PAIR = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(\S{16,512})$")
@@ -24,7 +25,7 @@ def default_data_dir() -> Path:
     return Path(base) / "rollout"
 
 
-def parse_tokens(value: object, role: str) -> dict[str, str]:
+def parse_tokens(value: object) -> dict[str, str]:
     """``name:token,name:token`` -> {token: name}; several per role so tokens can rotate."""
     if isinstance(value, dict):
         return {str(k): str(v) for k, v in value.items()}
@@ -62,15 +63,18 @@ class Settings(BaseSettings):
         default_factory=default_data_dir,
         description="Where the embedded server keeps its files, and serve its admin token.",
     )
-    key_prefix: str = Field("rollout", description="Prefix of every Redis key.")
+    key_prefix: str = Field(defaults.KEY_PREFIX, description="Prefix of every Redis key.")
     socket_timeout: float = Field(
-        2.0,
+        defaults.SOCKET_TIMEOUT,
         gt=0,
         le=60,
         description="Seconds before a Redis call gives up (not used by is_enabled).",
     )
     resync_interval: float = Field(
-        30.0, gt=0, le=3600, description="SDK: seconds between full resyncs from Redis."
+        defaults.RESYNC_INTERVAL,
+        gt=0,
+        le=3600,
+        description="SDK: seconds between full resyncs from Redis.",
     )
     bootstrap_file: Path | None = Field(
         None,
@@ -89,31 +93,44 @@ class Settings(BaseSettings):
         "pages may call /ofrep/; '*' for any. Default: none.",
     )
     flush_interval: float = Field(
-        1.0, gt=0, le=60, description="SDK: seconds between metric flushes to Redis."
+        defaults.FLUSH_INTERVAL,
+        gt=0,
+        le=60,
+        description="SDK: seconds between metric flushes to Redis.",
     )
     metrics_buffer: int = Field(
-        100_000,
+        defaults.METRICS_BUFFER,
         gt=0,
         description="SDK: replaced flag values whose unsent outcome counts are kept while Redis "
         "is away; past that the oldest are dropped and counted.",
     )
     metrics_retention: float = Field(
-        6 * 3600.0, ge=60, description="Seconds metric windows live in Redis before expiring."
+        defaults.METRICS_RETENTION,
+        ge=60,
+        description="Seconds metric windows live in Redis before expiring.",
     )
     controller_interval: float = Field(
-        1.0, gt=0, le=3600, description="Controller: seconds between ticks."
+        defaults.CONTROLLER_INTERVAL,
+        gt=0,
+        le=3600,
+        description="Controller: seconds between ticks.",
     )
     leader_ttl: float = Field(
-        5.0, gt=0, le=600, description="Controller: seconds the leader lock lives unless renewed."
+        defaults.LEADER_TTL,
+        gt=0,
+        le=600,
+        description="Controller: seconds the leader lock lives unless renewed.",
     )
     watch_period: float = Field(
-        24 * 3600.0, ge=0, description="Controller: seconds a complete flag stays armed for kills."
+        defaults.WATCH_PERIOD,
+        ge=0,
+        description="Controller: seconds a complete flag stays armed for kills.",
     )
 
     @field_validator("admin_tokens", "read_tokens", mode="before")
     @classmethod
-    def _tokens(cls, value: Any, info: Any) -> dict[str, str]:
-        return parse_tokens(value, info.field_name)
+    def _tokens(cls, value: Any) -> dict[str, str]:
+        return parse_tokens(value)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -140,7 +157,7 @@ class Settings(BaseSettings):
     @field_validator("key_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        if not re.fullmatch(defaults.KEY_PREFIX_PATTERN, value):
             raise ValueError("must be 1-64 of letters, digits and _ . : -")
         return value
 

@@ -23,7 +23,6 @@ from rollout.services.snapshots import SnapshotService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
-from rollout.storage.feed import ChangeFeed
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
@@ -64,9 +63,9 @@ def build_services(
     metrics = MetricsStore(client, keys, settings.metrics_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
-    reads = FlagReads(store, lambda: ChangeFeed(client, keys, statuses=True))
-    flags.listeners.append(reads.note)
-    flags.status_listeners.append(reads.note_status)
+    reads = FlagReads(store, client, keys, resync_interval=settings.resync_interval)
+    flags.listeners.append(reads.after_write)
+    flags.status_listeners.append(reads.after_status)
     counters = ControllerCounters(client, keys)
     leadership = Leadership(
         new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl), counters=counters

@@ -5,6 +5,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from rollout.settings import Settings
 from rollout.storage.connection import client_for_url
@@ -13,6 +14,13 @@ from rollout.wiring import Services, build_services
 from tests.support import FakeClock
 
 pytest_plugins = ["tests.fixtures_redis"]
+
+# Hypothesis fails an example that takes over 200 ms by default; on a loaded 2-core machine a
+# single example (a Redis round trip, a GC pause) can take that long without any bug. Speed is
+# measured in bench/, never asserted here. Loaded before any test module is imported, so every
+# @settings(...) in the suite inherits it.
+hypothesis_settings.register_profile("rollout", deadline=None)
+hypothesis_settings.load_profile("rollout")
 
 
 @pytest.fixture(autouse=True)

@@ -1,12 +1,18 @@
-"""Small shared test helpers: an injected clock and a bounded wait."""
+"""Small shared test helpers: an injected clock, a bounded wait, a write nobody hears of."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from rollout.core.model import Flag
+from rollout.storage.codec import encode_flag
 from rollout.storage.keys import Keys
+from rollout.storage.redis_process import RedisProcess, free_port
 
 
 class FakeClock:
@@ -40,3 +46,32 @@ def store_malformed(redis_client: Any, key: str, doc: str, *, version: int = 1) 
     keys = Keys()
     redis_client.hset(keys.flag(key), mapping={"v": version, "d": doc})
     redis_client.sadd(keys.index, key)
+
+
+def write_quietly(redis: Any, flag: Flag, prefix: str = "rollout") -> None:
+    """Store ``flag`` at its version as a write would, but publish nothing: only a full load
+    (a resync, a reconnect) can bring it to a reader that follows the change channel."""
+    keys = Keys(prefix)
+    redis.hset(keys.flag(flag.key), mapping={"v": flag.version, "d": encode_flag(flag)})
+    redis.sadd(keys.index, flag.key)
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A redis-server of the test's own, which it may stop and start (import into a conftest)."""
+    process = RedisProcess(tmp_path / "own-redis", port=free_port())
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def append_to_log(server: RedisProcess, *command: str) -> None:
+    """A command a stopped server replays from its AOF when it starts: a change nobody hears of."""
+    out = [f"*{len(command)}\r\n".encode()]
+    for arg in command:
+        data = arg.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    with open(server.aof_path, "ab") as aof:
+        aof.write(b"".join(out))

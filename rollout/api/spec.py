@@ -17,6 +17,7 @@ from spectree.metadata import register_validated_function
 from spectree.models import InType, SecureType
 
 from rollout.api.models import ErrorBody
+from rollout.core.model import KEY_PATTERN
 
 BEARER = "bearerAuth"
 API_KEY = "apiKeyAuth"  # X-API-Key: the same tokens, for OFREP providers (api.ofrep)
@@ -94,6 +95,22 @@ def documented(
     return register
 
 
+# Path parameters as the views check them; spectree knows only that they are strings.
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "key": {"type": "string", "pattern": KEY_PATTERN.pattern, "maxLength": 128},
+}
+
+
+def _constrain_path_parameters(document: dict[str, Any]) -> dict[str, Any]:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                found = PATH_PARAMETERS.get(parameter.get("name"))
+                if parameter.get("in") == "path" and found is not None:
+                    parameter["schema"] = dict(found)
+    return document
+
+
 def openapi_document() -> dict[str, Any]:
     """The document for the current app (spectree caches it after the first build)."""
-    return spec.spec  # type: ignore[no-any-return]
+    return _constrain_path_parameters(spec.spec)

@@ -11,6 +11,7 @@ from rollout.cli import render
 from rollout.cli.context import CliState, complete_keys, json_option, key_argument, pass_state
 from rollout.cli.errors import usage
 from rollout.core.schema import flag_to_dict
+from rollout.core.transitions import serving
 
 # The gate report without what the flag itself already says (key, state, stage, status).
 READING_FIELDS = ("evidence_since", "read_at", "arms", "memory_mb", "baseline_p95_ms", "gates")
@@ -39,7 +40,7 @@ def show(state: CliState, key: str) -> None:
     flag = services.flags.get(key)
     data = flag_to_dict(flag)
     human = render.flag_detail(flag)
-    if flag.serving and flag.gates:
+    if serving(flag) and flag.gates:
         # Readings exist only while users get the flag through the bucket (DESIGN §4).
         report = services.gates.report(flag)
         data["readings"] = {name: report[name] for name in READING_FIELDS}

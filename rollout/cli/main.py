@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from rollout.cli import apply, demo, embedded, flags, moves, operate, serve, snapshot
+from rollout.cli import apply, controller, demo, embedded, flags, moves, serve, snapshot, watch
 from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
+from rollout.core.errors import ValidationError
+from rollout.core.schema import validate_actor
 from rollout.wiring import Services
-
-MAX_ACTOR = 128
 
 
 @click.group(
@@ -43,8 +43,11 @@ def cli(ctx: click.Context, redis_url: str | None, actor: str | None, as_json: b
     Exit codes: 0 done, 1 refused (illegal move, unknown flag, Redis unreachable),
     2 usage error (bad arguments, invalid file or setting).
     """
-    if actor is not None and (not actor.strip() or len(actor) > MAX_ACTOR):
-        raise usage(f"--actor must be 1 to {MAX_ACTOR} characters, not blank")
+    if actor is not None:
+        try:
+            validate_actor(actor, "--actor")
+        except ValidationError as error:
+            raise usage(str(error)) from None
     state = CliState(actor=actor or default_actor(), redis_url=redis_url or None, json=as_json)
     # Tests (and embedders) hand in ready services, or a factory, through Click's obj.
     injected: Any = ctx.obj
@@ -66,8 +69,8 @@ for command in (
     snapshot.restore,
     apply.apply,
     embedded.embedded,
-    operate.controller,
-    operate.watch,
+    controller.controller,
+    watch.watch,
     demo.demo,
     serve.serve,
 ):

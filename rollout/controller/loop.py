@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from rollout.core.decide import Action, Decision, decide
 from rollout.core.errors import PreconditionFailed, RolloutError, StorageError
-from rollout.core.model import Flag, State
+from rollout.core.model import Flag
+from rollout.core.transitions import serving
 from rollout.core.units import to_ms
 from rollout.services.container import Lock, TickCounters
 from rollout.services.flags import FlagService
@@ -25,15 +26,6 @@ from rollout.services.gates import GateService
 log = logging.getLogger("rollout.controller")
 
 ACTOR = "controller"
-# The word operators see in the flag's status for each action.
-STATUS_WORD = {
-    Action.KILL: "killed",
-    Action.HOLD: "hold",
-    Action.ADVANCE: "advanced",
-    Action.AWAIT_APPROVAL: "awaiting_approval",
-    Action.COMPLETE: "completed",
-    Action.NONE: "watching",
-}
 
 
 @dataclass(frozen=True)
@@ -74,8 +66,8 @@ class Controller:
         now = self.clock() if now is None else now
         outcomes = []
         for flag in self.flags.list_flags():
-            if flag.state in (State.KILLED, State.DRAFT):
-                continue  # never touched, or serving no one through the bucket
+            if not serving(flag):
+                continue  # killed (never touched) or a draft (serving no one through the bucket)
             if not self._still_leading():
                 log.warning("lost the controller lock mid-tick; stopping this tick")
                 break
@@ -140,11 +132,12 @@ class Controller:
             if retry:
                 return self._decide_and_act(self.flags.get(flag.key), now, retry=False)
             return Outcome(flag.key, decision, acted=False)
-        self._say(flag, decision, at)
+        self._record_status(flag, decision, at)
         return Outcome(flag.key, decision, acted=True)
 
-    def _say(self, flag: Flag, decision: Decision, at: int) -> None:
-        word = STATUS_WORD[decision.action]
+    def _record_status(self, flag: Flag, decision: Decision, at: int) -> None:
+        """Store the decision's word for operators, unless the flag already shows it."""
+        word = decision.status_word
         status = flag.status
         if status is None or (status.decision, status.why) != (word, decision.why):
             self.flags.record_status(flag.key, word, decision.why, now=at)

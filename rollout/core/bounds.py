@@ -17,10 +17,11 @@ The error rates each verdict controls, over a whole stage and however often it i
   stage and count (exposures, samples).
 
 The priors say where each test spends its power (``sequential`` explains why this keeps them
-valid): error rates at twice ``critical``, where a kill must come within ~150 samples; a CDF at the
-quantile judged; control's rate at half of critical; an arm's share tightly around the expected split, because an instrumentation bug
-shifts it by a point, not by ten. ``bench/decisions.py`` measures each figure over 10,000 seeded
-3-day stages, with the fixed-z rules these replace beside them.
+valid): error rates at twice ``critical``, where a kill must come within ~150 samples; control's
+rate at half of critical; a CDF at the quantile judged; an arm's share tightly around the expected
+split, because an instrumentation bug shifts it by a point, not by ten. ``bench/decisions.py``
+measures each figure over 10,000 seeded 3-day stages, with the fixed-z rules these replace beside
+them.
 """
 
 from __future__ import annotations

@@ -2,12 +2,12 @@
 its gate readings and the time.
 
 Order of the rules, first match wins:
-1. ``killed`` or ``draft`` → none: the controller never touches a killed flag, and a draft serves
+1. ``killed`` or ``draft`` → watch: the controller never touches a killed flag, and a draft serves
    no one through the bucket.
 2. any gate at ``fail`` → kill, when the kill is armed: ``rolling``, ``paused``, and ``complete``
    within its watch period. A ``complete`` flag without ``completed_at`` counts as within it: an
    unknown completion time is no proof the watch is over, and a kill is the safe error.
-3. ``complete`` → none (watching, or the watch is over).
+3. ``complete`` → watch (within the watch period, or past it).
 4. ``paused`` → hold: never advanced, whatever the gates say.
 5. ``rolling`` with no current stage (an operator set a percent between stages) → hold, asking the
    operator to move it by hand.
@@ -22,22 +22,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
+from rollout.core.defaults import WATCH_PERIOD
 from rollout.core.gates import GateSummary, Verdict
 from rollout.core.model import Flag, State
-from rollout.core.units import render_percent
+from rollout.core.transitions import rolling_out
+from rollout.core.units import render_percent, to_ms
+from rollout.core.vocabulary import STATUS_WORDS, Action
 
-DEFAULT_WATCH_PERIOD_MS = 24 * 3_600_000
-
-
-class Action(StrEnum):
-    KILL = "kill"
-    HOLD = "hold"
-    ADVANCE = "advance"
-    AWAIT_APPROVAL = "await_approval"
-    COMPLETE = "complete"
-    NONE = "none"
+__all__ = ["Action", "Decision", "decide"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +39,11 @@ class Decision:
     why: str
     readings: tuple[GateSummary, ...] = ()
 
+    @property
+    def status_word(self) -> str:
+        """The word operators see for this decision (``core.vocabulary``)."""
+        return STATUS_WORDS[self.action]
+
 
 def decide(
     flag: Flag,
@@ -53,7 +51,7 @@ def decide(
     now_ms: int,
     *,
     stage_samples: int,
-    watch_period_ms: int = DEFAULT_WATCH_PERIOD_MS,
+    watch_period_ms: int = to_ms(WATCH_PERIOD),
 ) -> Decision:
     """The controller's next move for ``flag``.
 
@@ -67,26 +65,26 @@ def decide(
         return Decision(action=action, why=why, readings=summaries)
 
     if flag.state == State.KILLED:
-        return decision(Action.NONE, "killed: the controller never touches a killed flag")
+        return decision(Action.WATCH, "killed: the controller never touches a killed flag")
     if flag.state == State.DRAFT:
-        return decision(Action.NONE, "draft: not rolling out yet")
+        return decision(Action.WATCH, "draft: not rolling out yet")
 
     failing = _named(summaries, Verdict.FAIL)
     watching = flag.state == State.COMPLETE and (
         flag.completed_at is None or now_ms < flag.completed_at + watch_period_ms
     )
-    if failing and (flag.state in (State.ROLLING, State.PAUSED) or watching):
+    if failing and (rolling_out(flag) or watching):
         return decision(Action.KILL, failing)
 
     if flag.state == State.COMPLETE:
         if not watching:
-            return decision(Action.NONE, "complete: the watch period is over")
+            return decision(Action.WATCH, "complete: the watch period is over")
         left = (
             ""
             if flag.completed_at is None
             else f": {_duration(flag.completed_at + watch_period_ms - now_ms)} left"
         )
-        return decision(Action.NONE, f"complete: watching{left}")
+        return decision(Action.WATCH, f"complete: watching{left}")
 
     warning = _named(summaries, Verdict.WARN)
     if flag.state == State.PAUSED:

@@ -55,6 +55,10 @@ WATCH_PERIOD = 24 * 3600.0
 GATE_WINDOW_MS = 60_000
 """A gate's sliding window when the plan names none."""
 
+GATE_MIN_SAMPLES = 100
+"""Samples a counting gate needs before it reads more than ``insufficient``, when the plan is
+silent (a kind may differ: ``core.gates.GATE_KINDS``)."""
+
 MIN_GATE_WINDOW_MS = 1_000
 """Shortest sliding window: below one 10 s metric window it would read mostly nothing."""
 

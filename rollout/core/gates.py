@@ -1,4 +1,8 @@
-"""Gate readings (DESIGN §4): what the evidence says about one flag's error rate, latency, memory.
+"""Gate readings (DESIGN §4): what the evidence says about each of one flag's gates.
+
+Each kind of gate is one entry of ``GATE_KINDS``: its reader, its defaults and its description.
+Validation (``schema``), the API's models and ``read_gate`` all take the kinds from there, so a
+new kind is one entry; a name ending in ``:`` is a family of metrics (``value:NAME``).
 
 A gate reads ``pass``, ``warn``, ``fail`` or ``insufficient``. Thresholds judge the treatment's
 true value, not the observed one: ``warn`` / ``fail`` mean the lower end of a confidence bound is
@@ -38,13 +42,15 @@ bound needs no second test. ``memory_mb`` is a reported maximum, read without st
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
 from rollout.core import histogram, stats
-from rollout.core.model import Flag, Gate, Metric
+from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
+from rollout.core.evidence import Arms, ArmStats, Evidence
+from rollout.core.model import Flag, Gate
 
 P95 = 0.95
 
@@ -79,59 +85,10 @@ STRICTNESS: Mapping[Scope, Strictness] = MappingProxyType(
 
 
 @dataclass(frozen=True, slots=True)
-class ArmStats:
-    """What one arm recorded over some span: outcomes, errors, latency histogram, exposures."""
-
-    samples: int = 0
-    errors: int = 0
-    errors_by_type: Mapping[str, int] = field(default_factory=dict)
-    latency: Mapping[int, int] = field(default_factory=dict)  # histogram bucket -> count
-    exposures: int = 0
-
-    @staticmethod
-    def merge(parts: Iterable[ArmStats]) -> ArmStats:
-        """Exact sum of several spans or processes (histograms share their buckets)."""
-        parts = list(parts)
-        by_type: dict[str, int] = {}
-        for part in parts:
-            for name, count in part.errors_by_type.items():
-                by_type[name] = by_type.get(name, 0) + count
-        return ArmStats(
-            samples=sum(p.samples for p in parts),
-            errors=sum(p.errors for p in parts),
-            errors_by_type=by_type,
-            latency=histogram.merge(p.latency for p in parts),
-            exposures=sum(p.exposures for p in parts),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Arms:
-    treatment: ArmStats = field(default_factory=ArmStats)
-    control: ArmStats = field(default_factory=ArmStats)
-
-
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Everything the gates of one flag are read from, at one moment.
-
-    ``stage`` counts from ``stage_started_at`` (or the revive); ``windows`` maps a gate's
-    ``window_ms`` to the arms over that trailing window (a gate whose window is missing reads
-    ``insufficient`` there). ``memory_mb`` is the highest growth reported by a process that
-    served the treatment. ``baseline_p95_ms`` overrides ``Flag.baseline_p95_ms`` when given.
-    """
-
-    stage: Arms = field(default_factory=Arms)
-    windows: Mapping[int, Arms] = field(default_factory=dict)
-    memory_mb: float | None = None
-    baseline_p95_ms: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Reading:
     """One gate over one scope. ``value`` is observed, ``bound`` the confidence bound judged."""
 
-    metric: Metric
+    metric: str
     verdict: Verdict
     value: float | None
     bound: float | None
@@ -174,6 +131,54 @@ class GateSummary:
         return self.stage.why
 
 
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What one scope of the evidence offers a gate's reader."""
+
+    treatment: ArmStats
+    control: ArmStats | None
+    memory_mb: float | None
+    baseline_p95_ms: float | None
+    scope: Scope
+
+    @property
+    def strict(self) -> Strictness:
+        return STRICTNESS[self.scope]
+
+
+Reader = Callable[[Gate, Observed], Reading]
+
+
+@dataclass(frozen=True, slots=True)
+class GateKind:
+    """One kind of gate (a row of DESIGN §4's table): its reader, and what a plan that names
+    only the thresholds gets.
+
+    A name ending in ``:`` is a family: ``value:`` would stand for every ``value:NAME``.
+    """
+
+    name: str
+    description: str
+    read: Reader
+    min_samples: int = GATE_MIN_SAMPLES
+    window_ms: int = GATE_WINDOW_MS
+    max_critical: float | None = None
+    max_critical_why: str = ""
+
+    def matches(self, metric: str) -> bool:
+        if self.name.endswith(":"):
+            return metric.startswith(self.name) and len(metric) > len(self.name)
+        return metric == self.name
+
+
+def gate_kind(metric: str) -> GateKind | None:
+    """The kind a gate's ``metric`` names; None for a metric no kind reads."""
+    exact = GATE_KINDS.get(metric)
+    if exact is not None:
+        return exact
+    return next((k for k in GATE_KINDS.values() if k.matches(metric)), None)
+
+
 def read_gate(
     gate: Gate,
     treatment: ArmStats,
@@ -184,15 +189,10 @@ def read_gate(
     scope: Scope = Scope.STAGE,
 ) -> Reading:
     """Read one gate over one scope (DESIGN §4)."""
-    strict = STRICTNESS[scope]
-    # == rather than `is`: a metric decoded as a plain string must still find its gate.
-    if gate.metric == Metric.ERROR_RATE:
-        return _error_rate(gate, treatment, control, strict, scope)
-    if gate.metric == Metric.LATENCY_RATIO:
-        return _latency_ratio(gate, treatment, control, baseline_p95_ms, strict, scope)
-    if gate.metric == Metric.MEMORY_MB:
-        return _memory(gate, memory_mb, scope)
-    raise ValueError(f"unknown gate metric {gate.metric!r}")
+    kind = gate_kind(gate.metric)
+    if kind is None:
+        raise ValueError(f"unknown gate metric {gate.metric!r}")
+    return kind.read(gate, Observed(treatment, control, memory_mb, baseline_p95_ms, scope))
 
 
 def read_gates(flag: Flag, evidence: Evidence) -> list[GateSummary]:
@@ -218,9 +218,9 @@ def read_gates(flag: Flag, evidence: Evidence) -> list[GateSummary]:
     return summaries
 
 
-def _error_rate(
-    gate: Gate, treatment: ArmStats, control: ArmStats | None, strict: Strictness, scope: Scope
-) -> Reading:
+def _error_rate(gate: Gate, observed: Observed) -> Reading:
+    treatment, control = observed.treatment, observed.control
+    strict, scope = observed.strict, observed.scope
     n = max(treatment.samples, 0)
     # Counters come from separate increments; a torn read must not crash the controller.
     x = min(max(treatment.errors, 0), n)
@@ -273,14 +273,10 @@ def _error_rate(
     return reading(Verdict.PASS, warn_low, said(warn_low, f"< warn {_pct(gate.warn)}"))
 
 
-def _latency_ratio(
-    gate: Gate,
-    treatment: ArmStats,
-    control: ArmStats | None,
-    baseline_p95_ms: float | None,
-    strict: Strictness,
-    scope: Scope,
-) -> Reading:
+def _latency_ratio(gate: Gate, observed: Observed) -> Reading:
+    treatment, control = observed.treatment, observed.control
+    strict, scope = observed.strict, observed.scope
+    baseline_p95_ms = observed.baseline_p95_ms
     n = histogram.total(treatment.latency)
     cn = histogram.total(control.latency) if control is not None else 0
     control_p95 = histogram.percentile(control.latency, P95) if control is not None else None
@@ -342,7 +338,8 @@ def _latency_ratio(
     return reading(Verdict.PASS, value, warn_low, f"{why}{gate.warn:g}x: {detail}")
 
 
-def _memory(gate: Gate, memory_mb: float | None, scope: Scope) -> Reading:
+def _memory(gate: Gate, observed: Observed) -> Reading:
+    memory_mb, scope = observed.memory_mb, observed.scope
     if memory_mb is None:
         return Reading(
             gate.metric,
@@ -362,6 +359,34 @@ def _memory(gate: Gate, memory_mb: float | None, scope: Scope) -> Reading:
         verdict, why = Verdict.PASS, f"{seen} < warn {gate.warn:g} MB"
     # A reported maximum has no sample count and no confidence bound: the bound is the value.
     return Reading(gate.metric, verdict, memory_mb, memory_mb, 0, scope, why)
+
+
+GATE_KINDS: Mapping[str, GateKind] = MappingProxyType(
+    {
+        kind.name: kind
+        for kind in (
+            GateKind(
+                "error_rate",
+                "treatment errors / treatment samples",
+                _error_rate,
+                max_critical=1.0,
+                max_critical_why="an error rate is a fraction from 0 to 1",
+            ),
+            GateKind(
+                "latency_ratio",
+                "treatment p95 / control p95 (at 100%: / baseline_p95_ms)",
+                _latency_ratio,
+            ),
+            # A reported maximum, not a count of outcomes: one report is evidence enough.
+            GateKind(
+                "memory_mb",
+                "highest memory growth (MB) reported by a process that served the treatment",
+                _memory,
+                min_samples=1,
+            ),
+        )
+    }
+)
 
 
 def _pct(rate: float) -> str:

@@ -58,13 +58,6 @@ def bucket_upper_ms(index: int) -> float:
     return math.inf if index == OVERFLOW else _UPPER[index]
 
 
-def bucket_lower_ms(index: int) -> float:
-    """Lower bound (exclusive) of a bucket in ms; 0 for bucket 0."""
-    if not 0 <= index <= OVERFLOW:
-        raise ValueError(f"bucket index {index} is outside 0..{OVERFLOW}")
-    return 0.0 if index == 0 else _UPPER[index - 1]
-
-
 def total(counts: Mapping[int, int]) -> int:
     """Number of samples in a histogram (non-positive counts are ignored)."""
     return sum(c for c in counts.values() if c > 0)

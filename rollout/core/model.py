@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
 from rollout.core.rules import Rule
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
@@ -23,12 +24,6 @@ class State(StrEnum):
     KILLED = "killed"
 
 
-class Metric(StrEnum):
-    ERROR_RATE = "error_rate"
-    LATENCY_RATIO = "latency_ratio"
-    MEMORY_MB = "memory_mb"
-
-
 @dataclass(frozen=True, slots=True)
 class Stage:
     percent_bp: int
@@ -38,11 +33,11 @@ class Stage:
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    metric: Metric
+    metric: str  # the name of a kind in core.gates.GATE_KINDS
     warn: float
     critical: float
-    min_samples: int = 100
-    window_ms: int = 60_000
+    min_samples: int = GATE_MIN_SAMPLES
+    window_ms: int = GATE_WINDOW_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +92,6 @@ class Flag:
         return replace(self, version=0, updated_at=None) == replace(
             other, version=0, updated_at=None
         )
-
-    @property
-    def serving(self) -> bool:
-        """Does any user get the treatment through the bucket right now?"""
-        return self.state in (State.ROLLING, State.PAUSED, State.COMPLETE)
-
-    def gate(self, metric: Metric) -> Gate | None:
-        return next((g for g in self.gates if g.metric == metric), None)
 
 
 def new_flag(key: str, now: int, **config: object) -> Flag:

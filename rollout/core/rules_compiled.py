@@ -55,6 +55,7 @@ def _fast_branch(i: int, rule: Rule, names: dict[str, object]) -> list[str]:
             f"        if v {_COMPARE[op]} X{i}:",
             f"            return S{i}",
         ]
+    # type(), not __class__: an object may lie about __class__ (a mock does), never about type.
     lines = ["    if type(v) is str:"]
     if op is Op.IN or op is Op.NOT_IN:
         names[f"C{i}"] = frozenset(x for x in rule.values if isinstance(x, str))
@@ -68,11 +69,47 @@ def _fast_branch(i: int, rule: Rule, names: dict[str, object]) -> list[str]:
     elif op in SEMVER_OPS:
         memo, answer = _semver_answer(rule, names[f"T{i}"])  # type: ignore[arg-type]
         names[f"M{i}"], names[f"A{i}"] = memo, answer
-        lines += [f"        r = M{i}.get(v)", "        if r is None:", f"            r = A{i}(v)"]
+        lines += [
+            "        try:",
+            f"            r = M{i}[v]",
+            "        except KeyError:",
+            f"            r = A{i}(v)",
+        ]
         lines.append("        if r:")
     else:  # contains, several values
         lines.append(f"        if T{i}(v):")
     return [*lines, f"            return S{i}"]
+
+
+BUILTINS = {"type": type, "str": str, "int": int, "float": float, "KeyError": KeyError}
+"""All the generated code may call besides its namespace."""
+
+
+def rule_chain(rules: Sequence[Rule], report: Report | None, names: dict[str, object]) -> list[str]:
+    """The statements deciding ``rules`` in order, at indent 0, filling ``names``.
+
+    They read a bound ``get`` (the attributes' ``get``) and ``return`` the first matching
+    rule's ``serve``; when none matches they fall through. ``sdk.ruled`` embeds them in its
+    answer function; ``compile_rules`` wraps them in one of their own.
+    """
+    lines: list[str] = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, Rule):  # the validated model only: the templates rely on it
+            raise TypeError("rule_chain takes Rule values")
+        names[f"N{i}"] = rule.attribute
+        names[f"S{i}"] = rule.serve
+        names[f"T{i}"] = rule.test if report is None else matcher(rule, report)
+        lines.append(f"v = get(N{i})")
+        lines += [line[4:] for line in _fast_branch(i, rule, names)]
+        lines += ["elif v is not None:", f"    if T{i}(v):", f"        return S{i}"]
+    return lines
+
+
+def run_source(lines: list[str], names: dict[str, object], name: str, title: str) -> object:
+    """Compile generated ``lines`` with only ``names`` and ``BUILTINS`` in scope; ``name``."""
+    namespace: dict[str, object] = {"__builtins__": dict(BUILTINS), **names}
+    exec(compile("\n".join(lines), title, "exec"), namespace)
+    return namespace[name]
 
 
 def compile_rules(rules: Sequence[Rule], report: Report | None = None) -> Match:
@@ -82,22 +119,9 @@ def compile_rules(rules: Sequence[Rule], report: Report | None = None) -> Match:
     only what a hostile mapping raises from ``get``; callers that must never raise (the SDK)
     catch that. ``report`` hears (attribute, value) of values that are not scalars.
     """
-    for rule in rules:  # the validated model only: the templates rely on it
-        if not isinstance(rule, Rule):
-            raise TypeError("compile_rules takes Rule values")
     names: dict[str, object] = {}
+    chain = rule_chain(rules, report, names)
     body = ["def first(attributes):", "    get = attributes.get"]
-    for i, rule in enumerate(rules):
-        names[f"N{i}"] = rule.attribute
-        names[f"S{i}"] = rule.serve
-        names[f"T{i}"] = rule.test if report is None else matcher(rule, report)
-        body.append(f"    v = get(N{i})")
-        body += _fast_branch(i, rule, names)
-        body += ["    elif v is not None:", f"        if T{i}(v):", f"            return S{i}"]
+    body += ["    " + line for line in chain]
     body.append("    return None")
-    namespace: dict[str, object] = {
-        "__builtins__": {"type": type, "str": str, "int": int, "float": float},
-        **names,
-    }
-    exec(compile("\n".join(body), f"<rules of {len(rules)}>", "exec"), namespace)
-    return namespace["first"]  # type: ignore[return-value]
+    return run_source(body, names, "first", f"<rules of {len(rules)}>")  # type: ignore[return-value]

@@ -12,10 +12,13 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from rollout.core.defaults import MAX_ACTOR, MAX_GATE_WINDOW_MS, MAX_TEXT, MIN_GATE_WINDOW_MS
 from rollout.core.errors import ValidationError
-from rollout.core.model import KEY_PATTERN, Flag, Gate, KillRecord, Metric, Stage, State, Status
+from rollout.core.gates import GATE_KINDS, gate_kind
+from rollout.core.model import KEY_PATTERN, Flag, Gate, KillRecord, Stage, State, Status
 from rollout.core.rules import parse_rules, rule_to_dict
 from rollout.core.units import (
+    format_duration,
     parse_duration,
     parse_instant,
     parse_percent,
@@ -28,11 +31,9 @@ from rollout.core.units import (
 CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny", "rules")
 MAX_STAGES = 20
 MAX_USERS = 10_000
-MAX_TEXT = 4096
-DEFAULT_GATE_SAMPLES = {Metric.ERROR_RATE: 100, Metric.LATENCY_RATIO: 100, Metric.MEMORY_MB: 1}
-DEFAULT_WINDOW_MS = 60_000
-MIN_WINDOW_MS = 1_000
-MAX_WINDOW_MS = 3_600_000
+# One gate per kind; a family of kinds (``value:NAME``) will need a limit of its own.
+MAX_GATES = len(GATE_KINDS)
+GATE_FIELDS = ("metric", "warn", "critical", "min_samples", "window")
 
 
 def validate_key(key: object, field: str = "key") -> str:
@@ -64,6 +65,14 @@ def validate_text(value: object, field: str, limit: int = MAX_TEXT) -> str:
     return _text(value, field, limit)
 
 
+def validate_actor(actor: object, field: str = "actor") -> str:
+    """Who, in the audit log: one line, not blank, short enough to show in a table."""
+    text = _text(actor, field, MAX_ACTOR)
+    if not text.strip() or "\n" in text or "\t" in text:
+        raise ValidationError("must be one line, not blank", field)
+    return text
+
+
 def _bool(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise ValidationError("must be true or false", field)
@@ -75,6 +84,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _count(value: object, field: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 306.0 is the integer 306 (JSON Schema says so too)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError("must be a whole number >= 0", field)
     if value > MAX_COUNT:
@@ -149,16 +160,14 @@ def parse_stages(value: object, field: str = "stages") -> tuple[Stage, ...]:
 
 def parse_gates(value: object, field: str = "gates") -> tuple[Gate, ...]:
     gates: list[Gate] = []
-    for i, raw in enumerate(_list(value, field, len(Metric))):
+    for i, raw in enumerate(_list(value, field, MAX_GATES)):
         where = f"{field}[{i}]"
-        item = _mapping(raw, where, ("metric", "warn", "critical", "min_samples", "window"))
-        try:
-            metric = Metric(str(item.get("metric")))
-        except ValueError:
-            raise ValidationError(
-                f"must be one of {', '.join(m.value for m in Metric)}", f"{where}.metric"
-            ) from None
-        if any(g.metric is metric for g in gates):
+        item = _mapping(raw, where, GATE_FIELDS)
+        metric = str(item.get("metric"))
+        kind = gate_kind(metric)
+        if kind is None:
+            raise ValidationError(f"must be one of {', '.join(GATE_KINDS)}", f"{where}.metric")
+        if any(g.metric == metric for g in gates):
             raise ValidationError(f"{metric} appears twice", f"{where}.metric")
         for name in ("warn", "critical"):
             if name not in item:
@@ -169,20 +178,26 @@ def parse_gates(value: object, field: str = "gates") -> tuple[Gate, ...]:
             raise ValidationError("must be above 0", f"{where}.warn")
         if critical < warn:
             raise ValidationError("must be at or above warn", f"{where}.critical")
-        if metric is Metric.ERROR_RATE and critical > 1:
-            raise ValidationError("an error rate is a fraction from 0 to 1", f"{where}.critical")
-        window = parse_duration(item.get("window", "60s"), f"{where}.window")
-        if not MIN_WINDOW_MS <= window <= MAX_WINDOW_MS:
-            # A sliding window is for fast detection; the stage reading covers the long run,
-            # and each 10 s of window costs a read every controller tick.
-            raise ValidationError("must be from 1s to 1h", f"{where}.window")
+        if kind.max_critical is not None and critical > kind.max_critical:
+            raise ValidationError(kind.max_critical_why, f"{where}.critical")
+        window = (
+            parse_duration(item["window"], f"{where}.window")
+            if "window" in item
+            else kind.window_ms
+        )
+        if not MIN_GATE_WINDOW_MS <= window <= MAX_GATE_WINDOW_MS:
+            # core.defaults says why a sliding window is bounded.
+            bounds = (
+                f"{format_duration(MIN_GATE_WINDOW_MS)} to {format_duration(MAX_GATE_WINDOW_MS)}"
+            )
+            raise ValidationError(f"must be from {bounds}", f"{where}.window")
         gates.append(
             Gate(
                 metric=metric,
                 warn=warn,
                 critical=critical,
                 min_samples=_count(
-                    item.get("min_samples", DEFAULT_GATE_SAMPLES[metric]), f"{where}.min_samples"
+                    item.get("min_samples", kind.min_samples), f"{where}.min_samples"
                 ),
                 window_ms=window,
             )
@@ -217,7 +232,7 @@ def stage_to_dict(stage: Stage) -> dict[str, Any]:
 
 def gate_to_dict(gate: Gate) -> dict[str, Any]:
     return {
-        "metric": str(gate.metric),
+        "metric": gate.metric,
         "warn": gate.warn,
         "critical": gate.critical,
         "min_samples": gate.min_samples,

@@ -35,23 +35,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from statistics import NormalDist
 
 from rollout.core import histogram
-
-_NORMAL = NormalDist()
-
-
-def normal_sf(z: float) -> float:
-    """One-sided p-value of a z-score: P(Z ≥ z) for a standard normal Z."""
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
-
-
-def z_for_confidence(confidence: float) -> float:
-    """The z whose one-sided confidence is ``confidence`` (0.99 -> 2.326)."""
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
-    return _NORMAL.inv_cdf(confidence)
 
 
 def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
@@ -122,10 +107,6 @@ class QuantileBounds:
     point: int
     high: int
     samples: int
-
-    @property
-    def point_ms(self) -> float:
-        return histogram.bucket_upper_ms(self.point)
 
 
 def quantile_bounds(counts: Mapping[int, int], q: float, z: float) -> QuantileBounds | None:

@@ -3,6 +3,9 @@
 An illegal move raises ``InvalidTransition`` and changes nothing. A move that would change
 nothing (pause a paused flag, kill a killed one) returns the flag itself, and services write
 nothing for it. Version and audit are storage's business, not these functions'.
+
+The rules that more than one move (or the controller) asks about live here once too: is a flag
+serving, is it rolling out, what makes a kill's reason, when the latency baseline is taken.
 """
 
 from __future__ import annotations
@@ -12,7 +15,34 @@ from dataclasses import replace
 
 from rollout.core.errors import GateFailing, InvalidTransition, ValidationError
 from rollout.core.model import Flag, KillRecord, Stage, State
+from rollout.core.schema import validate_text
 from rollout.core.units import MAX_BP, render_percent
+
+ROLLING_OUT = frozenset({State.ROLLING, State.PAUSED})
+SERVING = ROLLING_OUT | {State.COMPLETE}
+
+
+def serving(flag: Flag) -> bool:
+    """Does any user get the treatment through the bucket? Not a draft, not a killed flag."""
+    return flag.state in SERVING
+
+
+def rolling_out(flag: Flag) -> bool:
+    """Rolling or paused: between its first stage and complete, where a kill is always armed."""
+    return flag.state in ROLLING_OUT
+
+
+def kill_reason(reason: object) -> str:
+    """A kill needs a reason: written by someone (not blank), and storable in the flag."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError("a kill needs a reason", "reason")
+    return validate_text(reason, "reason")  # it is stored in the flag, so it must read back
+
+
+def takes_baseline(before: Flag, after: Flag) -> bool:
+    """Does this move open 100%? Then control's latency must be kept as the baseline now: no
+    control traffic is left to compare the treatment with."""
+    return after.percent_bp == MAX_BP and before.percent_bp < MAX_BP
 
 
 def _moved(flag: Flag, now: int, **changes: object) -> Flag:
@@ -62,7 +92,7 @@ def _to_stage(flag: Flag, index: int, now: int) -> Flag:
 
 
 def complete(flag: Flag, now: int) -> Flag:
-    if flag.state not in (State.ROLLING, State.PAUSED):
+    if not rolling_out(flag):
         raise InvalidTransition(f"cannot complete {flag.key}: it is {flag.state}")
     return _moved(flag, now, state=State.COMPLETE, completed_at=now)
 
@@ -131,8 +161,7 @@ def resume(flag: Flag, now: int) -> Flag:
 
 def kill(flag: Flag, reason: str, by: str, now: int) -> Flag:
     """Off for everyone, from any state; killing a killed flag changes nothing."""
-    if not reason.strip():
-        raise ValidationError("a kill needs a reason", "reason")
+    kill_reason(reason)
     if flag.state is State.KILLED:
         return flag
     record = KillRecord(
@@ -179,7 +208,7 @@ def replan(flag: Flag, stages: tuple[Stage, ...]) -> Flag:
     """
     moved = flag.with_changes(stages=stages)
     here = f"{render_percent(flag.percent_bp)}%"
-    if flag.state in (State.ROLLING, State.PAUSED) and _on_stage(flag, flag.stage, flag.percent_bp):
+    if rolling_out(flag) and _on_stage(flag, flag.stage, flag.percent_bp):
         same = [i for i, s in enumerate(stages) if s.percent_bp == flag.percent_bp]
         if not same:
             raise InvalidTransition(

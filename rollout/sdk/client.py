@@ -1,8 +1,11 @@
 """The in-process SDK: answers from memory, follows Redis in the background, never raises.
 
-``is_enabled`` is one call of a per-flag answer function held by the handle; a background
-thread (``sdk.sync``) swaps those functions when a change arrives. Reads never touch the
-network or take a lock, so Redis being slow or gone cannot slow the caller.
+``is_enabled`` is one call of a per-flag answer function held by the handle; the flag table
+(``sdk.table``) swaps those functions when the follower (``sdk.sync``) hears of a change, and
+the recorder (``sdk.recorder``) sends what they counted. Reads never touch the network or take
+a lock, so Redis being slow or gone cannot slow the caller. The client sits on top: it owns the
+one Redis client (one connection pool; the channel keeps its own socket) that the follower and
+the recorder share, and nothing below imports it.
 """
 
 from __future__ import annotations
@@ -16,9 +19,14 @@ from typing import Any
 
 from rollout.core.evaluation import Evaluation, Reason, evaluate
 from rollout.core.model import KEY_PATTERN, Flag
-from rollout.sdk.compiled import Check, Compiled, compile_flag
-from rollout.sdk.metrics import Recorder, Track, resident_mb
+from rollout.sdk.compiled import Check, Compiled
+from rollout.sdk.recorder import Recorder, Track, resident_mb
+from rollout.sdk.sync import FlagSync
+from rollout.sdk.table import FlagTable
 from rollout.settings import Settings, load_settings
+from rollout.storage.connection import connect
+from rollout.storage.keys import Keys
+from rollout.storage.metrics import MetricsStore
 
 log = logging.getLogger("rollout.sdk")
 
@@ -45,41 +53,63 @@ def _as_bool(value: object) -> bool:
         return False
 
 
-def _content(flag: Flag | None) -> Flag | None:
-    """What answers depend on: the controller's status word changes nothing."""
-    return None if flag is None else flag.with_changes(status=None)
+class _SharedRedis:
+    """One redis-py client for the follower and the recorder, made when Redis is first reached.
 
+    Made lazily because the SDK never starts a server: without a URL it finds the embedded one,
+    which may come up after the application did. Once made it is kept; its pool reconnects.
+    """
 
-def _listen(listeners: list[Any], callback: Any) -> Callable[[], None]:
-    listeners.append(callback)
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Any = None
+        self._lock = threading.Lock()
 
-    def remove() -> None:
-        if callback in listeners:
-            listeners.remove(callback)
+    def __call__(self) -> Any:
+        client = self._client
+        if client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = connect(
+                        self._settings.redis_url,
+                        self._settings.data_dir,
+                        start_embedded=False,
+                        socket_timeout=self._settings.socket_timeout,
+                    )
+                client = self._client
+        return client
 
-    return remove
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # closing a broken connection must not mask anything else
+                pass
 
 
 class FlagHandle:
     """``client.flag(KEY)``. Its ``is_enabled`` is swapped in place when the flag changes."""
 
-    __slots__ = ("_client", "_compiled", "default", "is_enabled", "key")
+    __slots__ = ("_client", "compiled", "default", "is_enabled", "key")
 
-    def __init__(self, client: RolloutClient, key: str, default: bool) -> None:
+    def __init__(self, client: RolloutClient, key: str, default: bool, compiled: Compiled) -> None:
         self._client = client
         self.key = key
         self.default = default
-        self._set(client._compile(key, default))
+        self.swap(compiled)
 
-    def _set(self, compiled: Compiled) -> None:
-        self._compiled = compiled
+    def swap(self, compiled: Compiled) -> None:
+        """The flag table's lever: answer with ``compiled`` from the next call on."""
+        self.compiled = compiled
         # An instance attribute, not a method: the caller's call goes straight to the
         # compiled function, with no lookup of the current flag value in between.
         self.is_enabled: Check = compiled.check
 
     def track(self, user: object, attributes: Mapping[str, object] | None = None) -> Track:
         """``with flag.track(user) as enabled:`` evaluates once and records one outcome."""
-        return Track(self, user, attributes)
+        return Track(self.compiled, user, attributes)
 
     def record(
         self,
@@ -90,7 +120,7 @@ class FlagHandle:
         attributes: Mapping[str, object] | None = None,
     ) -> None:
         """One outcome by hand, in the arm of this user's answer. Never raises."""
-        self._client._recorder.record(self._compiled, user, ok, duration_ms, error_type, attributes)
+        self._client._recorder.record(self.compiled, user, ok, duration_ms, error_type, attributes)
 
     def evaluate(self, user: object, attributes: Mapping[str, object] | None = None) -> Evaluation:
         """The answer with its reason (slower than ``is_enabled``; for diagnostics)."""
@@ -108,43 +138,38 @@ class RolloutClient:
         settings: Settings | None = None,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         start: bool = True,
         memory_probe: Callable[[], float] = resident_mb,
         **overrides: Any,
     ) -> None:
         self.settings = settings or load_settings(redis_url=redis_url, **overrides)
         self.clock = clock
-        self._overrides = read_overrides(os.environ if environ is None else environ)
-        self._flags: dict[str, Flag] = {}
-        self._handles: dict[tuple[str, bool], FlagHandle] = {}
-        # By default value, then key: client.is_enabled avoids building a tuple per call.
-        self._by_default: dict[bool, dict[str, FlagHandle]] = {False: {}, True: {}}
-        self._write_lock = threading.Lock()  # serialises the syncer's swaps, never readers
-        self._retired: list[Compiled] = []  # replaced since the last flush; counts still owed
-        self._change_listeners: list[Callable[[list[str]], None]] = []
-        self._connection_listeners: list[Callable[[bool], None]] = []
-        self._ignored: set[tuple[str, str]] = set()  # (flag, attribute) already logged
-        from rollout.sdk.sync import Syncer
-
-        self._recorder = Recorder(self, memory_probe=memory_probe)
-        self._syncer = Syncer(self)
+        overrides_env = read_overrides(os.environ if environ is None else environ)
+        self.table: FlagTable[FlagHandle] = FlagTable(
+            overrides_env, lambda key, default, compiled: FlagHandle(self, key, default, compiled)
+        )
+        self._by_default = self.table.by_default
+        self._redis = _SharedRedis(self.settings)
+        keys = Keys(self.settings.key_prefix)
+        retention = self.settings.metrics_retention
+        self._recorder = Recorder(
+            self.table,
+            lambda: MetricsStore(self._redis(), keys, retention),
+            clock=clock,
+            capacity=self.settings.metrics_buffer,
+            flush_interval=self.settings.flush_interval,
+            memory_probe=memory_probe,
+        )
+        self._sync = FlagSync(self.table, self._redis, self.settings, monotonic=monotonic)
         if start:
-            self._syncer.start()
+            self._sync.start()
             self._recorder.start()
 
     # -- reading ------------------------------------------------------------------------
 
     def flag(self, key: str, default: bool = False) -> FlagHandle:
-        default = _as_bool(default)
-        handle = self._handles.get((key, default))
-        if handle is None:
-            with self._write_lock:
-                handle = self._handles.get((key, default))
-                if handle is None:
-                    handle = FlagHandle(self, key, default)
-                    self._handles[(key, default)] = handle
-                    self._by_default[bool(default)][key] = handle
-        return handle
+        return self.table.handle(key, _as_bool(default))
 
     def is_enabled(
         self,
@@ -174,9 +199,9 @@ class RolloutClient:
         default = _as_bool(default)
         try:
             return evaluate(
-                self._flags.get(key),
+                self.table.flags.get(key),
                 str(user),
-                override=self._overrides.get(key),
+                override=self.table.overrides.get(key),
                 default=default,
                 attributes=attributes if isinstance(attributes, Mapping) else None,
             )
@@ -184,116 +209,32 @@ class RolloutClient:
             return Evaluation(default, Reason.UNKNOWN, None)
 
     def known_flags(self) -> dict[str, Flag]:
-        return dict(self._flags)
+        return dict(self.table.flags)
 
     def known_flag(self, key: str) -> Flag | None:
         """The value of one flag as this client holds it (None: unknown here)."""
-        return self._flags.get(key)
+        return self.table.flags.get(key)
 
     # -- listening ----------------------------------------------------------------------
 
     def on_change(self, callback: Callable[[list[str]], None]) -> Callable[[], None]:
-        """Call ``callback(keys)`` after flags change: a change from the channel, or a resync
-        that found differences. It runs on the sync thread, so keep it short; an exception in
-        it is logged, never raised. Returns a function that removes the callback."""
-        return _listen(self._change_listeners, callback)
+        """Call ``callback(keys)`` after flags change: a change from the channel, or a full
+        load that found differences. It runs on the sync thread, so keep it short; an
+        exception in it is logged, never raised. Returns a function that removes it."""
+        return self.table.changed.add(callback)
 
     def on_connection(self, callback: Callable[[bool], None]) -> Callable[[], None]:
         """Call ``callback(False)`` when Redis stops answering and ``callback(True)`` when it
-        answers again (after the resync). Same rules as ``on_change``."""
-        return _listen(self._connection_listeners, callback)
-
-    def _notify(self, listeners: list[Callable[[Any], None]], value: object) -> None:
-        for callback in list(listeners):
-            try:
-                callback(value)
-            except Exception:
-                log.exception("rollout SDK listener %r failed", callback)
+        answers again (after the full load). Same rules as ``on_change``."""
+        return self._sync.connection.add(callback)
 
     @property
     def connected(self) -> bool:
-        return self._syncer.connected
+        return self._sync.follower.connected
 
     def wait_synced(self, timeout: float = 5.0) -> bool:
         """Block until the first sync from Redis (tests and scripts; never needed for reads)."""
-        return self._syncer.synced.wait(timeout)
-
-    # -- updating (background thread) ---------------------------------------------------
-
-    def _compile(self, key: str, default: bool) -> Compiled:
-        def report(attribute: str, value: object) -> None:
-            self._ignored_attribute(key, attribute, value)
-
-        return compile_flag(self._flags.get(key), self._overrides.get(key), default, key, report)
-
-    def _ignored_attribute(self, key: str, attribute: str, value: object) -> None:
-        """A context value no rule can use: logged once per flag and attribute, then ignored.
-
-        Only attributes that a rule names get here, so the set stays as small as the rules.
-        """
-        if (key, attribute) in self._ignored:
-            return
-        self._ignored.add((key, attribute))
-        log.warning(
-            "flag %s: context attribute %r is a %s, not a string, number or boolean; "
-            "rules ignore it",
-            key,
-            attribute,
-            type(value).__name__,
-        )
-
-    def _recompile(self, handle: FlagHandle) -> None:
-        self._retired.append(handle._compiled)
-        handle._set(self._compile(handle.key, handle.default))
-
-    def _take_retired(self) -> list[Compiled]:
-        """Answer functions replaced since the last call: their counts may still be unsent."""
-        with self._write_lock:
-            retired, self._retired = self._retired, []
-            return retired
-
-    def _current_compiled(self) -> list[Compiled]:
-        return [h._compiled for h in list(self._handles.values())]
-
-    def _replace_all(self, flags: dict[str, Flag]) -> None:
-        """A full resync: Redis is the truth, so a flag that is gone answers its default."""
-        with self._write_lock:
-            before, self._flags = self._flags, dict(flags)
-            changed = {
-                key
-                for key in before.keys() | flags.keys()
-                if _content(before.get(key)) != _content(flags.get(key))
-            }
-            for (key, _default), handle in self._handles.items():
-                # Only what changed: a fresh answer function would orphan the outcomes of
-                # track() blocks running in the old one, and most resyncs change nothing.
-                if key in changed:
-                    self._recompile(handle)
-        if changed:
-            self._notify(self._change_listeners, sorted(changed))
-
-    def _apply(self, key: str, flag: Flag | None, version: int) -> bool:
-        """One change from the channel; older news than what we hold is ignored."""
-        with self._write_lock:
-            held = self._flags.get(key)
-            if held is not None and held.version >= version:
-                return False
-            flags = dict(self._flags)
-            if flag is None:
-                flags.pop(key, None)
-            else:
-                flags[key] = flag
-            self._flags = flags
-            for (handle_key, _default), handle in self._handles.items():
-                if handle_key == key:
-                    self._recompile(handle)
-        if _content(held) != _content(flag):
-            self._notify(self._change_listeners, [key])
-        return True
-
-    def _connection_changed(self, connected: bool) -> None:
-        """The syncer's word that Redis went away or came back (on each change only)."""
-        self._notify(self._connection_listeners, connected)
+        return self._sync.follower.synced.wait(timeout)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -302,8 +243,9 @@ class RolloutClient:
         self._recorder.flush()
 
     def close(self) -> None:
-        self._syncer.stop()
+        self._sync.stop()
         self._recorder.stop()
+        self._redis.close()
 
     def __enter__(self) -> RolloutClient:
         return self

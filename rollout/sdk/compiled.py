@@ -7,7 +7,7 @@ agrees with ``evaluate`` for every rule.
 
 Every answer function takes ``(user, attributes=None)``. A flag without targeting rules never
 looks at the attributes (its functions are the ones it had before rules existed); a flag with
-rules gets functions of its own (``_ruled``), with the rules compiled once per flag value.
+rules gets functions of its own (``sdk.ruled``), with the rules compiled once per flag value.
 
 Answers that came from the bucket are counted as exposures of their arm (read with
 ``exposures()``: control, treatment), and outcomes recorded by ``track``/``record`` are folded
@@ -31,7 +31,6 @@ from rollout.core.histogram import BUCKETS as BUCKET_COUNT
 from rollout.core.histogram import UPPER_BOUNDS
 from rollout.core.model import Flag, State
 from rollout.core.rules import Report
-from rollout.core.rules_compiled import compile_rules
 
 Check = Callable[..., bool]  # (user, attributes=None)
 Assign = Callable[..., int]  # (user, attributes=None)
@@ -83,6 +82,28 @@ def _hash(prefix: str, user: object) -> int:
     return mmh3.hash((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
 
 
+def careful_code_for(flag: Flag, default: bool) -> Assign:
+    """The answer code off the fast path, from ``core.evaluation`` itself.
+
+    Non-string ids (ints, UUIDs) bucket by their text, attributes that are no mapping count as
+    none, and anything that cannot even be printed (or whose mapping raises) gets the caller's
+    default rather than an exception.
+    """
+
+    def careful_code(user: object, attributes: object = None) -> int:
+        try:
+            context = attributes if isinstance(attributes, Mapping) else None
+            result = evaluate(flag, str(user), attributes=context)
+        except Exception:
+            return ON if default else OFF
+        arm = ARM_OF_REASON.get(result.reason)
+        if arm is None:
+            return ON if result.enabled else OFF
+        return TREATMENT if arm == "treatment" else CONTROL
+
+    return careful_code
+
+
 def _constant(key: str, value: bool) -> Compiled:
     code = ON if value else OFF
     return Compiled(
@@ -112,7 +133,9 @@ def compile_flag(
     if flag is None:
         return _constant(key, default)
     if flag.rules:
-        return _ruled(flag, default, key, report)
+        from rollout.sdk.ruled import compile_ruled  # imports this module
+
+        return compile_ruled(flag, default, key, report)
     known: Flag = flag
     prefix = f"{flag.salt}:"
     percent_bp = flag.percent_bp
@@ -126,17 +149,7 @@ def compile_flag(
     def exposures() -> tuple[int, int]:
         return control, treatment
 
-    def careful_code(user: object, attributes: object = None) -> int:
-        # Off the fast path: non-string ids (ints, UUIDs) bucket by their text, and anything
-        # that cannot even be printed gets the caller's default rather than an exception.
-        try:
-            result = evaluate(known, str(user))
-        except Exception:
-            return ON if default else OFF
-        arm = ARM_OF_REASON.get(result.reason)
-        if arm is None:
-            return ON if result.enabled else OFF
-        return TREATMENT if arm == "treatment" else CONTROL
+    careful_code = careful_code_for(known, default)
 
     def careful(user: object, attributes: object = None) -> bool:
         nonlocal control, treatment
@@ -203,76 +216,3 @@ def compile_flag(
             return careful_code(user)
 
     return Compiled(listed, listed_code, key, flag.stage_started_at or 0, exposures)
-
-
-def _ruled(flag: Flag, default: bool, key: str, report: Report | None) -> Compiled:
-    """Answer functions of a flag with targeting rules: deny, allow, rules, then the bucket.
-
-    A rule answer joins no arm, so it is neither an exposure nor a sample. Odd input of any
-    kind (a user that is no string, attributes that are no mapping or whose ``get`` raises)
-    goes to ``careful``, which asks ``core.evaluation`` and answers the default if even that
-    fails.
-    """
-    known: Flag = flag
-    prefix = f"{flag.salt}:"
-    percent_bp = flag.percent_bp
-    allow = frozenset(flag.allow)
-    deny = frozenset(flag.deny)
-    first = compile_rules(flag.rules, report)
-    control = treatment = 0
-
-    def exposures() -> tuple[int, int]:
-        return control, treatment
-
-    def careful_code(user: object, attributes: object) -> int:
-        try:
-            context = attributes if isinstance(attributes, Mapping) else None
-            result = evaluate(known, str(user), attributes=context)
-        except Exception:
-            return ON if default else OFF
-        arm = ARM_OF_REASON.get(result.reason)
-        if arm is None:
-            return ON if result.enabled else OFF
-        return TREATMENT if arm == "treatment" else CONTROL
-
-    def code_of(user: object, attributes: object = None) -> int:
-        try:
-            if user in deny:
-                return OFF
-            if user in allow:
-                return ON
-            if attributes:
-                served = first(attributes)  # type: ignore[arg-type]
-                if served is not None:
-                    return ON if served else OFF
-            return TREATMENT if _hash(prefix, user) < percent_bp else CONTROL
-        except Exception:  # odd ids or contexts: the careful path decides
-            return careful_code(user, attributes)
-
-    def check(user: object, attributes: object = None) -> bool:
-        # code_of inlined (this is is_enabled): one call fewer on every answer.
-        nonlocal control, treatment
-        try:
-            if user in deny:
-                return False
-            if user in allow:
-                return True
-            if attributes:
-                served = first(attributes)  # type: ignore[arg-type]
-                if served is not None:
-                    return served
-            b = _hash(prefix, user)
-        except Exception:  # odd ids or contexts: the careful path decides
-            code = careful_code(user, attributes)
-            if code == TREATMENT:
-                treatment += 1
-            elif code == CONTROL:
-                control += 1
-            return code & 1 == 1
-        if b < percent_bp:
-            treatment += 1
-            return True
-        control += 1
-        return False
-
-    return Compiled(check, code_of, key, flag.stage_started_at or 0, exposures)

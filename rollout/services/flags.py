@@ -8,12 +8,14 @@ controller wrote a status a millisecond earlier.
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from rollout.core import transitions
+from rollout.core.defaults import MAX_USER
 from rollout.core.errors import (
     ConcurrentUpdate,
     FlagExists,
@@ -23,31 +25,48 @@ from rollout.core.errors import (
     ValidationError,
 )
 from rollout.core.evaluation import Evaluation, evaluate
-from rollout.core.model import Flag, State, Status, new_flag
+from rollout.core.model import Flag, Status, new_flag
 from rollout.core.rules import parse_context
-from rollout.core.schema import parse_config, validate_key, validate_text
-from rollout.core.units import MAX_BP, parse_percent, to_ms
+from rollout.core.schema import parse_config, validate_actor, validate_key, validate_text
+from rollout.core.units import parse_percent, to_ms
 from rollout.storage.flags import AuditEntry, FlagStore
 
 Clock = Callable[[], float]
+Result = TypeVar("Result")
 MAX_ATTEMPTS = 50
 
 
-MAX_ACTOR = 256
-
-
-def _words(actor: str, reason: str | None) -> None:
+def _validate_actor_and_reason(actor: str, reason: str | None) -> None:
     """Who and why end up in the audit log: refuse what it could not store or show."""
-    validate_text(actor, "actor", MAX_ACTOR)
-    if not actor.strip() or "\n" in actor or "\t" in actor:
-        raise ValidationError("must be one line, not blank", "actor")
+    validate_actor(actor)
     if reason is not None:
         validate_text(reason, "reason")
 
 
 def _backoff(attempt: int) -> None:
     # Jittered, so writers that collided do not collide again in lockstep.
-    time.sleep(random.uniform(0, min(0.0005 * 2**attempt, 0.02)))
+    # Capped before it grows: a kill may retry for as long as it takes.
+    time.sleep(random.uniform(0, min(0.0005 * 2 ** min(attempt, 6), 0.02)))
+
+
+def _retrying(
+    key: str,
+    attempt: Callable[[], Result],
+    also: tuple[type[Exception], ...] = (),
+    attempts: int | None = MAX_ATTEMPTS,
+) -> Result:
+    """Run one read-compute-write ``attempt`` until no other write lands first (bounded, or
+    with ``attempts=None`` until it lands: a kill must never lose to other writers).
+
+    ``attempt`` reads afresh each time, so a retried move is judged on the flag as it now is.
+    """
+    retry_on: tuple[type[Exception], ...] = (ConcurrentUpdate, *also)
+    for tries in itertools.count() if attempts is None else range(attempts):
+        try:
+            return attempt()
+        except retry_on:
+            _backoff(tries)
+    raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
 
 
 class GateReader(Protocol):
@@ -58,35 +77,19 @@ class GateReader(Protocol):
     def control_p95(self, flag: Flag) -> float | None: ...
 
 
-class NoGates:
-    """For a FlagService without metrics (tests of the lifecycle alone)."""
-
-    def failing(self, flag: Flag) -> Sequence[str]:
-        return ()
-
-    def control_p95(self, flag: Flag) -> float | None:
-        return None
-
-
 class FlagService:
-    def __init__(
-        self,
-        store: FlagStore,
-        clock: Clock,
-        gates: GateReader | None = None,
-    ) -> None:
+    def __init__(self, store: FlagStore, clock: Clock, gates: GateReader) -> None:
         self.store = store
         self.clock = clock
-        self.gates: GateReader = gates or NoGates()
+        self.gates = gates
         # Told of every successful write (key, new value or None) and every status word:
         # in-process read caches.
         self.listeners: list[Callable[[str, Flag | None], None]] = []
         self.status_listeners: list[Callable[[str, Status], None]] = []
 
-    def _written(self, key: str, flag: Flag | None) -> Flag | None:
+    def _written(self, key: str, flag: Flag | None) -> None:
         for listener in self.listeners:
             listener(key, flag)
-        return flag
 
     def now(self) -> int:
         return to_ms(self.clock())
@@ -117,7 +120,7 @@ class FlagService:
     ) -> Evaluation:
         """What ``key`` answers ``user`` with these context attributes (refused naming
         ``attr.NAME`` when one is not an attribute name, or its value no scalar)."""
-        if not validate_text(user, "user", 1024):
+        if not validate_text(user, "user", MAX_USER):
             raise ValidationError("must not be empty", "user")
         context = parse_context(attributes)
         return evaluate(self.get(key), user, attributes=context)
@@ -131,24 +134,28 @@ class FlagService:
 
     # -- the write path ------------------------------------------------------------------
 
-    def _mutate(
+    def _move(
         self,
         key: str,
-        change: Callable[[Flag, int], Flag | None],
+        change: Callable[[Flag, int], Flag],
         *,
         actor: str,
         action: str,
         reason: str | None,
         if_match: int | None = None,
         now: int | None = None,
-    ) -> Flag | None:
-        """Read, apply ``change``, write CAS; retry on conflict. None from change = delete.
+        attempts: int | None = MAX_ATTEMPTS,
+    ) -> Flag:
+        """Read, apply ``change``, write CAS with one audit entry; retried on conflict.
 
+        ``if_match``: only from that version, and a conflict is the caller's (412), not retried.
         ``now``: the instant of the move, when the caller judged the flag at that instant.
+        ``attempts=None`` retries until the write lands (a kill must never lose to other writers).
         """
         validate_key(key)
-        _words(actor, reason)
-        for _attempt in range(MAX_ATTEMPTS):
+        _validate_actor_and_reason(actor, reason)
+
+        def attempt() -> Flag:
             current = self.store.get(key)
             if if_match is not None and current.version != if_match:
                 raise PreconditionFailed(
@@ -156,43 +163,37 @@ class FlagService:
                 )
             at = self.now() if now is None else now
             new = change(current, at)
-            if new is not None and new.same_content(current):
+            if new.same_content(current):
                 return current  # nothing to change: no write, no audit entry
-            if new is not None:
-                new = new.with_changes(updated_at=at)
             try:
                 stored = self.store.write(
-                    new,
+                    new.with_changes(updated_at=at),
                     key=key,
                     expected_version=current.version,
                     audit=AuditEntry(actor=actor, action=action, reason=reason, at=at),
                     before=current,
                 )
-                return self._written(key, stored)
             except ConcurrentUpdate:
                 if if_match is not None:
                     raise PreconditionFailed(f"flag {key!r} changed while writing") from None
-                _backoff(_attempt)
-        raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+                raise
+            assert stored is not None  # only a delete stores nothing
+            self._written(key, stored)
+            return stored
 
-    def _move(
-        self,
-        key: str,
-        change: Callable[[Flag, int], Flag],
-        actor: str,
-        action: str,
-        reason: str | None,
-    ) -> Flag:
-        result = self._mutate(key, change, actor=actor, action=action, reason=reason)
-        assert result is not None
-        return result
+        return _retrying(key, attempt, attempts=attempts)
+
+    def _keep_baseline(self, before: Flag, after: Flag) -> Flag:
+        if not transitions.takes_baseline(before, after):
+            return after
+        return after.with_changes(baseline_p95_ms=self.gates.control_p95(before))
 
     # -- create, update, delete ----------------------------------------------------------
 
     def create(self, key: str, *, actor: str, reason: str | None = None, **config: Any) -> Flag:
         """A draft at 0%; ``config`` takes the TOML/JSON fields (plus ``salt``)."""
         validate_key(key)
-        _words(actor, reason)
+        _validate_actor_and_reason(actor, reason)
         salt = config.pop("salt", None)
         if salt is not None and not validate_text(salt, "salt", 256):
             raise ValidationError("must not be empty", "salt")
@@ -227,11 +228,9 @@ class FlagService:
             replanned = transitions.replan(flag, values["stages"]) if "stages" in values else flag
             return replanned.with_changes(**others)
 
-        result = self._mutate(
+        return self._move(
             key, change, actor=actor, action="update", reason=reason, if_match=if_match
         )
-        assert result is not None
-        return result
 
     def put(self, target: Flag, *, actor: str, action: str, reason: str | None = None) -> str:
         """Make the stored flag exactly ``target`` (restore): 'created', 'updated', 'unchanged'.
@@ -239,8 +238,9 @@ class FlagService:
         Overwrites a malformed stored value too: restoring is how an operator repairs one.
         """
         key = validate_key(target.key)
-        _words(actor, reason)
-        for _attempt in range(MAX_ATTEMPTS):
+        _validate_actor_and_reason(actor, reason)
+
+        def attempt() -> str:
             version = self.store.version(key)
             try:
                 current: Flag | None = self.store.get(key) if version else None
@@ -248,27 +248,26 @@ class FlagService:
                 current = None
             if current is not None and current == target.with_changes(version=current.version):
                 return "unchanged"
-            try:
-                stored = self.store.write(
-                    target,
-                    key=key,
-                    expected_version=version,
-                    audit=AuditEntry(actor=actor, action=action, reason=reason, at=self.now()),
-                    before=current,
-                    write_status=True,
-                )
-                self._written(key, stored)
-            except (ConcurrentUpdate, FlagExists, FlagNotFound):
-                _backoff(_attempt)
-                continue
+            stored = self.store.write(
+                target,
+                key=key,
+                expected_version=version,
+                audit=AuditEntry(actor=actor, action=action, reason=reason, at=self.now()),
+                before=current,
+                write_status=True,
+            )
+            self._written(key, stored)
             return "updated" if version else "created"
-        raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+
+        # Created or deleted meanwhile: the next attempt sees which, and writes over it.
+        return _retrying(key, attempt, also=(FlagExists, FlagNotFound))
 
     def delete(self, key: str, *, actor: str, reason: str | None = None) -> None:
         """Deletes a malformed stored value too, so an operator can always clear one."""
         validate_key(key)
-        _words(actor, reason)
-        for _attempt in range(MAX_ATTEMPTS):
+        _validate_actor_and_reason(actor, reason)
+
+        def attempt() -> None:
             version = self.store.version(key)
             if not version:
                 raise FlagNotFound(key)
@@ -276,20 +275,16 @@ class FlagService:
                 current: Flag | None = self.store.get(key)
             except MalformedFlag:
                 current = None
-            try:
-                self.store.write(
-                    None,
-                    key=key,
-                    expected_version=version,
-                    audit=AuditEntry(actor=actor, action="delete", reason=reason, at=self.now()),
-                    before=current,
-                )
-                self._written(key, None)
-                return
-            except ConcurrentUpdate:
-                _backoff(_attempt)
-                continue
-        raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+            self.store.write(
+                None,
+                key=key,
+                expected_version=version,
+                audit=AuditEntry(actor=actor, action="delete", reason=reason, at=self.now()),
+                before=current,
+            )
+            self._written(key, None)
+
+        _retrying(key, attempt)
 
     # -- moves ---------------------------------------------------------------------------
 
@@ -299,12 +294,9 @@ class FlagService:
         bp = parse_percent(percent)
 
         def change(flag: Flag, now: int) -> Flag:
-            moved = transitions.set_percent(flag, bp, now)
-            if bp == MAX_BP and flag.percent_bp < MAX_BP and flag.state is not State.DRAFT:
-                moved = moved.with_changes(baseline_p95_ms=self.gates.control_p95(flag))
-            return moved
+            return self._keep_baseline(flag, transitions.set_percent(flag, bp, now))
 
-        return self._move(key, change, actor, "set", reason)
+        return self._move(key, change, actor=actor, action="set", reason=reason)
 
     def advance(
         self,
@@ -322,28 +314,20 @@ class FlagService:
         def change(flag: Flag, now: int) -> Flag:
             failing = self.gates.failing(flag) if not force else ()
             moved = transitions.advance(flag, now, failing_gates=failing, force=force)
-            if moved.percent_bp == MAX_BP and flag.percent_bp < MAX_BP:
-                # No control is left at 100%: keep the control's latency as the baseline.
-                moved = moved.with_changes(baseline_p95_ms=self.gates.control_p95(flag))
-            return moved
+            return self._keep_baseline(flag, moved)
 
-        result = self._mutate(
+        return self._move(
             key, change, actor=actor, action="advance", reason=reason, if_match=if_version, now=now
         )
-        assert result is not None
-        return result
 
     def rollback(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
-        return self._move(key, transitions.rollback, actor, "rollback", reason)
+        return self._move(key, transitions.rollback, actor=actor, action="rollback", reason=reason)
 
     def pause(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
-        return self._move(key, transitions.pause, actor, "pause", reason)
+        return self._move(key, transitions.pause, actor=actor, action="pause", reason=reason)
 
     def resume(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
-        return self._move(key, transitions.resume, actor, "resume", reason)
-
-    def complete(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
-        return self._move(key, transitions.complete, actor, "complete", reason)
+        return self._move(key, transitions.resume, actor=actor, action="resume", reason=reason)
 
     def kill(
         self,
@@ -356,10 +340,8 @@ class FlagService:
     ) -> Flag:
         """Off for everyone; retried until it lands (``if_version``: only from that version;
         ``now``: the instant the caller judged it at)."""
-        if not isinstance(reason, str) or not reason.strip():
-            raise ValidationError("a kill needs a reason", "reason")
-        validate_text(reason, "reason")  # it is stored in the flag, so it must read back
-        result = self._mutate(
+        reason = transitions.kill_reason(reason)
+        return self._move(
             key,
             lambda f, now: transitions.kill(f, reason, actor, now),
             actor=actor,
@@ -367,19 +349,16 @@ class FlagService:
             reason=reason,
             if_match=if_version,
             now=now,
+            attempts=None,
         )
-        assert result is not None
-        return result
 
     def kill_all(self, *, reason: str, actor: str) -> list[Flag]:
         """Kill every rolling or paused flag; a flag deleted meanwhile is skipped."""
-        if not isinstance(reason, str) or not reason.strip():
-            raise ValidationError("a kill needs a reason", "reason")
-        validate_text(reason, "reason")
-        _words(actor, None)
+        reason = transitions.kill_reason(reason)
+        validate_actor(actor)
         killed = []
         for flag in self.list_flags():
-            if flag.state in (State.ROLLING, State.PAUSED):
+            if transitions.rolling_out(flag):
                 try:
                     killed.append(self.kill(flag.key, reason=reason, actor=actor))
                 except FlagNotFound:
@@ -387,7 +366,7 @@ class FlagService:
         return killed
 
     def revive(self, key: str, *, actor: str, reason: str | None = None) -> Flag:
-        return self._move(key, transitions.revive, actor, "revive", reason)
+        return self._move(key, transitions.revive, actor=actor, action="revive", reason=reason)
 
     def record_status(self, key: str, decision: str, why: str, *, now: int | None = None) -> Status:
         """The controller's word for operators; not a change to the flag, so not audited."""

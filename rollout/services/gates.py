@@ -7,9 +7,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rollout.core import histogram
-from rollout.core.gates import ArmStats, Evidence, GateSummary, Reading, Verdict, read_gates
-from rollout.core.model import Flag, State
+from rollout.core.evidence import ArmStats, Evidence
+from rollout.core.gates import GateSummary, Reading, Verdict, read_gates
+from rollout.core.model import Flag
 from rollout.core.schema import gate_to_dict
+from rollout.core.transitions import serving
 from rollout.core.units import render_instant, to_ms
 from rollout.storage.metrics import MetricsStore
 
@@ -66,7 +68,7 @@ class GateService:
 
     def failing(self, flag: Flag) -> Sequence[str]:
         """Gates at fail; a flag that serves no one through the bucket has none to read."""
-        if flag.state not in (State.ROLLING, State.PAUSED, State.COMPLETE) or not flag.gates:
+        if not serving(flag) or not flag.gates:
             return ()
         return [str(s.gate.metric) for s in self.readings(flag) if s.verdict is Verdict.FAIL]
 

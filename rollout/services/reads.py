@@ -1,12 +1,13 @@
 """Flag reads for the admin API, from memory kept current by the change channel.
 
 A GET of a flag is the API's hottest call, and a Redis round trip plus decoding is most of its
-cost. Each API worker therefore keeps every flag in memory, exactly as the SDK does: a full
-load, then every change and every controller status word from the channels, and a full reload
-after any reconnect and every ``RESYNC_SECONDS``. Reads may trail a write made through another
-worker by the channel's delay (about a millisecond); writes are unaffected (compare-and-set in
-Redis), so a stale ETag can only ever earn a 412, never a lost update. Until the cache is
-synced, and for any key it does not hold, reads go to Redis.
+cost. Each API worker therefore keeps every flag in memory, exactly as the SDK does, through the
+same follower (``storage.follower``): a full load, then every change and every controller status
+word from the channels, and a full reload after any reconnect and every ``resync_interval``.
+Reads may trail a write made through another worker by the channel's delay (about a
+millisecond); writes are unaffected (compare-and-set in Redis), so a stale ETag can only ever
+earn a 412, never a lost update. Until the cache is synced, while Redis is away, and for any
+key it does not hold, reads go to Redis.
 """
 
 from __future__ import annotations
@@ -14,41 +15,58 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Protocol
+from typing import Any
 
-from rollout.core.errors import RolloutError
+from rollout.core.defaults import RESYNC_INTERVAL
+from rollout.core.errors import MalformedFlag
+from rollout.core.freshness import with_news
 from rollout.core.model import Flag, Status
-from rollout.core.schema import flag_from_dict, validate_key
-from rollout.storage.feed import Change, ChangeFeed, StatusChange
+from rollout.core.schema import validate_key
 from rollout.storage.flags import FlagStore
+from rollout.storage.follower import ChannelFollower
+from rollout.storage.keys import Keys
 
 log = logging.getLogger("rollout.reads")
 
-RESYNC_SECONDS = 30.0
-BACKOFF_MAX = 5.0
-
-
-class FeedFactory(Protocol):
-    def __call__(self) -> ChangeFeed: ...
-
 
 class FlagReads:
-    def __init__(self, store: FlagStore, feed: FeedFactory) -> None:
+    def __init__(
+        self,
+        store: FlagStore,
+        redis: Any,
+        keys: Keys,
+        *,
+        resync_interval: float = RESYNC_INTERVAL,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
-        self._feed_factory = feed
         self._flags: dict[str, Flag] | None = None  # None: not synced, read from Redis
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._attempted = threading.Event()  # set once the first load has succeeded or failed
-        self._outage_logged = False
+        self._first_wait_over = False  # a worker's first requests may wait for its first load
+        self._follower = ChannelFollower(
+            lambda: redis,
+            keys,
+            on_load=self._loaded,
+            on_change=self._changed,
+            on_status=self._status_changed,
+            on_lost=self._dropped,
+            resync_interval=resync_interval,
+            monotonic=monotonic,
+            log=log,
+            while_down="flag cache: reading from Redis until it recovers",
+            name="rollout-api-reads",
+        )
 
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, key: str) -> Flag:
         validate_key(key)
-        self._ensure_started()
+        if not self._follower.started:
+            # Started on first use, inside the serving process: a thread started before
+            # gunicorn forks its workers would not exist in them.
+            self._follower.start()
         flags = self._flags
         if flags is not None:
             found = flags.get(key)
@@ -59,111 +77,85 @@ class FlagReads:
         return self.store.get(key)
 
     def synced(self, timeout: float = 0.0) -> dict[str, Flag] | None:
-        """Every flag as last synced, never read through to Redis; None before the first sync
-        or during an outage. The dict is never changed in place: a reader may keep it.
+        """Every flag as last loaded and followed, never read through to Redis; None before
+        the first load and while Redis is away. The dict is never changed in place: a reader
+        may keep it.
 
-        ``timeout`` bounds a wait for the first load of a freshly started cache, so the first
-        request a worker serves need not be refused; later calls never wait."""
-        self._ensure_started()
-        if self._flags is None and timeout > 0:
-            self._attempted.wait(timeout)
-        return self._flags
+        ``timeout`` bounds a wait for the first load of a cache that has just started (the
+        cache starts with a worker's first request, which then need not be refused); once a
+        wait is over, later calls never wait."""
+        if not self._follower.started:
+            self._follower.start()
+        flags = self._flags
+        if flags is None and timeout > 0 and not self._first_wait_over:
+            self._follower.synced.wait(timeout)
+            self._first_wait_over = True
+            flags = self._flags
+        return flags
 
-    def note(self, key: str, flag: Flag | None) -> None:
+    def start(self) -> None:
+        """Start following now rather than at the first read."""
+        self._follower.start()
+
+    @property
+    def connected(self) -> bool:
+        """Is the cache following Redis? While not, every read goes to Redis."""
+        return self._follower.connected
+
+    def wait_synced(self, timeout: float = 5.0) -> bool:
+        """Block until the first full load (tests and scripts; reads never need it)."""
+        return self._follower.synced.wait(timeout)
+
+    def stop(self) -> None:
+        """Tell the follower to stop; it ends within one channel poll, unwaited for."""
+        self._follower.stop(timeout=0)
+
+    # -- this worker's own writes --------------------------------------------------------
+
+    def after_write(self, key: str, flag: Flag | None) -> None:
         """A write this process just made: visible to its next read at once (read your writes
         within a worker; other workers hear it from the channel a millisecond later)."""
         with self._lock:
             flags = self._flags
             if flags is None:
                 return
-            held = flags.get(key)
             if flag is None:
                 self._flags = {k: v for k, v in flags.items() if k != key}
-            elif held is None or held.version < flag.version:
-                self._flags = {**flags, key: flag}
+            else:
+                self._take(with_news(flags, key, flag.version, flag))
 
-    def note_status(self, key: str, status: Status) -> None:
+    def after_status(self, key: str, status: Status) -> None:
+        self._status_changed(key, status)
+
+    # -- the follower's callbacks --------------------------------------------------------
+
+    def _loaded(self, flags: dict[str, Flag], _problems: list[MalformedFlag]) -> None:
+        # Malformed flags are left out: a read of one goes to Redis for its clear error.
         with self._lock:
-            if self._flags is not None:
-                self._flags = _applied(self._flags, StatusChange(key, status))
+            self._flags = flags
 
-    # -- following the channels ----------------------------------------------------------
+    def _changed(self, key: str, version: int, flag: Flag | None) -> None:
+        with self._lock:
+            flags = self._flags
+            if flags is None:
+                return
+            held = flags.get(key)
+            if flag is not None and held is not None:
+                # The channel carries the value, not the controller's word: keep the word held.
+                flag = replace(flag, status=held.status)
+            self._take(with_news(flags, key, version, flag))
 
-    def _ensure_started(self) -> None:
-        # Started on first use, inside the serving process: a thread started before gunicorn
-        # forks its workers would not exist in them.
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._run, name="rollout-api-reads", daemon=True
-                    )
-                    self._thread.start()
+    def _take(self, updated: dict[str, Flag] | None) -> None:
+        if updated is not None:  # None: older news than the flag held
+            self._flags = updated
 
-    def stop(self) -> None:
-        self._stop.set()
+    def _status_changed(self, key: str, status: Status | None) -> None:
+        with self._lock:
+            flags = self._flags
+            held = None if flags is None else flags.get(key)
+            if flags is not None and held is not None:
+                self._flags = {**flags, key: replace(held, status=status)}
 
-    def _run(self) -> None:
-        backoff = 0.05
-        while not self._stop.is_set():
-            feed = None
-            try:
-                feed = self._feed_factory()
-                feed.subscribe()  # before the load: a change in between is seen, not missed
-                self._reload()
-                self._attempted.set()
-                self._outage_logged = False
-                backoff = 0.05
-                self._follow(feed)
-            except RolloutError as error:
-                if not self._outage_logged:  # once per outage, not once per retry
-                    self._outage_logged = True
-                    log.warning("flag cache: %s; reading from Redis until it recovers", error)
-            except Exception:
-                log.exception("flag cache failed; reading from Redis until it recovers")
-            finally:
-                self._flags = None
-                self._attempted.set()  # also when the channel failed before any load
-                if feed is not None:
-                    feed.close()
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
-
-    def _reload(self) -> None:
-        flags, _problems = self.store.load_all()
-        self._flags = flags
-
-    def _follow(self, feed: ChangeFeed) -> None:
-        next_reload = time.monotonic() + RESYNC_SECONDS
-        while not self._stop.is_set():
-            change = feed.next_change(timeout=0.5)
-            if change is not None:
-                with self._lock:
-                    if self._flags is not None:
-                        self._flags = _applied(self._flags, change)
-            if time.monotonic() >= next_reload:
-                self._reload()
-                next_reload = time.monotonic() + RESYNC_SECONDS
-
-
-def _applied(flags: dict[str, Flag], change: Change | StatusChange) -> dict[str, Flag]:
-    """A new dict (readers never see one half-changed) with one change applied."""
-    updated = dict(flags)
-    held = flags.get(change.key)
-    if isinstance(change, StatusChange):
-        if held is not None:
-            updated[change.key] = replace(held, status=change.status)
-        return updated
-    if held is not None and held.version >= change.version:
-        return flags  # older news than what is held
-    if change.flag is None:
-        updated.pop(change.key, None)
-        return updated
-    try:
-        fresh = flag_from_dict({**change.flag, "version": change.version})
-    except RolloutError:
-        updated.pop(change.key, None)  # unreadable: let reads go to Redis for the clear error
-        return updated
-    # The channel carries the value, not the controller's word: keep the word we hold.
-    updated[change.key] = replace(fresh, status=held.status if held else None)
-    return updated
+    def _dropped(self) -> None:
+        with self._lock:
+            self._flags = None

@@ -9,11 +9,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from rollout.core.defaults import SOCKET_TIMEOUT
 from rollout.core.errors import StorageError, ValidationError
 from rollout.storage.errors import wrapped
 
 
-def client_for_url(url: str, *, socket_timeout: float = 2.0) -> Any:
+def client_for_url(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> Any:
     """A client with bounded timeouts, so an outage becomes an error, never a hang."""
     with wrapped():
         try:
@@ -53,7 +54,7 @@ def connect(
     data_dir: Path,
     *,
     start_embedded: bool = True,
-    socket_timeout: float = 2.0,
+    socket_timeout: float = SOCKET_TIMEOUT,
 ) -> Any:
     url = resolve_url(redis_url, data_dir, start_embedded=start_embedded)
     return client_for_url(url, socket_timeout=socket_timeout)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 
-PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+from rollout.core.defaults import KEY_PREFIX, KEY_PREFIX_PATTERN
+
+PREFIX_PATTERN = re.compile(KEY_PREFIX_PATTERN)
 
 
 class Keys:
-    def __init__(self, prefix: str = "rollout") -> None:
+    def __init__(self, prefix: str = KEY_PREFIX) -> None:
         if not PREFIX_PATTERN.fullmatch(prefix):
             raise ValueError(f"invalid key prefix {prefix!r}")
         self.prefix = prefix

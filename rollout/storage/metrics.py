@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollout.core.gates import Arms, ArmStats, Evidence
+from rollout.core.evidence import Arms, ArmStats, Evidence
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 

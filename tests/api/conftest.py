@@ -11,7 +11,6 @@ from flask.testing import FlaskClient
 
 from rollout.api.app import create_app
 from rollout.storage.connection import client_for_url
-from rollout.storage.redis_process import free_port
 from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock
@@ -54,9 +53,9 @@ def services(app: Flask) -> Services:
 
 
 @pytest.fixture
-def down_app(clock: FakeClock) -> Iterator[Flask]:
+def down_app(clock: FakeClock, closed_port: int) -> Iterator[Flask]:
     """An app whose Redis is a closed port: every storage call fails at once."""
-    redis_client = client_for_url(f"redis://127.0.0.1:{free_port()}", socket_timeout=0.5)
+    redis_client = client_for_url(f"redis://127.0.0.1:{closed_port}", socket_timeout=0.5)
     services = api_services(redis_client, clock)
     yield create_app(services)
     services.close()

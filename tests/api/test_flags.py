@@ -151,13 +151,14 @@ def test_patch_refuses_moves_and_identity_fields(client: FlaskClient, services: 
 
 
 def test_patch_refuses_removing_the_current_stage(client: FlaskClient, services: Services) -> None:
-    """The rule is the service's (409 or 422 by its kind); the API only passes it on."""
+    """The rule is the service's (a refused move: 409); the API only passes it on."""
     create(client, **PLAN)
     client.post("/api/v1/flags/F/advance", headers=ADMIN)
     before = audit_size(services)
     response = client.patch("/api/v1/flags/F", json={"stages": [{"percent": 20}]}, headers=ADMIN)
-    assert response.status_code in (409, 422)
-    assert error_of(response)["code"] in ("invalid_transition", "validation_error")
+    assert response.status_code == 409
+    error = error_of(response)
+    assert error["code"] == "invalid_transition" and "current stage" in error["message"]
     assert audit_size(services) == before
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
+from rollout.api.app import create_app
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
-from tests.api.conftest import ADMIN, PLAN, audit_size, create, error_of
+from tests.api.conftest import ADMIN, PLAN, api_services, audit_size, create, error_of
+from tests.evidence import ERROR_GATE, flush_failing_evidence
+from tests.support import FakeClock
 
 
 def move(client: FlaskClient, name: str, key: str = "F", **body: object) -> dict[str, Any]:
@@ -79,14 +84,27 @@ def test_illegal_moves_are_409_and_write_nothing(client: FlaskClient, services: 
     assert audit_size(services) == before + 1
 
 
+@pytest.fixture
+def real_client(real_redis: Any, clock: FakeClock) -> Iterator[tuple[FlaskClient, Services]]:
+    """The app over the real redis-server only: the SDK flushes evidence into the same one."""
+    services = api_services(real_redis, clock)
+    yield create_app(services=services).test_client(), services
+    services.reads.stop()
+
+
 def test_advance_refused_while_a_gate_fails_unless_forced(
-    client: FlaskClient, services: Services, monkeypatch: pytest.MonkeyPatch
+    real_client: tuple[FlaskClient, Services],
+    redis_server_flushed: RedisProcess,
+    clock: FakeClock,
 ) -> None:
-    create(client, **PLAN)
+    client, services = real_client
+    create(client, gates=[ERROR_GATE], **PLAN)
     move(client, "advance")
-    monkeypatch.setattr(services.flags.gates, "failing", lambda flag: ["error_rate"])
+    flush_failing_evidence(redis_server_flushed.url, services.flags.get("F"), clock)
+    before = audit_size(services)
     refused = client.post("/api/v1/flags/F/advance", json={}, headers=ADMIN)
     assert refused.status_code == 409 and error_of(refused)["code"] == "gate_failing"
+    assert "error_rate" in error_of(refused)["message"] and audit_size(services) == before
     assert move(client, "advance", force=True, reason="known noise")["percent"] == 50
     bad_force = client.post("/api/v1/flags/F/advance", json={"force": "yes"}, headers=ADMIN)
     assert bad_force.status_code == 422 and error_of(bad_force)["field"] == "force"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from rollout.cli.main import cli
-from rollout.storage.redis_process import RedisProcess, free_port
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
 from tests.cli.conftest import ACTOR, USER, Cli, assert_one_line_error
 
@@ -66,9 +66,9 @@ def test_default_actor_and_override(run: Cli, services: Services) -> None:
     assert services.flags.audit("B")[0]["actor"] == "oncall-bob"
 
 
-def test_unreachable_redis_is_a_refusal() -> None:
+def test_unreachable_redis_is_a_refusal(closed_port: int) -> None:
     run = CliRunner()
-    result = run.invoke(cli, ["--redis-url", f"redis://127.0.0.1:{free_port()}/0", "list"])
+    result = run.invoke(cli, ["--redis-url", f"redis://127.0.0.1:{closed_port}/0", "list"])
     assert "storage unavailable" in assert_one_line_error(result, 1)
 
 
@@ -110,12 +110,12 @@ def test_shell_completion_of_commands_and_keys(run: Cli, services: Services) -> 
 
 
 @pytest.mark.skipif(not ROLLOUT.exists(), reason="the console script is not installed")
-def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
+def test_console_script_prints_no_traceback(tmp_path: Path, closed_port: int) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
     env["ROLLOUT_DATA_DIR"] = str(tmp_path)
     help_ = subprocess.run([ROLLOUT, "--help"], env=env, capture_output=True, text=True)
     assert help_.returncode == 0 and "Usage: rollout" in help_.stdout and not help_.stderr
-    url = f"redis://127.0.0.1:{free_port()}/0"
+    url = f"redis://127.0.0.1:{closed_port}/0"
     error = subprocess.run(
         [ROLLOUT, "--redis-url", url, "show", "F"], env=env, capture_output=True, text=True
     )

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
-from rollout.core.model import Flag, State
+from rollout.core.model import State
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
 from tests.cli.conftest import ACTOR, Cli, audit_count
+from tests.evidence import ERROR_GATE, flush_failing_evidence
+from tests.support import FakeClock
 
 STAGES = [{"percent": 10}, {"percent": 50}, {"percent": 100}]
 
 
 def staged(services: Services, key: str = "F") -> None:
     services.flags.create(key, actor="setup", stages=STAGES)
-
-
-class FailingGates:
-    def failing(self, flag: Flag) -> Sequence[str]:
-        return ["error_rate"]
-
-    def control_p95(self, flag: Flag) -> float | None:
-        return None
 
 
 def test_create(run: Cli, services: Services) -> None:
@@ -105,12 +98,18 @@ def test_move_refusals(run: Cli, services: Services) -> None:
         assert "Missing argument" in run.fails(2, command)
 
 
-def test_advance_refused_while_a_gate_fails_unless_forced(run: Cli, services: Services) -> None:
-    staged(services)
-    services.flags.advance("F", actor="setup")
-    services.flags.gates = FailingGates()
-    assert "error_rate" in run.fails(1, "advance", "F")
-    assert services.flags.get("F").percent_bp == 1000
+def test_advance_refused_while_a_gate_fails_unless_forced(
+    real_services: Services, redis_server_flushed: RedisProcess, clock: FakeClock
+) -> None:
+    """Real evidence from the SDK in a real Redis, read by the real gate service."""
+    run = Cli(real_services)
+    services = real_services
+    services.flags.create("F", actor="setup", stages=STAGES, gates=[ERROR_GATE])
+    rolling = services.flags.advance("F", actor="setup")
+    flush_failing_evidence(redis_server_flushed.url, rolling, clock)
+    error = run.fails(1, "advance", "F")
+    assert "gate error_rate reads fail" in error and "force" in error
+    assert services.flags.get("F") == rolling
     assert run.json("advance", "F", "--force", "--reason", "known noise")["percent"] == 50
 
 

@@ -2,23 +2,17 @@ from __future__ import annotations
 
 import pytest
 
-from rollout.core.decide import DEFAULT_WATCH_PERIOD_MS, Action, Decision, decide
-from rollout.core.gates import (
-    Arms,
-    ArmStats,
-    Evidence,
-    GateSummary,
-    Reading,
-    Scope,
-    Verdict,
-    read_gates,
-)
-from rollout.core.model import Flag, Gate, Metric, Stage, State
+from rollout.core.decide import Action, Decision, decide
+from rollout.core.defaults import WATCH_PERIOD
+from rollout.core.evidence import Arms, ArmStats, Evidence
+from rollout.core.gates import GateSummary, Reading, Scope, Verdict, read_gates
+from rollout.core.model import Flag, Gate, Stage, State
+from rollout.core.vocabulary import STATUS_WORDS
 
 HOUR = 3_600_000
 NOW = 1_800_000_000_000
-ERRORS = Gate(Metric.ERROR_RATE, warn=0.05, critical=0.10, min_samples=100, window_ms=60_000)
-MEMORY = Gate(Metric.MEMORY_MB, warn=75, critical=100)
+ERRORS = Gate("error_rate", warn=0.05, critical=0.10, min_samples=100, window_ms=60_000)
+MEMORY = Gate("memory_mb", warn=75, critical=100)
 PLAN = (
     Stage(1000, bake_ms=3 * HOUR, min_samples=1000),
     Stage(5000, bake_ms=3 * HOUR, min_samples=1000),
@@ -68,12 +62,12 @@ ERRORS_FAIL = (gate(ERRORS, F, W), gate(MEMORY, P, P))
 ERRORS_WARN = (gate(ERRORS, P, W), gate(MEMORY, P, P))
 ENOUGH = 1000
 COMPLETED_RECENTLY = NOW - 2 * HOUR
-COMPLETED_LONG_AGO = NOW - DEFAULT_WATCH_PERIOD_MS - 1
+COMPLETED_LONG_AGO = NOW - round(WATCH_PERIOD * 1000) - 1  # just past the default watch
 
 # (id, flag, readings, treatment samples in the stage, action, words in the why)
 CASES = [
-    ("killed-never-touched", flag(State.KILLED), ERRORS_FAIL, ENOUGH, Action.NONE, "killed"),
-    ("draft-never-touched", flag(State.DRAFT, None), ERRORS_FAIL, ENOUGH, Action.NONE, "draft"),
+    ("killed-never-touched", flag(State.KILLED), ERRORS_FAIL, ENOUGH, Action.WATCH, "killed"),
+    ("draft-never-touched", flag(State.DRAFT, None), ERRORS_FAIL, ENOUGH, Action.WATCH, "draft"),
     ("rolling-fail-kills", flag(), ERRORS_FAIL, ENOUGH, Action.KILL, "error_rate reads fail"),
     ("fail-kills-before-samples", flag(), ERRORS_FAIL, 120, Action.KILL, "fail"),
     ("paused-fail-kills", flag(State.PAUSED), ERRORS_FAIL, ENOUGH, Action.KILL, "fail"),
@@ -82,11 +76,11 @@ CASES = [
      Action.KILL, "fail"),
     ("complete-after-watch-fail-ignored",
      flag(State.COMPLETE, 2, completed_at=COMPLETED_LONG_AGO), ERRORS_FAIL, ENOUGH,
-     Action.NONE, "watch period is over"),
+     Action.WATCH, "watch period is over"),
     ("complete-unknown-completion-fail-kills", flag(State.COMPLETE, 2), ERRORS_FAIL, ENOUGH,
      Action.KILL, "fail"),
     ("complete-in-watch-healthy", flag(State.COMPLETE, 2, completed_at=COMPLETED_RECENTLY),
-     ALL_PASS, ENOUGH, Action.NONE, "watching: 22h left"),
+     ALL_PASS, ENOUGH, Action.WATCH, "watching: 22h left"),
     ("paused-never-advances", flag(State.PAUSED), ALL_PASS, ENOUGH, Action.HOLD, "paused"),
     ("paused-warn-says-both", flag(State.PAUSED), ERRORS_WARN, ENOUGH, Action.HOLD,
      "paused: not advancing; error_rate reads warn"),
@@ -144,7 +138,7 @@ def test_decide(
 def test_watch_period_is_configurable() -> None:
     complete = flag(State.COMPLETE, 2, completed_at=NOW - 2 * HOUR)
     short = decide(complete, ERRORS_FAIL, NOW, stage_samples=0, watch_period_ms=HOUR)
-    assert short.action is Action.NONE
+    assert short.action is Action.WATCH
     long = decide(complete, ERRORS_FAIL, NOW, stage_samples=0, watch_period_ms=3 * HOUR)
     assert long.action is Action.KILL
 
@@ -184,3 +178,18 @@ def test_from_evidence_to_decision(ev: Evidence, state: State, action: Action) -
         subject, read_gates(subject, ev), NOW, stage_samples=ev.stage.treatment.samples
     )
     assert decision.action is action, decision.why
+
+
+def test_every_decision_has_the_status_word_operators_see() -> None:
+    """DESIGN §4's vocabulary: one word per decision, none shared, none missing."""
+    assert dict(STATUS_WORDS) == {
+        Action.KILL: "killed",
+        Action.HOLD: "hold",
+        Action.ADVANCE: "advanced",
+        Action.AWAIT_APPROVAL: "awaiting_approval",
+        Action.COMPLETE: "completed",
+        Action.WATCH: "watching",
+    }
+    complete = flag(State.COMPLETE, 2, completed_at=COMPLETED_RECENTLY)
+    watching = decide(complete, ALL_PASS, NOW, stage_samples=ENOUGH)
+    assert (watching.action, watching.status_word) == ("watch", "watching")

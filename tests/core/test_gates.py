@@ -2,27 +2,27 @@ from __future__ import annotations
 
 import math
 from statistics import NormalDist
-from typing import cast
 
 import pytest
 
 from rollout.core import histogram
+from rollout.core.evidence import Arms, ArmStats, Evidence
 from rollout.core.gates import (
-    Arms,
-    ArmStats,
-    Evidence,
+    GATE_KINDS,
+    GateKind,
     GateSummary,
     Reading,
     Scope,
     Verdict,
+    gate_kind,
     read_gate,
     read_gates,
 )
-from rollout.core.model import Flag, Gate, Metric
+from rollout.core.model import Flag, Gate
 
-ERRORS = Gate(Metric.ERROR_RATE, warn=0.05, critical=0.10, min_samples=100, window_ms=60_000)
-LATENCY = Gate(Metric.LATENCY_RATIO, warn=1.2, critical=1.5, min_samples=100, window_ms=60_000)
-MEMORY = Gate(Metric.MEMORY_MB, warn=75, critical=100)
+ERRORS = Gate("error_rate", warn=0.05, critical=0.10, min_samples=100, window_ms=60_000)
+LATENCY = Gate("latency_ratio", warn=1.2, critical=1.5, min_samples=100, window_ms=60_000)
+MEMORY = Gate("memory_mb", warn=75, critical=100)
 PASS, WARN, FAIL, INSUFFICIENT = Verdict.PASS, Verdict.WARN, Verdict.FAIL, Verdict.INSUFFICIENT
 
 
@@ -82,7 +82,7 @@ def test_error_rate(
     treatment: ArmStats, control: ArmStats | None, scope: Scope, verdict: Verdict, words: str
 ) -> None:
     reading = read_gate(ERRORS, treatment, control, scope=scope)
-    assert (reading.verdict, reading.scope, reading.metric) == (verdict, scope, Metric.ERROR_RATE)
+    assert (reading.verdict, reading.scope, reading.metric) == (verdict, scope, "error_rate")
     assert words in reading.why
     assert reading.samples == treatment.samples
     if verdict is not INSUFFICIENT:
@@ -92,11 +92,9 @@ def test_error_rate(
         assert reading.bound <= reading.value
 
 
-@pytest.mark.parametrize("metric", [Metric.ERROR_RATE, Metric.LATENCY_RATIO])
-def test_min_samples_zero_with_no_samples_is_insufficient(metric: Metric) -> None:
-    gate = Gate(
-        metric, warn=0.05 if metric is Metric.ERROR_RATE else 1.2, critical=1.5, min_samples=0
-    )
+@pytest.mark.parametrize("metric", ["error_rate", "latency_ratio"])
+def test_min_samples_zero_with_no_samples_is_insufficient(metric: str) -> None:
+    gate = Gate(metric, warn=0.05 if metric == "error_rate" else 1.2, critical=1.5, min_samples=0)
     for scope in Scope:
         assert read_gate(gate, arm(0, 0), arm(0, 0), scope=scope).verdict is INSUFFICIENT
 
@@ -181,7 +179,7 @@ def test_memory(memory_mb: float | None, verdict: Verdict) -> None:
 
 
 def reading(verdict: Verdict, scope: Scope) -> Reading:
-    return Reading(Metric.ERROR_RATE, verdict, None, None, 0, scope, f"{verdict} in {scope}")
+    return Reading("error_rate", verdict, None, None, 0, scope, f"{verdict} in {scope}")
 
 
 @pytest.mark.parametrize(
@@ -229,11 +227,7 @@ def test_read_gates_reads_every_gate_over_window_and_stage() -> None:
     stage = Arms(ArmStats(1000, 200, latency=slow.latency), arm(9000, 90))
     window = Arms(arm(150, 30), arm(1350, 13))
     summaries = read_gates(FLAG, Evidence(stage=stage, windows={60_000: window}, memory_mb=20.0))
-    assert [s.gate.metric for s in summaries] == [
-        Metric.ERROR_RATE,
-        Metric.LATENCY_RATIO,
-        Metric.MEMORY_MB,
-    ]
+    assert [s.gate.metric for s in summaries] == ["error_rate", "latency_ratio", "memory_mb"]
     errors, latency, memory = summaries
     assert (errors.stage.verdict, errors.window.verdict, errors.verdict) == (FAIL, WARN, FAIL)
     assert (errors.stage.samples, errors.window.samples) == (1000, 150)
@@ -244,7 +238,7 @@ def test_read_gates_reads_every_gate_over_window_and_stage() -> None:
 
 
 def test_read_gates_missing_window_is_insufficient_and_evidence_baseline_wins() -> None:
-    gate = Gate(Metric.LATENCY_RATIO, warn=1.2, critical=1.5, min_samples=100, window_ms=30_000)
+    gate = Gate("latency_ratio", warn=1.2, critical=1.5, min_samples=100, window_ms=30_000)
     flag = Flag(key="F", gates=(gate,), baseline_p95_ms=10.0)
     stage = Arms(timed(1000, 20), ArmStats())
     (summary,) = read_gates(flag, Evidence(stage=stage, baseline_p95_ms=40.0))
@@ -256,8 +250,24 @@ def test_read_gates_without_gates_is_empty() -> None:
     assert read_gates(Flag(key="F"), Evidence()) == []
 
 
-def test_metric_decoded_as_a_plain_string_still_reads_its_gate() -> None:
-    as_text = Gate(cast(Metric, "error_rate"), warn=0.05, critical=0.10)
-    assert read_gate(as_text, arm(1000, 200), None).verdict is FAIL
+def test_an_unknown_metric_is_no_gate_kind_and_cannot_be_read() -> None:
+    assert gate_kind("cpu") is None
     with pytest.raises(ValueError, match="unknown gate metric"):
-        read_gate(Gate(cast(Metric, "cpu"), warn=1, critical=2), arm(1000, 0), None)
+        read_gate(Gate("cpu", warn=1, critical=2), arm(1000, 0), None)
+
+
+def test_the_registry_names_each_kind_with_its_defaults() -> None:
+    assert {name: (k.min_samples, k.window_ms) for name, k in GATE_KINDS.items()} == {
+        "error_rate": (100, 60_000),
+        "latency_ratio": (100, 60_000),
+        "memory_mb": (1, 60_000),
+    }
+    assert all(kind.description for kind in GATE_KINDS.values())
+
+
+def test_a_family_of_kinds_matches_by_prefix() -> None:
+    """A kind named ``value:`` stands for every ``value:NAME`` (issue 10's business gates)."""
+    family = GateKind("value:", "a business value", GATE_KINDS["error_rate"].read)
+    assert family.matches("value:improvement_delta")
+    assert not family.matches("value:") and not family.matches("error_rate")
+    assert not GATE_KINDS["error_rate"].matches("error_rate_2")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from rollout.core import transitions as t
@@ -91,8 +93,8 @@ def test_legal_moves(before: Flag, move: object, after: tuple[State, int | None,
     ],
 )
 def test_illegal_moves_raise_and_change_nothing(flag: Flag, move: object) -> None:
-    before = flag
-    with pytest.raises(InvalidTransition):
+    before = copy.deepcopy(flag)  # an equal, separate value: a move that mutated would differ
+    with pytest.raises(InvalidTransition, match=r"^cannot [a-z ]+ F\b"):
         move(flag, NOW)  # type: ignore[operator]
     assert flag == before
 
@@ -149,3 +151,36 @@ def test_pause_and_resume_are_idempotent() -> None:
     assert t.pause(paused, NOW) is paused
     rolling = at(0)
     assert t.resume(rolling, NOW) is rolling
+
+
+@pytest.mark.parametrize(
+    ("state", "serving", "rolling_out"),
+    [
+        (State.DRAFT, False, False),
+        (State.ROLLING, True, True),
+        (State.PAUSED, True, True),
+        (State.COMPLETE, True, False),
+        (State.KILLED, False, False),
+    ],
+)
+def test_which_flags_serve_and_which_are_rolling_out(
+    state: State, serving: bool, rolling_out: bool
+) -> None:
+    flag = DRAFT.with_changes(state=state)
+    assert (t.serving(flag), t.rolling_out(flag)) == (serving, rolling_out)
+
+
+@pytest.mark.parametrize("reason", ["", "   ", None, 5, "bell\x07", "x" * 5000])
+def test_a_kill_needs_a_reason_it_can_store(reason: object) -> None:
+    with pytest.raises(ValidationError, match="reason"):
+        t.kill_reason(reason)
+    assert t.kill_reason("errors up") == "errors up"
+
+
+def test_the_baseline_is_taken_only_when_a_move_opens_100_percent() -> None:
+    last = at(2)
+    assert t.takes_baseline(at(1), t.advance(at(1), NOW))
+    assert t.takes_baseline(at(0), t.set_percent(at(0), 10_000, NOW))
+    assert not t.takes_baseline(at(0), t.advance(at(0), NOW))  # to 50%
+    assert not t.takes_baseline(last, t.advance(last, NOW))  # complete, already at 100%
+    assert not t.takes_baseline(last, t.set_percent(last, 10_000, NOW))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from rollout.storage.codec import encode_flag
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
-from tests.support import wait_until
+from tests.support import append_to_log, wait_until
 
 USERS = [f"user-{i}" for i in range(300)]
 
@@ -48,66 +49,48 @@ def test_loads_at_start_and_follows_the_channel(
         assert wait_until(lambda: client.evaluate("F", "u").reason is Reason.UNKNOWN)
 
 
-def resp(*args: str) -> bytes:
-    out = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
 def test_outage_keeps_last_known_values_logs_once_and_resyncs(
-    real_services: Services,
-    redis_server_flushed: RedisProcess,
-    real_redis: Any,
-    caplog: pytest.LogCaptureFixture,
+    own_services: Services, own_server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real_services.flags.create("F", actor="t")
-    real_services.flags.set_percent("F", 50, actor="t")
-    client = RolloutClient(redis_server_flushed.url, resync_interval=3600)
-    try:
-        before = answers(client)
+    own_services.flags.create("F", actor="t")
+    own_services.flags.set_percent("F", 50, actor="t")
+    odd = object()  # not a string: bucketed by its text, the same text all along
+    with RolloutClient(own_server.url, resync_interval=3600) as client:
+        before, odd_before = answers(client), client.is_enabled("F", odd)
         assert any(before) and not all(before)
-        real_redis.close()
         caplog.set_level(logging.WARNING, logger="rollout.sdk")
-        redis_server_flushed.stop()
+        own_server.stop()
         assert wait_until(lambda: not client.connected, timeout=10)
         for _ in range(3):
             assert answers(client) == before  # no exception, same answers
-            assert client.is_enabled("F", object()) in (True, False)
-        outage = [r for r in caplog.records if "unreachable" in r.getMessage()]
+            assert client.is_enabled("F", odd) is odd_before
+        outage = [
+            r for r in caplog.records if r.name == "rollout.sdk" and "unreachable" in r.getMessage()
+        ]
         assert len(outage) == 1
         # While it is down, change the flag in the server's own log without any publish:
         # only the full resync on reconnect can bring this change to the client.
         full = encode_flag(Flag(key="F", salt="F", state=State.ROLLING, percent_bp=10_000))
-        with open(redis_server_flushed.aof_path, "ab") as aof:
-            aof.write(resp("HSET", Keys().flag("F"), "v", "99", "d", full))
-        redis_server_flushed.start()
+        append_to_log(own_server, "HSET", Keys().flag("F"), "v", "99", "d", full)
+        own_server.start()
         assert wait_until(lambda: all(answers(client)), timeout=15)
         assert client.connected
-    finally:
-        client.close()
-        if not redis_server_flushed.running:
-            redis_server_flushed.start()
 
 
 def test_bootstrap_file_serves_a_client_started_during_an_outage(
-    real_services: Services, redis_server_flushed: RedisProcess, tmp_path: Path
+    own_services: Services, own_server: RedisProcess, tmp_path: Path
 ) -> None:
     boot = tmp_path / "boot" / "flags.json"
-    real_services.flags.create("F", actor="t", allow=["qa-alice"])
-    real_services.flags.set_percent("F", 30, actor="t")
-    with RolloutClient(redis_server_flushed.url, bootstrap_file=boot) as first:
+    own_services.flags.create("F", actor="t", allow=["qa-alice"])
+    own_services.flags.set_percent("F", 30, actor="t")
+    with RolloutClient(own_server.url, bootstrap_file=boot) as first:
         expected = answers(first)
     assert boot.exists()
-    redis_server_flushed.stop()
-    try:
-        with RolloutClient(redis_server_flushed.url, bootstrap_file=boot, socket_timeout=0.5) as c:
-            assert answers(c) == expected
-            assert c.flag("F").is_enabled("qa-alice")
-            assert not c.connected
-    finally:
-        redis_server_flushed.start()
+    own_server.stop()
+    with RolloutClient(own_server.url, bootstrap_file=boot, socket_timeout=0.5) as c:
+        assert answers(c) == expected
+        assert c.flag("F").is_enabled("qa-alice")
+        assert not c.connected
 
 
 def test_malformed_flag_answers_default_and_others_work(
@@ -141,13 +124,16 @@ def test_environment_override_and_kill_beats_true(
         assert wait_until(lambda: not any(answers(client, "FORCED")))
 
 
-def test_override_works_without_redis(tmp_path: Path) -> None:
-    # Nothing listens on this port; the client must still start and obey the override.
-    url = "redis://127.0.0.1:9/0"
-    with RolloutClient(url, environ={"F": "true"}, socket_timeout=0.2) as client:
-        assert client.is_enabled("F", "anyone")
-        assert not client.is_enabled("OTHER", "anyone")
-        assert client.is_enabled("OTHER", "anyone", default=True)
+def test_override_works_without_redis() -> None:
+    # Bound but never listening: refused at once, and nobody else can listen there meanwhile.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{closed.getsockname()[1]}/0"
+        with RolloutClient(url, environ={"F": "true"}, socket_timeout=0.2) as client:
+            assert not client.connected
+            assert client.is_enabled("F", "anyone")
+            assert not client.is_enabled("OTHER", "anyone")
+            assert client.is_enabled("OTHER", "anyone", default=True)
 
 
 def test_sdk_never_starts_the_embedded_server(tmp_path: Path) -> None:
@@ -155,4 +141,25 @@ def test_sdk_never_starts_the_embedded_server(tmp_path: Path) -> None:
         assert not client.connected
         assert not client.is_enabled("F", "u")
     assert not (tmp_path / "data" / "redis.pid").exists()
-    assert not list((tmp_path / "data").glob("*.aof")) if (tmp_path / "data").exists() else True
+    assert not list((tmp_path / "data").glob("*.aof"))  # none when the directory is absent
+
+
+def test_following_and_flushing_share_one_connection_pool(
+    own_services: Services, own_server: RedisProcess
+) -> None:
+    own_services.flags.create("F", actor="t")
+    own_services.flags.set_percent("F", 100, actor="t")
+    probe = own_server.client()
+    try:
+        before = len(probe.client_list())  # the probe's and the writer's connections
+        with RolloutClient(own_server.url, flush_interval=60, environ={}) as client:
+            client.flag("F").record("u")
+            client.flush()
+            assert (
+                own_services.gates.evidence(own_services.flags.get("F")).stage.treatment.samples
+                == 1
+            )
+            # The channel's own socket, and one pooled connection that loaded and flushed.
+            assert len(probe.client_list()) - before == 2
+    finally:
+        probe.close()

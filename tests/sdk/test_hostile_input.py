@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rollout import RolloutClient
@@ -15,7 +17,7 @@ SURROGATE = "user-\ud800"
 
 def offline_client(flag: Flag) -> RolloutClient:
     client = RolloutClient("redis://127.0.0.1:9/0", start=False, environ={})
-    client._replace_all({flag.key: flag})
+    client.table.replace_all({flag.key: flag})
     return client
 
 
@@ -61,3 +63,48 @@ def test_services_refuse_unstorable_text(services: Services) -> None:
         services.flags.create("G", actor="t", salt=SURROGATE)
     assert len(services.flags.audit("F")) == before
     assert services.flags.get("F").state is State.ROLLING
+
+
+def test_sdk_defaults_are_bools_and_hostile_ids_never_raise() -> None:
+    class Hostile(str):
+        def isascii(self) -> bool:
+            raise ValueError("no")
+
+    class Unhashable:
+        def __hash__(self) -> int:
+            raise ValueError("no")
+
+        def __str__(self) -> str:
+            return "y"
+
+    client = offline_client(
+        Flag(key="F", salt="F", state=State.ROLLING, percent_bp=5000, allow=("a",), version=1)
+    )
+    assert client.flag("UNKNOWN", None).is_enabled("u") is False  # type: ignore[arg-type]
+    assert client.is_enabled("UNKNOWN", "u", default="yes") is True  # type: ignore[arg-type]
+    assert client.flag("UNKNOWN", default=[]).is_enabled("u") is False  # type: ignore[arg-type]
+    # An odd id answers as its text would: "x" is out of the 50% cohort, "y" in it.
+    for user, expected in ((Hostile("x"), False), (Unhashable(), True)):
+        assert (bucket("F", str(user)) < 5000) is expected
+        assert client.flag("F").is_enabled(user) is expected
+        with client.flag("F").track(user) as enabled:
+            assert enabled is expected
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"format": "rollout-bootstrap", "flags": 5}',
+        "[" * 100_000,
+        '{"format": "rollout-bootstrap", "flags": [{"key": "F", "gates": [{"metric": '
+        '"error_rate", "warn": 0.1, "critical": 1%s}]}]}' % ("0" * 400),
+    ],
+    ids=["not-a-list", "deep", "huge-number"],
+)
+def test_a_damaged_bootstrap_file_never_stops_the_application(tmp_path: Path, content: str) -> None:
+    boot = tmp_path / "boot.json"
+    boot.write_text(content)
+    with RolloutClient(
+        "redis://127.0.0.1:9/0", bootstrap_file=boot, socket_timeout=0.2, environ={}
+    ) as client:
+        assert client.is_enabled("F", "u") is False

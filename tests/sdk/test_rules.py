@@ -16,9 +16,10 @@ from rollout.core.evaluation import ARM_OF_REASON, Reason, evaluate
 from rollout.core.model import Flag, State
 from rollout.core.rules import parse_rules
 from rollout.sdk.compiled import CONTROL, TREATMENT, compile_flag
+from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
-from tests.support import wait_until
+from tests.support import store_malformed, wait_until
 
 RULES = [
     {"attribute": "email", "op": "ends_with", "values": ["@example.com"], "serve": "on"},
@@ -26,6 +27,24 @@ RULES = [
     {"attribute": "app_version", "op": "semver_lt", "values": ["2.0.0"], "serve": "off"},
     {"attribute": "age", "op": "gte", "values": [65], "serve": "off"},
 ]
+
+
+class Liar:
+    """Claims to be a str through ``__class__`` (as a mock with spec=str does)."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return str
+
+    def endswith(self, *args: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash("team")
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
 
 contexts = st.one_of(
     st.none(),
@@ -37,6 +56,7 @@ contexts = st.one_of(
             st.booleans(),
             st.none(),
             st.lists(st.text(max_size=2), max_size=2),
+            st.builds(Liar),
         ),
         max_size=5,
     ),
@@ -181,9 +201,9 @@ def test_a_malformed_stored_rule_answers_the_default_and_names_the_key(
 ) -> None:
     real_services.flags.create("BAD", actor="t", rules=RULES[:1], allow=["u"])
     real_services.flags.create("GOOD", actor="t", rules=RULES[:1])
-    stored = real_redis.hget(real_services.keys.flag("BAD"), "d")
+    stored = real_redis.hget(Keys().flag("BAD"), "d")
     assert '"ends_with"' in stored
-    real_redis.hset(real_services.keys.flag("BAD"), "d", stored.replace('"ends_with"', '"matches"'))
+    store_malformed(real_redis, "BAD", stored.replace('"ends_with"', '"matches"'), version=2)
     tester = {"email": "a@example.com"}
     with RolloutClient(redis_server_flushed.url, environ={}) as client:
         assert client.wait_synced()

@@ -65,11 +65,14 @@ def test_record_by_hand_and_bad_arguments_never_raise(live: Any) -> None:
     flag.record(user, ok=False, duration_ms=12.5, error_type="Timeout")
     flag.record(user, ok=False)  # no type: counted as "error"
     flag.record(user, ok=True, duration_ms="soon")  # type: ignore[arg-type]
-    flag.record(object(), ok=True)
+    odd = object()  # not a string: bucketed by its text
+    odd_treated = bucket(KEY, str(odd)) < 5000
+    flag.record(odd, ok=True)
     client.flush()
-    evidence = stage(services).treatment
-    assert evidence.errors_by_type == {"Timeout": 1, "error": 1}
-    assert evidence.samples >= 2
+    arms = stage(services)
+    assert arms.treatment.errors_by_type == {"Timeout": 1, "error": 1}
+    assert (arms.treatment.samples, arms.control.samples) == (2 + odd_treated, 1 - odd_treated)
+    assert services.health.sdk_dropped() == 1  # the duration that is not a number
 
 
 def test_is_enabled_counts_exposures_not_samples(live: Any) -> None:
@@ -85,18 +88,18 @@ def test_is_enabled_counts_exposures_not_samples(live: Any) -> None:
     assert evidence.treatment.samples == 0
 
 
-def test_counts_wait_out_an_outage(live: Any, redis_server_flushed: RedisProcess) -> None:
-    services, client = live
-    flag = client.flag(KEY)
-    redis_server_flushed.stop()
-    try:
+def test_counts_wait_out_an_outage(own_services: Services, own_server: RedisProcess) -> None:
+    own_services.flags.create(KEY, actor="t", stages=[{"percent": 50}])
+    own_services.flags.advance(KEY, actor="t")
+    with RolloutClient(own_server.url, flush_interval=60, environ={}) as client:
+        flag = client.flag(KEY)
+        own_server.stop()
         for user in users(5000, treatment=True, n=10):
             with flag.track(user):
                 pass
         client.flush()  # fails quietly; the deltas wait
-    finally:
-        redis_server_flushed.start()
-    assert wait_until(lambda: (client.flush() or stage(services).treatment.samples) == 10)
+        own_server.start()
+        assert wait_until(lambda: (client.flush() or stage(own_services).treatment.samples) == 10)
 
 
 def test_a_new_stage_counts_from_zero(live: Any) -> None:
@@ -129,6 +132,63 @@ def test_a_track_block_spanning_a_change_and_a_flush_keeps_its_outcome(live: Any
 def test_a_resync_that_changes_nothing_keeps_the_answer_functions(live: Any) -> None:
     _services, client = live
     handle = client.flag(KEY)
-    before = handle._compiled
-    client._replace_all(client.known_flags())
-    assert handle._compiled is before
+    before = handle.compiled
+    client.table.replace_all(client.known_flags())
+    assert handle.compiled is before
+
+
+def test_an_unstorable_error_type_does_not_stop_flushing(
+    real_services: Services, redis_server_flushed: RedisProcess
+) -> None:
+    real_services.flags.create("G", actor="t", stages=[{"percent": 100}])
+    real_services.flags.advance("G", actor="t")
+    with RolloutClient(redis_server_flushed.url, flush_interval=60, environ={}) as client:
+        flag = client.flag("G")
+        flag.record("u1", ok=False, error_type="bad\ud800name")
+        client.flush()
+        flag.record("u2", ok=False, error_type="Timeout")
+        client.flush()
+    treatment = real_services.gates.evidence(real_services.flags.get("G")).stage.treatment
+    assert treatment.samples == 2
+    assert treatment.errors_by_type == {"bad\\ud800name": 1, "Timeout": 1}
+
+
+def test_past_the_metrics_buffer_the_oldest_replaced_values_are_dropped_and_counted(
+    real_services: Services, redis_server_flushed: RedisProcess
+) -> None:
+    services = real_services
+    services.flags.create(KEY, actor="t", stages=[{"percent": 50}])
+    services.flags.advance(KEY, actor="t")
+    treated = users(5000, treatment=True, n=1)[0]
+    url = redis_server_flushed.url
+    with RolloutClient(url, flush_interval=60, metrics_buffer=2, environ={}) as client:
+        flag = client.flag(KEY)
+        for samples in (1, 2, 3, 4, 5):  # each value replaced, with its counts still unsent
+            for _ in range(samples):
+                flag.record(treated)
+            version = services.flags.update(KEY, {"description": f"{samples}"}, actor="t").version
+            assert wait_until(lambda v=version: client.known_flags()[KEY].version == v)
+        for _ in range(7):
+            flag.record(treated)
+        client.flush()
+        # Five replaced values and room for two: the three oldest (1 + 2 + 3) are dropped.
+        assert services.health.sdk_dropped() == 6
+        assert stage(services).treatment.samples == 4 + 5 + 7
+        client.flush()
+        assert services.health.sdk_dropped() == 6  # sent once, not again
+
+
+def test_outcomes_before_and_after_a_change_in_one_stage_add_up(live: Any) -> None:
+    services, client = live
+    flag = client.flag(KEY)
+    user = users(5000, treatment=True, n=1)[0]
+    flag.record(user, ok=False, duration_ms=5.0, error_type="Timeout")
+    changed = services.flags.update(KEY, {"description": "same stage"}, actor="t")
+    assert wait_until(lambda: client.known_flags()[KEY].version == changed.version)
+    flag.record(user, ok=False, duration_ms=5.0, error_type="Timeout")
+    flag.record(user, ok=True, duration_ms=5.0)
+    client.flush()
+    evidence = stage(services).treatment
+    assert (evidence.samples, evidence.errors) == (3, 2)
+    assert evidence.errors_by_type == {"Timeout": 2}
+    assert sum(evidence.latency.values()) == 3

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from rollout.core import histogram
 from rollout.core.errors import (
     FlagExists,
     FlagNotFound,
@@ -14,9 +15,12 @@ from rollout.core.errors import (
     PreconditionFailed,
     ValidationError,
 )
-from rollout.core.model import State
+from rollout.core.model import Flag, State
 from rollout.storage.keys import Keys
+from rollout.storage.metrics import Batch
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services
+from tests.evidence import ERROR_GATE, flush_failing_evidence, record, sdk
 from tests.support import FakeClock
 
 PLAN = {"stages": [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]}
@@ -53,9 +57,10 @@ def test_moves_are_audited_once_each_with_actor_and_reason(services: Services) -
     assert (flag.state, flag.percent_bp, flag.stage) == (State.PAUSED, 1250, 0)
 
 
-def test_percent_input_is_never_rounded(services: Services) -> None:
+def test_percent_input_is_never_rounded_or_loosely_parsed(services: Services) -> None:
     services.flags.create("F", actor="t")
-    for bad in ("12.555", "101", "-1", "abc", True, None):
+    loose = ("12.50000000000000001", "1e-1000030", "0x10", "50%", " 5 0")
+    for bad in ("12.555", "101", "-1", "abc", True, None, *loose):
         with pytest.raises(ValidationError):
             services.flags.set_percent("F", bad, actor="t")
     assert audit_count(services, "F") == 1
@@ -105,12 +110,34 @@ def test_create_existing_and_missing_flags(services: Services) -> None:
         services.flags.advance("F", actor="t")  # no stages
 
 
-def test_advance_refused_when_a_gate_fails(services: Services) -> None:
-    services.flags.gates.failing = lambda flag: ["error_rate"]  # type: ignore[method-assign]
-    services.flags.create("F", actor="t", **PLAN)
-    with pytest.raises(GateFailing):
-        services.flags.advance("F", actor="t")
-    assert services.flags.advance("F", actor="t", force=True).stage == 0
+@pytest.fixture
+def gated(real_services: Services) -> Flag:
+    """F at its first stage, with an error-rate gate, in the real redis-server."""
+    real_services.flags.create("F", actor="t", gates=[ERROR_GATE], **PLAN)
+    return real_services.flags.advance("F", actor="t")
+
+
+def test_advance_refused_while_a_gate_reads_fail(
+    real_services: Services, gated: Flag, redis_server_flushed: RedisProcess, clock: FakeClock
+) -> None:
+    """Real evidence: treatment errors recorded by the SDK, flushed into a real Redis."""
+    flush_failing_evidence(redis_server_flushed.url, gated, clock)
+    assert list(real_services.gates.failing(gated)) == ["error_rate"]
+    with pytest.raises(GateFailing, match="gate error_rate reads fail"):
+        real_services.flags.advance("F", actor="t")
+    assert real_services.flags.get("F") == gated and audit_count(real_services, "F") == 2
+    forced = real_services.flags.advance("F", actor="t", force=True)
+    assert (forced.stage, forced.percent_bp) == (1, 5000)
+
+
+def test_advance_goes_ahead_while_the_gates_pass(
+    real_services: Services, gated: Flag, redis_server_flushed: RedisProcess, clock: FakeClock
+) -> None:
+    """The same path with healthy evidence: the refusal above comes from the evidence."""
+    with sdk(redis_server_flushed.url, gated, clock) as client:
+        record(client, gated, treatment_ok=60, control_ok=300)
+    assert list(real_services.gates.failing(gated)) == []
+    assert real_services.flags.advance("F", actor="t").stage == 1
 
 
 def test_kill_all_kills_rolling_and_paused_only(services: Services) -> None:
@@ -121,7 +148,7 @@ def test_kill_all_kills_rolling_and_paused_only(services: Services) -> None:
     flags.advance("B", actor="t")
     flags.pause("B", actor="t")
     flags.set_percent("C", 100, actor="t")
-    flags.complete("C", actor="t")
+    flags.advance("C", actor="t")  # past the last stage: complete
     killed = flags.kill_all(reason="bad day", actor="ops")
     assert sorted(f.key for f in killed) == ["A", "B"]
     assert flags.get("C").state is State.COMPLETE and flags.get("D").state is State.DRAFT
@@ -162,7 +189,8 @@ def test_twenty_threads_conflicting_lose_no_update(real_services: Services) -> N
             def add(flag: Any, now: int, user: str = user) -> Any:
                 return flag.with_changes(allow=(*flag.allow, user))
 
-            flags._mutate("F", add, actor=f"thread-{i}", action="update", reason=None)
+            # No public move takes an arbitrary change; this one shows the retry keeps each.
+            flags._move("F", add, actor=f"thread-{i}", action="update", reason=None)
             with lock:
                 done.append(user)
 
@@ -178,3 +206,85 @@ def test_twenty_threads_conflicting_lose_no_update(real_services: Services) -> N
     assert final.version == 101
     newest = entries[0]
     assert newest["version"] == final.version and newest["after"]["allow"] == list(final.allow)
+
+
+def record_control_latency(services: Services, key: str, bucket: int, samples: int) -> None:
+    flag = services.flags.get(key)
+    batch = Batch()
+    control = batch.tally(key, flag.stage_started_at or 0, "control")
+    control.samples, control.latency = samples, {bucket: samples}
+    services.gates.metrics.flush(batch, now=services.clock(), process="t")
+
+
+@pytest.mark.parametrize("move", ["set", "advance"])
+def test_opening_100_percent_keeps_the_control_p95_as_baseline(
+    services: Services, clock: FakeClock, move: str
+) -> None:
+    services.flags.create("F", actor="t", stages=[{"percent": 50}, {"percent": 100}])
+    services.flags.advance("F", actor="t")
+    record_control_latency(services, "F", 40, 200)
+    if move == "set":
+        moved = services.flags.set_percent("F", 100, actor="t")
+    else:
+        moved = services.flags.advance("F", actor="t")
+    assert (moved.percent_bp, moved.baseline_p95_ms) == (10_000, histogram.bucket_upper_ms(40))
+    record_control_latency(services, "F", 60, 200)  # not read again: 100% is already open
+    clock.advance(60)
+    again = services.flags.set_percent("F", 100, actor="t")  # a write: the bake restarts
+    assert (again.version, again.baseline_p95_ms) == (
+        moved.version + 1,
+        histogram.bucket_upper_ms(40),
+    )
+
+
+def test_an_infinite_control_p95_does_not_block_the_last_stage(services: Services) -> None:
+    services.flags.create("F", actor="t", stages=[{"percent": 50}, {"percent": 100}])
+    services.flags.advance("F", actor="t")
+    record_control_latency(services, "F", histogram.OVERFLOW, 200)  # +inf p95
+    moved = services.flags.advance("F", actor="t")
+    assert (moved.percent_bp, moved.baseline_p95_ms) == (10_000, None)
+
+
+def test_adding_stages_gives_a_hand_set_flag_its_stage(services: Services) -> None:
+    services.flags.create("F", actor="t")
+    services.flags.set_percent("F", 50, actor="t")
+    moved = services.flags.update("F", {"stages": [{"percent": 50}, {"percent": 100}]}, actor="t")
+    assert moved.stage == 0
+
+
+def test_a_flag_killed_at_a_hand_set_percent_accepts_a_new_plan(services: Services) -> None:
+    services.flags.create("F", actor="t", stages=[{"percent": 10}, {"percent": 50}])
+    services.flags.set_percent("F", 30, actor="t")
+    services.flags.kill("F", reason="r", actor="t")
+    services.flags.update(
+        "F", {"stages": [{"percent": 10}, {"percent": 50}, {"percent": 100}]}, actor="t"
+    )
+    revived = services.flags.revive("F", actor="t")
+    assert (revived.state, revived.percent_bp, revived.stage) == (State.ROLLING, 3000, 0)
+    services.flags.advance("F", actor="t")  # to the planned 50% stage
+    services.flags.kill("F", reason="r", actor="t")
+    with pytest.raises(InvalidTransition):  # killed on a planned stage: that stage must stay
+        services.flags.update("F", {"stages": [{"percent": 10}]}, actor="t")
+
+
+@pytest.mark.parametrize("text", ["l1\x1b]0;pwned\x07", "bell\x07", "nul\x00"])
+def test_control_characters_never_reach_a_terminal(services: Services, text: str) -> None:
+    services.flags.create("F", actor="t")
+    with pytest.raises(ValidationError, match="control characters"):
+        services.flags.update("F", {"description": text}, actor="t")
+    with pytest.raises(ValidationError, match="reason"):
+        services.flags.kill("F", reason=text, actor="t")
+    with pytest.raises(ValidationError, match="actor"):
+        services.flags.pause("F", actor=text)
+    with pytest.raises(ValidationError, match="reason"):
+        services.flags.kill_all(reason=text, actor="t")
+    assert len(services.flags.audit("F")) == 1
+
+
+@pytest.mark.parametrize("actor", ["", "  ", "two\nlines", "tab\there", "x" * 257])
+def test_an_actor_is_one_short_line(services: Services, actor: str) -> None:
+    services.flags.create("F", actor="t")
+    with pytest.raises(ValidationError, match="actor"):
+        services.flags.pause("F", actor=actor)
+    services.flags.update("F", {"description": "d"}, actor="x" * 256)  # the longest allowed
+    assert [e["actor"] for e in services.flags.audit("F")] == ["x" * 256, "t"]

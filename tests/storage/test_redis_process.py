@@ -145,17 +145,3 @@ def test_start_failure_is_reported_with_the_log_and_leaves_nothing(short_tmp: Pa
         with pytest.raises(StorageError, match="exited with code"):
             process.start(timeout=10)
     assert not process.running
-
-
-def test_session_fixture_restarts_on_the_same_port(request: pytest.FixtureRequest) -> None:
-    try:
-        server: RedisProcess = request.getfixturevalue("redis_server")
-    except pytest.FixtureLookupError:
-        pytest.skip("tests.fixtures_redis is not loaded as a plugin")
-    url = server.url
-    server.stop()
-    try:
-        assert not ping(server)
-    finally:
-        server.start()
-    assert server.url == url and ping(server)

@@ -17,22 +17,16 @@ import time
 import uuid
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
+from rollout.core.defaults import MEMORY_REPORT_INTERVAL, RETIRED_KEEP
 from rollout.core.errors import RolloutError
 from rollout.core.histogram import UPPER_BOUNDS
 from rollout.sdk.compiled import CONTROL, ON, TREATMENT, ArmCounter, Compiled
-from rollout.storage.connection import connect
-from rollout.storage.keys import Keys
 from rollout.storage.metrics import ARMS, ArmTally, Batch, MetricsStore
-
-if TYPE_CHECKING:
-    from rollout.sdk.client import FlagHandle, RolloutClient
 
 log = logging.getLogger("rollout.sdk")
 
-MEMORY_REPORT_SECONDS = 5.0
-RETIRED_SECONDS = 120.0  # longer than any request a track() block should wrap
 _perf = time.perf_counter
 _bucket = bisect_left
 _UPPER = UPPER_BOUNDS
@@ -62,6 +56,23 @@ def _type_names(counts: Iterable[tuple[str, int]]) -> dict[str, int]:
     return names
 
 
+def _added(held: ArmTally | None, more: ArmTally) -> ArmTally:
+    if held is None:
+        return more
+    by_type, latency = dict(held.errors_by_type), dict(held.latency)
+    for name, count in more.errors_by_type.items():
+        by_type[name] = by_type.get(name, 0) + count
+    for index, count in more.latency.items():
+        latency[index] = latency.get(index, 0) + count
+    return ArmTally(
+        samples=held.samples + more.samples,
+        errors=held.errors + more.errors,
+        exposures=held.exposures + more.exposures,
+        errors_by_type=by_type,
+        latency=latency,
+    )
+
+
 class Track:
     """``with flag.track(user) as enabled:`` — one evaluation, one outcome in its arm.
 
@@ -72,8 +83,8 @@ class Track:
 
     __slots__ = ("_arm", "_attributes", "_compiled", "_start", "_user")
 
-    def __init__(self, handle: FlagHandle, user: object, attributes: object = None) -> None:
-        self._compiled = handle._compiled
+    def __init__(self, compiled: Compiled, user: object, attributes: object = None) -> None:
+        self._compiled = compiled
         self._user = user
         self._attributes = attributes
 
@@ -105,16 +116,30 @@ ArmMark = tuple[int, int, dict[str, int], list[int]]
 Sent = tuple[Compiled, list[ArmMark], tuple[int, int]]
 
 
+class Answers(Protocol):
+    """Where the recorder finds the answer functions whose counts it sends (``sdk.table``)."""
+
+    def take_retired(self) -> list[Compiled]: ...
+
+    def current(self) -> list[Compiled]: ...
+
+
 class Recorder:
     def __init__(
         self,
-        client: RolloutClient,
+        answers: Answers,
+        store: Callable[[], MetricsStore],
         *,
+        clock: Callable[[], float],
+        capacity: int,
+        flush_interval: float,
         memory_probe: Callable[[], float] = resident_mb,
     ) -> None:
-        self.client = client
-        self.settings = client.settings
-        self.capacity = self.settings.metrics_buffer
+        self.answers = answers
+        self._connect_store = store
+        self.clock = clock
+        self.capacity = capacity
+        self.flush_interval = flush_interval
         self.dropped = 0
         self.memory_probe = memory_probe
         self.memory_start = memory_probe()
@@ -171,11 +196,11 @@ class Recorder:
         self.flush()  # the last second's outcomes, best effort
 
     def _run(self) -> None:
-        while not self._stop.wait(self.settings.flush_interval):
+        while not self._stop.wait(self.flush_interval):
             self.flush()
 
     def _live(self, now: float) -> list[Compiled]:
-        retired = self._pending_retired + [(c, now) for c in self.client._take_retired()]
+        retired = self._pending_retired + [(c, now) for c in self.answers.take_retired()]
         if len(retired) > self.capacity:
             # Replaced flag values whose counts could not be sent: keep the newest, count the rest.
             for old, _since in retired[: len(retired) - self.capacity]:
@@ -183,7 +208,7 @@ class Recorder:
                 self._sent.pop(id(old), None)
             retired = retired[len(retired) - self.capacity :]
         self._pending_retired = retired
-        return [c for c, _since in retired] + self.client._current_compiled()
+        return [c for c, _since in retired] + self.answers.current()
 
     def _sent_samples(self, compiled: Compiled) -> int:
         sent = self._sent.get(id(compiled))
@@ -224,7 +249,9 @@ class Recorder:
                 )
                 arm_marks.append((samples, errors, by_type, latency))
                 if tally.fields():
-                    batch.tallies[(compiled.key, compiled.epoch, ARMS[index])] = tally
+                    # A replaced answer function and its successor share a stage: add up.
+                    slot = (compiled.key, compiled.epoch, ARMS[index])
+                    batch.tallies[slot] = _added(batch.tallies.get(slot), tally)
                     if index == 1:
                         self._served.add((compiled.key, compiled.epoch))
             marks[id(compiled)] = (compiled, arm_marks, exposures)
@@ -233,7 +260,7 @@ class Recorder:
         return batch, marks
 
     def _memory(self, batch: Batch, now: float, live: list[Compiled]) -> None:
-        due = now - self._last_memory_report >= MEMORY_REPORT_SECONDS
+        due = now - self._last_memory_report >= MEMORY_REPORT_INTERVAL
         fresh = self._served - self._memory_reported
         if self._served and (due or fresh):
             # A stage that just began gets its first report at once, so its memory gate does
@@ -250,18 +277,18 @@ class Recorder:
 
     def flush(self) -> None:
         with self._lock:
-            now = self.client.clock()
+            now = self.clock()
             try:
                 batch, marks = self.collect(now)
             except Exception:
                 log.exception("metrics: could not collect outcomes")
                 return
+            dropped_sent = batch.dropped
             try:
                 if batch:
                     self._metrics_store().flush(batch, now=now, process=self.process)
             except RolloutError as error:
                 # The deltas wait for the next flush; flag answers are not affected.
-                self._store = None
                 if not self._outage_logged:
                     self._outage_logged = True
                     log.warning("could not flush metrics (%s); will retry", error)
@@ -271,7 +298,8 @@ class Recorder:
                 # later flush, so it is dropped (and counted) and flushing goes on.
                 log.exception("metrics: dropped a batch that could not be sent")
                 self.dropped += sum(t.samples for t in batch.tallies.values())
-            self._commit(marks, batch.dropped, now)
+                dropped_sent = 0  # the drops it carried were not sent either
+            self._commit(marks, dropped_sent, now)
             if self._outage_logged:
                 self._outage_logged = False
                 log.warning("metrics flushing works again")
@@ -281,18 +309,11 @@ class Recorder:
         self.dropped -= dropped_sent
         # Sent up to now; a block still running in a replaced function may add a little more.
         self._pending_retired = [
-            (c, since) for c, since in self._pending_retired if now - since < RETIRED_SECONDS
+            (c, since) for c, since in self._pending_retired if now - since < RETIRED_KEEP
         ]
 
     def _metrics_store(self) -> MetricsStore:
+        # Built once Redis is first reached; the client it holds reconnects by itself.
         if self._store is None:
-            client: Any = connect(
-                self.settings.redis_url,
-                self.settings.data_dir,
-                start_embedded=False,
-                socket_timeout=self.settings.socket_timeout,
-            )
-            self._store = MetricsStore(
-                client, Keys(self.settings.key_prefix), self.settings.metrics_retention
-            )
+            self._store = self._connect_store()
         return self._store

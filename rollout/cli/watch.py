@@ -1,9 +1,7 @@
-"""The controller loop and the live terminal view: ``rollout controller`` and ``rollout watch``."""
+"""``rollout watch``: a live terminal view of one flag, redrawn every interval."""
 
 from __future__ import annotations
 
-import logging
-import signal
 import time
 from typing import Any
 
@@ -11,52 +9,14 @@ import click
 
 from rollout.cli import render
 from rollout.cli.context import CliState, key_argument, pass_state
-from rollout.cli.errors import CliError, usage
-from rollout.wiring import build_controller
+from rollout.cli.errors import usage
+from rollout.core.transitions import serving
 
 
 def _finite_seconds(value: float) -> float:
     if value != value:  # NaN slips through FloatRange: every comparison with it is False
         raise usage("--interval must be a number of seconds")
     return value
-
-
-def _interval(value: float | None) -> float | None:
-    if value is not None and not 0.01 <= value <= 3600:  # also refuses NaN
-        raise usage("--interval must be from 0.01 to 3600 seconds")
-    return value
-
-
-@click.command("controller")
-@click.option(
-    "--interval",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="Seconds between ticks; fractions allowed (default ROLLOUT_CONTROLLER_INTERVAL, 1).",
-)
-@click.option("--once", is_flag=True, help="One tick, if no other controller leads, then exit.")
-@pass_state
-def controller(state: CliState, interval: float | None, once: bool) -> None:
-    """Run the controller: read the gates, then kill, hold or advance each serving flag.
-
-    One controller leads at a time (a Redis lock with a TTL); others wait to take over.
-    SIGTERM or Ctrl-C finishes the current tick and releases the lock.
-    """
-    loop = build_controller(state.services, interval=_interval(interval))
-    if once:
-        outcomes = loop.run_once()
-        if outcomes is None:
-            raise CliError("another controller holds the lock; nothing done")
-        for outcome in outcomes:
-            click.echo(f"{outcome.key}: {outcome.decision.action}: {outcome.decision.why}")
-        return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = lambda *_: loop.stop.set()  # noqa: E731 - a signal handler
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    click.echo(f"controller {loop.lock.owner}: ticking every {loop.interval:g}s", err=True)
-    loop.run()
 
 
 def watch_frame(state: CliState, key: str) -> str:
@@ -66,7 +26,7 @@ def watch_frame(state: CliState, key: str) -> str:
         f"{flag.key}  {render.describe(flag)}",
         f"status: {render.status_text(flag)}",
     ]
-    if flag.serving and flag.gates:
+    if serving(flag) and flag.gates:
         report: dict[str, Any] = services.gates.report(flag)
         arms = report["arms"]
         rows = []

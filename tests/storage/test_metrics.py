@@ -1,0 +1,121 @@
+"""MetricsStore against a real redis-server: retention, sliding windows, memory across processes.
+
+Times are passed in as ``now`` (epoch seconds); nothing here waits on a real clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollout.storage.keys import Keys
+from rollout.storage.metrics import WINDOW_SECONDS, Batch, MetricsStore
+
+KEYS = Keys("mt")
+EPOCH = 1_799_999_000_000  # the stage's stage_started_at (ms)
+T0 = 1_800_000_000.0  # a window boundary: T0 // 10 is whole
+RETENTION = 900
+
+
+@pytest.fixture
+def store(real_redis: Any) -> MetricsStore:
+    return MetricsStore(real_redis, KEYS, RETENTION)
+
+
+def outcomes(treatment: int, control: int = 0, *, errors: int = 0) -> Batch:
+    """One process's flush: ``treatment`` samples (``errors`` of them errors), ``control``."""
+    batch = Batch()
+    for arm, samples in (("treatment", treatment), ("control", control)):
+        if samples:
+            tally = batch.tally("F", EPOCH, arm)
+            tally.samples = samples
+            tally.errors = errors if arm == "treatment" else 0
+            tally.latency = {40: samples}
+    return batch
+
+
+def flag_keys(redis: Any) -> list[str]:
+    return sorted(redis.scan_iter(match=f"{KEYS.prefix}:{{F}}:*"))
+
+
+def test_every_metrics_key_expires_after_the_retention(
+    store: MetricsStore, real_redis: Any
+) -> None:
+    batch = outcomes(5, 3)
+    batch.memory_mb[("F", EPOCH)] = 12.0
+    store.flush(batch, now=T0, process="p1")
+    names = flag_keys(real_redis)
+    window = int(T0 // WINDOW_SECONDS)
+    assert names == sorted(
+        [
+            KEYS.stage_metrics("F", EPOCH, "control"),
+            KEYS.stage_metrics("F", EPOCH, "treatment"),
+            KEYS.window_metrics("F", EPOCH, window, "control"),
+            KEYS.window_metrics("F", EPOCH, window, "treatment"),
+            KEYS.memory("F", EPOCH),
+        ]
+    )
+    # TTL counts down in whole seconds; a second may pass between the write and the read.
+    assert all(RETENTION - 1 <= real_redis.ttl(name) <= RETENTION for name in names)
+
+
+def test_each_write_renews_the_retention(store: MetricsStore, real_redis: Any) -> None:
+    batch = outcomes(1)
+    batch.memory_mb[("F", EPOCH)] = 1.0
+    store.flush(batch, now=T0, process="p1")
+    for name in flag_keys(real_redis):
+        real_redis.expire(name, 5)  # as if most of the retention had gone by
+    store.flush(batch, now=T0, process="p1")  # the same window and stage again
+    assert all(real_redis.ttl(name) >= RETENTION - 1 for name in flag_keys(real_redis))
+
+
+def test_a_retention_below_a_minute_is_raised_to_one(real_redis: Any) -> None:
+    MetricsStore(real_redis, KEYS, 5).flush(outcomes(1), now=T0, process="p1")
+    assert {real_redis.ttl(name) for name in flag_keys(real_redis)} <= {59, 60}
+
+
+def test_a_window_covers_only_its_trailing_seconds(store: MetricsStore) -> None:
+    store.flush(outcomes(100, errors=100), now=T0, process="p1")  # 75 s before the read
+    store.flush(outcomes(20, 7), now=T0 + 30, process="p1")  # 45 s before
+    store.flush(outcomes(4, 1), now=T0 + 65, process="p2")  # the window before the current
+    store.flush(outcomes(3, 2), now=T0 + 70, process="p2")  # the current window
+    evidence = store.evidence("F", EPOCH, now=T0 + 75, windows_ms=[60_000, 10_000, 15_000])
+    minute, ten, fifteen = (evidence.windows[ms] for ms in (60_000, 10_000, 15_000))
+    assert (minute.treatment.samples, minute.treatment.errors) == (27, 0)
+    assert minute.control.samples == 10 and minute.treatment.latency == {40: 27}
+    assert (ten.treatment.samples, ten.control.samples) == (3, 2)
+    # Windows are whole 10-second buckets: 15 s reads the current one and the one before.
+    assert (fifteen.treatment.samples, fifteen.control.samples) == (7, 3)
+    assert (evidence.stage.treatment.samples, evidence.stage.treatment.errors) == (127, 100)
+    assert evidence.stage.control.samples == 10
+
+
+def test_a_window_moves_on_with_now(store: MetricsStore) -> None:
+    store.flush(outcomes(10), now=T0, process="p1")
+    at = {
+        later: store.evidence("F", EPOCH, now=T0 + later, windows_ms=[60_000])
+        for later in (0, 59, 60, 600)
+    }
+    assert [at[s].windows[60_000].treatment.samples for s in (0, 59, 60, 600)] == [10, 10, 0, 0]
+    assert {at[s].stage.treatment.samples for s in at} == {10}  # the stage total stays
+
+
+def test_memory_is_the_highest_report_of_any_process(store: MetricsStore) -> None:
+    def report(process: str, megabytes: float) -> None:
+        batch = Batch()
+        batch.memory_mb[("F", EPOCH)] = megabytes
+        store.flush(batch, now=T0, process=process)
+
+    def memory() -> float | None:
+        return store.evidence("F", EPOCH, now=T0, windows_ms=[]).memory_mb
+
+    assert memory() is None
+    report("host-a:1", 30.0)
+    report("host-b:2", 80.5)
+    report("host-c:3", 12.0)
+    assert memory() == 80.5
+    report("host-a:1", 40.0)  # a process's newer report replaces its own older one
+    assert memory() == 80.5
+    report("host-b:2", 5.0)
+    assert memory() == 40.0
