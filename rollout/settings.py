@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         defaults.RESYNC_INTERVAL,
         gt=0,
         le=3600,
-        description="SDK: seconds between full resyncs from Redis.",
+        description="SDK and API read cache: seconds between full resyncs from Redis.",
     )
     bootstrap_file: Path | None = Field(
         None,

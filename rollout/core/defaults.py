@@ -65,6 +65,9 @@ MIN_GATE_WINDOW_MS = 1_000
 MAX_GATE_WINDOW_MS = 3_600_000
 """Longest sliding window: the stage reading covers the long run, and each 10 s costs a read."""
 
+WRITE_RETRY_BUDGET = 10.0
+"""Seconds an operator's move keeps retrying lost compare-and-set races before it gives up."""
+
 MAX_ACTOR = 256
 """Longest audit actor (an operator's name, ``cli:$USER``, ``controller``)."""
 
