@@ -6,10 +6,11 @@ three rules. The generated text is built from fixed templates and rule indices o
 attribute name, value and matcher reaches it through the function's namespace, never as text,
 so no input can change the code.
 
-Each rule gets a fast branch for the operand's exact type (``str``; ``int``/``float`` for the
-comparisons) and otherwise defers to the rule's own matcher (``rules.matcher``), which defines
-the semantics for every value (str subclasses, booleans, numbers, non-scalars and ``report``).
-Semver answers are memoised per rule and attribute string: callers send few distinct versions.
+Each rule gets a fast branch for the common case (a string, or a number for the comparisons)
+and otherwise defers to the rule's own matcher (``rules.matcher``), which defines the semantics
+for every value (str subclasses, booleans, numbers, non-scalars and ``report``); see
+``_rule_block``. Semver answers are memoised per rule and attribute string: callers send few
+distinct versions.
 """
 
 from __future__ import annotations
@@ -32,56 +33,92 @@ SEMVER_MEMO = 1024  # distinct version strings remembered per rule; a full memo 
 _COMPARE = {Op.LT: "<", Op.LTE: "<=", Op.GT: ">", Op.GTE: ">="}
 
 
-def _semver_answer(rule: Rule, test: Test) -> tuple[dict[str, bool], Callable[[str], bool]]:
+def _semver_answer(rule: Rule, test: Test) -> tuple[dict[str, bool], Callable[[object], bool]]:
     memo: dict[str, bool] = {}
 
-    def answer(value: str) -> bool:
+    def answer(value: object) -> bool:
         result = test(value)
-        if len(memo) >= SEMVER_MEMO:
-            memo.clear()
-        memo[value] = result
+        if type(value) is str:  # only exact strings: a subclass may redefine == and hash
+            if len(memo) >= SEMVER_MEMO:
+                memo.clear()
+            memo[value] = result
         return result
 
     return memo, answer
 
 
-def _fast_branch(i: int, rule: Rule, names: dict[str, object]) -> list[str]:
-    """The lines that decide rule ``i`` for an exact ``str`` (or number) value ``v``."""
+_STRING_METHODS = {
+    Op.STARTS_WITH: str.startswith,
+    Op.ENDS_WITH: str.endswith,
+    Op.CONTAINS: str.__contains__,
+}
+
+
+def _rule_block(i: int, rule: Rule, names: dict[str, object]) -> list[str]:
+    """The statements deciding rule ``i`` (at indent 0); ``T{i}`` is its exact matcher.
+
+    Three shapes, each taking its fast branch only where the answer is the matcher's:
+    string operators call ``str``'s own method, which refuses (TypeError) anything that is not
+    a string, and then the matcher decides; semver looks the string up in its memo first;
+    ``in``/``not_in`` and comparisons test the exact type (``type()``, never ``__class__``,
+    which an object may fake), since ``True in {1}`` and ``True < 2`` hold in Python.
+    """
     op = rule.op
-    if op in NUMBER_OPS:
-        names[f"X{i}"] = rule.values[0]
+    head = [f"v = get(N{i})"]
+    if op in _STRING_METHODS and (op is not Op.CONTAINS or len(rule.values) == 1):
+        names[f"OP{i}"] = _STRING_METHODS[op]
+        names[f"C{i}"] = (
+            str(rule.values[0]) if op is Op.CONTAINS else tuple(str(x) for x in rule.values)
+        )
         return [
-            "    if type(v) is int or type(v) is float:",
-            f"        if v {_COMPARE[op]} X{i}:",
-            f"            return S{i}",
+            *head,
+            "if v is not None:",
+            "    try:",
+            f"        hit = OP{i}(v, C{i})",
+            "    except TypeError:",
+            f"        hit = T{i}(v)",
+            "    if hit:",
+            f"        return S{i}",
         ]
-    # type(), not __class__: an object may lie about __class__ (a mock does), never about type.
-    lines = ["    if type(v) is str:"]
-    if op is Op.IN or op is Op.NOT_IN:
-        names[f"C{i}"] = frozenset(x for x in rule.values if isinstance(x, str))
-        lines.append(f"        if v {'in' if op is Op.IN else 'not in'} C{i}:")
-    elif op is Op.STARTS_WITH or op is Op.ENDS_WITH:
-        names[f"C{i}"] = tuple(str(x) for x in rule.values)
-        lines.append(f"        if v.{'startswith' if op is Op.STARTS_WITH else 'endswith'}(C{i}):")
-    elif op is Op.CONTAINS and len(rule.values) == 1:
-        names[f"C{i}"] = str(rule.values[0])
-        lines.append(f"        if C{i} in v:")
-    elif op in SEMVER_OPS:
+    if op in SEMVER_OPS:
         memo, answer = _semver_answer(rule, names[f"T{i}"])  # type: ignore[arg-type]
         names[f"M{i}"], names[f"A{i}"] = memo, answer
-        lines += [
-            "        try:",
-            f"            r = M{i}[v]",
-            "        except KeyError:",
-            f"            r = A{i}(v)",
+        return [
+            *head,
+            "if v is not None:",
+            "    try:",
+            f"        r = M{i}[v]",
+            "    except (KeyError, TypeError):",
+            f"        r = A{i}(v)",
+            "    if r:",
+            f"        return S{i}",
         ]
-        lines.append("        if r:")
+    if op in NUMBER_OPS:
+        names[f"X{i}"] = rule.values[0]
+        fast = ["if type(v) is int or type(v) is float:", f"    if v {_COMPARE[op]} X{i}:"]
+    elif op is Op.IN or op is Op.NOT_IN:
+        names[f"C{i}"] = frozenset(x for x in rule.values if isinstance(x, str))
+        fast = ["if type(v) is str:", f"    if v {'in' if op is Op.IN else 'not in'} C{i}:"]
     else:  # contains, several values
-        lines.append(f"        if T{i}(v):")
-    return [*lines, f"            return S{i}"]
+        fast = ["if type(v) is str:", f"    if T{i}(v):"]
+    return [
+        *head,
+        *fast,
+        f"        return S{i}",
+        "elif v is not None:",
+        f"    if T{i}(v):",
+        f"        return S{i}",
+    ]
 
 
-BUILTINS = {"type": type, "str": str, "int": int, "float": float, "KeyError": KeyError}
+BUILTINS = {
+    "type": type,
+    "str": str,
+    "int": int,
+    "float": float,
+    "KeyError": KeyError,
+    "TypeError": TypeError,
+}
 """All the generated code may call besides its namespace."""
 
 
@@ -99,9 +136,7 @@ def rule_chain(rules: Sequence[Rule], report: Report | None, names: dict[str, ob
         names[f"N{i}"] = rule.attribute
         names[f"S{i}"] = rule.serve
         names[f"T{i}"] = rule.test if report is None else matcher(rule, report)
-        lines.append(f"v = get(N{i})")
-        lines += [line[4:] for line in _fast_branch(i, rule, names)]
-        lines += ["elif v is not None:", f"    if T{i}(v):", f"        return S{i}"]
+        lines += _rule_block(i, rule, names)
     return lines
 
 
