@@ -7,7 +7,7 @@ collected through the OpenFeature client's handlers, as an application would.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from tests.conftest import make_settings
 from tests.support import wait_until
 
 USERS = [f"user-{i}" for i in range(400)]
+NewSdk = Callable[..., RolloutClient]
 
 
 @pytest.fixture(autouse=True)
@@ -74,9 +75,15 @@ class Events:
 
 
 @pytest.fixture
-def sdk(redis_server_flushed: RedisProcess) -> RolloutClient:
-    # Closed by the provider's shutdown (api.shutdown in the autouse fixture).
-    return RolloutClient(redis_server_flushed.url, resync_interval=3600)
+def new_sdk(redis_server_flushed: RedisProcess) -> Callable[..., RolloutClient]:
+    """A client on the shared Redis, made after the test wrote its flags, so that its first
+    load holds them (no change from the channel still in flight when the test looks).
+    Closed by the provider's shutdown (api.shutdown in the autouse fixture)."""
+
+    def make(**options: Any) -> RolloutClient:
+        return RolloutClient(redis_server_flushed.url, resync_interval=3600, **options)
+
+    return make
 
 
 def ctx(user: str | None = None, **attributes: Any) -> EvaluationContext:
@@ -84,10 +91,11 @@ def ctx(user: str | None = None, **attributes: Any) -> EvaluationContext:
 
 
 def test_split_answers_match_the_sdk_for_every_user(
-    real_services: Services, sdk: RolloutClient
+    real_services: Services, new_sdk: NewSdk
 ) -> None:
     real_services.flags.create("F", actor="t")
     real_services.flags.set_percent("F", 37.5, actor="t")
+    sdk = new_sdk()
     client = start(RolloutProvider(sdk))
     assert wait_until(lambda: sdk.known_flag("F") is not None)
     on = 0
@@ -106,9 +114,7 @@ def test_split_answers_match_the_sdk_for_every_user(
     assert meta == {"state": "rolling", "percent": 37.5, "version": flag.version}
 
 
-def test_reasons_killed_override_allow_deny(
-    real_services: Services, redis_server_flushed: RedisProcess
-) -> None:
+def test_reasons_killed_override_allow_deny(real_services: Services, new_sdk: NewSdk) -> None:
     real_services.flags.create(
         "F",
         actor="t",
@@ -121,7 +127,7 @@ def test_reasons_killed_override_allow_deny(
     real_services.flags.set_percent("K", 100, actor="t")
     real_services.flags.kill("K", reason="broken", actor="t")
     real_services.flags.create("O", actor="t")
-    sdk = RolloutClient(redis_server_flushed.url, resync_interval=3600, environ={"O": "true"})
+    sdk = new_sdk(environ={"O": "true"})
     client = start(RolloutProvider(sdk))
 
     allowed = client.get_boolean_details("F", False, ctx("qa-alice"))
@@ -142,10 +148,11 @@ EXAMPLE_RULE = {"attribute": "email", "op": "ends_with", "values": ["@example.co
 
 
 def test_a_rule_on_context_attributes_is_targeting_match_even_without_a_key(
-    real_services: Services, sdk: RolloutClient
+    real_services: Services, new_sdk: NewSdk
 ) -> None:
     real_services.flags.create("F", actor="t", rules=[EXAMPLE_RULE])
     real_services.flags.set_percent("F", 50, actor="t")
+    sdk = new_sdk()
     client = start(RolloutProvider(sdk))
     for user in ("a", "b", None):
         details = client.get_boolean_details("F", False, ctx(user, email="qa@example.com"))
@@ -159,7 +166,8 @@ def test_a_rule_on_context_attributes_is_targeting_match_even_without_a_key(
     assert missing.error_code == ErrorCode.TARGETING_KEY_MISSING and missing.value is True
 
 
-def test_unknown_flag_is_flag_not_found_with_the_callers_default(sdk: RolloutClient) -> None:
+def test_unknown_flag_is_flag_not_found_with_the_callers_default(new_sdk: NewSdk) -> None:
+    sdk = new_sdk()
     client = start(RolloutProvider(sdk))
     for default in (True, False):
         details = client.get_boolean_details("NOPE", default, ctx("u"))
@@ -170,7 +178,7 @@ def test_unknown_flag_is_flag_not_found_with_the_callers_default(sdk: RolloutCli
 
 
 def test_without_a_targeting_key_only_a_split_percent_needs_one(
-    real_services: Services, redis_server_flushed: RedisProcess
+    real_services: Services, new_sdk: NewSdk
 ) -> None:
     flags = real_services.flags
     for key, percent in (("HALF", 50), ("NONE", 0), ("ALL", 100), ("GONE", 30)):
@@ -180,7 +188,7 @@ def test_without_a_targeting_key_only_a_split_percent_needs_one(
     flags.kill("GONE", reason="bad", actor="t")
     flags.create("OVER", actor="t")
     flags.set_percent("OVER", 50, actor="t")
-    sdk = RolloutClient(redis_server_flushed.url, resync_interval=3600, environ={"OVER": "false"})
+    sdk = new_sdk(environ={"OVER": "false"})
     client = start(RolloutProvider(sdk))
     for context in (None, ctx(), ctx(""), ctx(None, plan="team")):
         half = client.get_boolean_details("HALF", True, context)
@@ -197,8 +205,9 @@ def test_without_a_targeting_key_only_a_split_percent_needs_one(
             assert (details.value, details.reason, details.error_code) == (value, reason, None)
 
 
-def test_other_types_are_a_type_mismatch(real_services: Services, sdk: RolloutClient) -> None:
+def test_other_types_are_a_type_mismatch(real_services: Services, new_sdk: NewSdk) -> None:
     real_services.flags.create("F", actor="t")
+    sdk = new_sdk()
     client = start(RolloutProvider(sdk))
     for call, default in (
         (client.get_string_details, "x"),
@@ -212,10 +221,11 @@ def test_other_types_are_a_type_mismatch(real_services: Services, sdk: RolloutCl
 
 
 def test_configuration_changed_names_the_flags_that_changed(
-    real_services: Services, sdk: RolloutClient
+    real_services: Services, new_sdk: NewSdk
 ) -> None:
     real_services.flags.create("F", actor="t")
     real_services.flags.create("G", actor="t")
+    sdk = new_sdk()
     client = start(RolloutProvider(sdk))
     events = Events(client, ProviderEvent.PROVIDER_CONFIGURATION_CHANGED)
     real_services.flags.set_percent("F", 20, actor="t")
@@ -252,12 +262,13 @@ def test_outage_is_stale_with_last_known_values_then_ready(own_redis: RedisProce
     redis_client.close()
     own_redis.stop()
     assert wait_until(lambda: client.get_provider_status() is ProviderStatus.STALE, timeout=10)
-    assert events.kinds()[-1] is ProviderEvent.PROVIDER_STALE
+    # Handlers run on the OpenFeature SDK's own pool, a moment after the status changed.
+    ready, stale = ProviderEvent.PROVIDER_READY, ProviderEvent.PROVIDER_STALE
+    assert wait_until(lambda: events.kinds() == [ready, stale])
     assert [client.get_boolean_value("F", False, ctx(u)) for u in USERS] == before
     own_redis.start()
     assert wait_until(lambda: client.get_provider_status() is ProviderStatus.READY, timeout=15)
-    assert wait_until(lambda: events.kinds()[-1] is ProviderEvent.PROVIDER_READY)
-    assert events.kinds().count(ProviderEvent.PROVIDER_STALE) == 1
+    assert wait_until(lambda: events.kinds() == [ready, stale, ready])
 
 
 def test_initialize_during_an_outage_is_not_fatal(tmp_path: Path) -> None:
@@ -291,9 +302,10 @@ def test_a_bad_setting_is_fatal() -> None:
 
 
 def test_shutdown_closes_the_client_and_is_idempotent(
-    real_services: Services, sdk: RolloutClient
+    real_services: Services, new_sdk: NewSdk
 ) -> None:
     real_services.flags.create("F", actor="t")
+    sdk = new_sdk()
     provider = RolloutProvider(sdk)
     start(provider)
     provider.shutdown()
@@ -310,10 +322,11 @@ def test_shutdown_closes_the_client_and_is_idempotent(
 
 
 def test_track_records_nothing_yet(
-    real_services: Services, sdk: RolloutClient, real_redis: Any
+    real_services: Services, new_sdk: NewSdk, real_redis: Any
 ) -> None:
     real_services.flags.create("F", actor="t")
     real_services.flags.set_percent("F", 50, actor="t")
+    sdk = new_sdk()
     client = start(RolloutProvider(sdk))
     keys_before = set(real_redis.keys("*"))
     for user in USERS[:20]:
