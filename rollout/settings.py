@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         defaults.RESYNC_INTERVAL,
         gt=0,
         le=3600,
-        description="SDK: seconds between full resyncs from Redis.",
+        description="SDK and API read cache: seconds between full resyncs from Redis.",
     )
     bootstrap_file: Path | None = Field(
         None,
@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         defaults.METRICS_RETENTION,
         ge=60,
         description="Seconds metric windows live in Redis before expiring.",
+    )
+    history_retention: float = Field(
+        defaults.HISTORY_RETENTION,
+        ge=3600,
+        description="Seconds the 5-minute history rollups (the charts) live in Redis.",
     )
     controller_interval: float = Field(
         defaults.CONTROLLER_INTERVAL,

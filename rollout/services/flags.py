@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rollout.core import transitions
-from rollout.core.defaults import MAX_USER
+from rollout.core.defaults import MAX_USER, WRITE_RETRY_BUDGET
 from rollout.core.errors import (
     ConcurrentUpdate,
     FlagExists,
@@ -55,18 +55,25 @@ def _retrying(
     also: tuple[type[Exception], ...] = (),
     attempts: int | None = MAX_ATTEMPTS,
 ) -> Result:
-    """Run one read-compute-write ``attempt`` until no other write lands first (bounded, or
-    with ``attempts=None`` until it lands: a kill must never lose to other writers).
+    """Run one read-compute-write ``attempt`` until no other write lands first.
 
-    ``attempt`` reads afresh each time, so a retried move is judged on the flag as it now is.
+    Each lost race means another write landed, so the flag set as a whole makes progress; an
+    operator's move gives up only after ``attempts`` tries *and* ``WRITE_RETRY_BUDGET`` seconds
+    (20 writers on one flag lose 50 races in a row now and then). ``attempts=None`` retries until
+    it lands: a kill must never lose to other writers. ``attempt`` reads afresh each time, so a
+    retried move is judged on the flag as it now is.
     """
     retry_on: tuple[type[Exception], ...] = (ConcurrentUpdate, *also)
-    for tries in itertools.count() if attempts is None else range(attempts):
+    # A budget for giving up, not a timer anything waits for: the real clock is right here.
+    deadline = time.monotonic() + WRITE_RETRY_BUDGET
+    for tries in itertools.count():
         try:
             return attempt()
         except retry_on:
+            if attempts is not None and tries + 1 >= attempts and time.monotonic() >= deadline:
+                break
             _backoff(tries)
-    raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+    raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {tries + 1} tries")
 
 
 class GateReader(Protocol):
