@@ -109,6 +109,11 @@ class Settings(BaseSettings):
         ge=60,
         description="Seconds metric windows live in Redis before expiring.",
     )
+    history_retention: float = Field(
+        defaults.HISTORY_RETENTION,
+        ge=3600,
+        description="Seconds the 5-minute history rollups (the charts) live in Redis.",
+    )
     controller_interval: float = Field(
         defaults.CONTROLLER_INTERVAL,
         gt=0,

@@ -18,12 +18,16 @@ from rollout.services.container import Leadership, Services
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
+from rollout.services.summaries import SummaryService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
 from rollout.storage.flags import FlagStore
+from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
@@ -60,12 +64,16 @@ def build_services(
         client = client_for_url(url, socket_timeout=settings.socket_timeout)
     keys = Keys(settings.key_prefix)
     store = FlagStore(client, keys)
-    metrics = MetricsStore(client, keys, settings.metrics_retention)
+    metrics = MetricsStore(client, keys, settings.metrics_retention, settings.history_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
     reads = FlagReads(store, client, keys, resync_interval=settings.resync_interval)
     flags.listeners.append(reads.after_write)
     flags.status_listeners.append(reads.after_status)
+    history_store = HistoryStore(client, keys, settings.history_retention)
+    history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
+    summaries = SummaryService(history_store, metrics)
+    flags.listeners.append(summaries.note)  # after the commit; never makes a move wait
     counters = ControllerCounters(client, keys)
     leadership = Leadership(
         new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl), counters=counters
@@ -76,10 +84,13 @@ def build_services(
         settings=settings,
         flags=flags,
         gates=gates,
-        snapshots=SnapshotService(flags, SnapshotStore(client, keys)),
+        snapshots=SnapshotService(flags, SnapshotStore(client, keys), summaries),
         apply=ApplyService(flags),
         health=health,
         reads=reads,
+        history=history,
+        summaries=summaries,
+        reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,
         clock=clock,
         on_close=client.close if owned else lambda: None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 
-from rollout.api import audit, evaluate, flags, meta, moves, ofrep, snapshots
+from rollout.api import audit, evaluate, flags, history, meta, moves, ofrep, snapshots
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker
 from rollout.api.errors import register_error_handlers
@@ -32,6 +32,7 @@ BLUEPRINTS: list[Blueprint] = [
     evaluate.bp,
     audit.bp,
     snapshots.bp,
+    history.bp,
     ofrep.bp,
 ]
 

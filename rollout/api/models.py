@@ -452,6 +452,9 @@ class SnapshotDocument(BaseModel):
     schema_: int = Field(alias="schema")
     taken_at: str | None
     flags: list[FlagOut]
+    summaries: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict, description="flag key -> summaries of its ended stages"
+    )
 
 
 class SnapshotCreated(BaseModel):

@@ -11,7 +11,18 @@ from typing import Any
 
 import click
 
-from rollout.cli import apply, controller, demo, embedded, flags, moves, serve, snapshot, watch
+from rollout.cli import (
+    apply,
+    controller,
+    demo,
+    embedded,
+    flags,
+    moves,
+    report,
+    serve,
+    snapshot,
+    watch,
+)
 from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
 from rollout.core.errors import ValidationError
@@ -67,6 +78,7 @@ for command in (
     *moves.COMMANDS,
     snapshot.snapshot,
     snapshot.restore,
+    report.report,
     apply.apply,
     embedded.embedded,
     controller.controller,

@@ -37,6 +37,15 @@ METRICS_BUFFER = 100_000
 METRICS_RETENTION = 6 * 3600.0
 """Seconds 10-second metric windows live in Redis (``ROLLOUT_METRICS_RETENTION``)."""
 
+HISTORY_RETENTION = 30 * 86400.0
+"""Seconds the 5-minute rollups behind the history charts live (``ROLLOUT_HISTORY_RETENTION``)."""
+
+ROLLUP_SECONDS = 300
+"""Width of one history rollup: a 3-day stage is 864 of them, charted whole in one read."""
+
+MAX_HISTORY_STEPS = 2_000
+"""Most time steps one metrics-history answer holds; the default step keeps under it."""
+
 MEMORY_REPORT_INTERVAL = 5.0
 """SDK: seconds between two reports of this process's memory growth."""
 

@@ -64,7 +64,7 @@ def _rule_block(i: int, rule: Rule, names: dict[str, object]) -> list[str]:
     which an object may fake), since ``True in {1}`` and ``True < 2`` hold in Python.
     """
     op = rule.op
-    head = [f"v = get(N{i})"]
+    head = [f"v = attributes.get(N{i})"]  # no bound method: one allocation fewer a call
     if op in _STRING_METHODS and (op is not Op.CONTAINS or len(rule.values) == 1):
         names[f"OP{i}"] = _STRING_METHODS[op]
         names[f"C{i}"] = (
@@ -125,7 +125,7 @@ BUILTINS = {
 def rule_chain(rules: Sequence[Rule], report: Report | None, names: dict[str, object]) -> list[str]:
     """The statements deciding ``rules`` in order, at indent 0, filling ``names``.
 
-    They read a bound ``get`` (the attributes' ``get``) and ``return`` the first matching
+    They read ``attributes`` (a mapping; ``get`` is all they call) and ``return`` the first matching
     rule's ``serve``; when none matches they fall through. ``sdk.ruled`` embeds them in its
     answer function; ``compile_rules`` wraps them in one of their own.
     """
@@ -156,7 +156,7 @@ def compile_rules(rules: Sequence[Rule], report: Report | None = None) -> Match:
     """
     names: dict[str, object] = {}
     chain = rule_chain(rules, report, names)
-    body = ["def first(attributes):", "    get = attributes.get"]
+    body = ["def first(attributes):"]
     body += ["    " + line for line in chain]
     body.append("    return None")
     return run_source(body, names, "first", f"<rules of {len(rules)}>")  # type: ignore[return-value]

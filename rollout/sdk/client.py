@@ -153,9 +153,10 @@ class RolloutClient:
         self._redis = _SharedRedis(self.settings)
         keys = Keys(self.settings.key_prefix)
         retention = self.settings.metrics_retention
+        history = self.settings.history_retention
         self._recorder = Recorder(
             self.table,
-            lambda: MetricsStore(self._redis(), keys, retention),
+            lambda: MetricsStore(self._redis(), keys, retention, history),
             clock=clock,
             capacity=self.settings.metrics_buffer,
             flush_interval=self.settings.flush_interval,

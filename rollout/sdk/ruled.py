@@ -38,7 +38,7 @@ def _check_source(chain: list[str], *, deny: bool, allow: bool) -> list[str]:
         lines += ["            if user in DENY:", "                return False"]
     if allow:
         lines += ["            if user in ALLOW:", "                return True"]
-    lines += ["            if attributes:", "                get = attributes.get"]
+    lines += ["            if attributes:"]
     lines += ["                " + line for line in chain]
     lines += [
         "            if user.isascii():",  # as sdk.compiled._hash, inlined

@@ -16,8 +16,11 @@ from rollout.services.apply import ApplyService
 from rollout.services.flags import Clock, FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.history import HistoryService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
+from rollout.services.summaries import SummaryService
 from rollout.settings import Settings
 
 
@@ -65,6 +68,9 @@ class Services:
     apply: ApplyService
     health: HealthService
     reads: FlagReads
+    history: HistoryService
+    summaries: SummaryService
+    reports: ReportService
     leadership: Leadership
     clock: Clock
     # Releases what the wiring opened (its connection pool); a client passed in by the caller
@@ -73,5 +79,6 @@ class Services:
 
     def close(self) -> None:
         """Stop the read cache's thread and release the connections; safe to call twice."""
+        self.summaries.drain()  # the stage summaries of this process's last moves land first
         self.reads.stop()
         self.on_close()

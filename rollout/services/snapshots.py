@@ -17,6 +17,7 @@ from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict, flag_to_dict, validate_key
 from rollout.core.units import render_instant
 from rollout.services.flags import FlagService
+from rollout.services.summaries import SummaryService
 from rollout.storage.snapshots import SnapshotStore
 
 SNAPSHOT_FORMAT = "rollout-snapshot"
@@ -37,6 +38,26 @@ class RestoreResult:
             "deleted": self.deleted,
             "unchanged": self.unchanged,
         }
+
+
+def parse_summaries(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]] | None:
+    """The stage summaries of a snapshot by flag key; None for a snapshot without them."""
+    raw = document.get("summaries")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ValidationError("must be an object of flag key -> list of summaries", "summaries")
+    found: dict[str, list[dict[str, Any]]] = {}
+    for key, items in raw.items():
+        validate_key(key, f"summaries.{key}")
+        if not isinstance(items, list):
+            raise ValidationError("must be a list", f"summaries.{key}")
+        for i, item in enumerate(items):
+            epoch = item.get("epoch") if isinstance(item, Mapping) else None
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+                raise ValidationError("must be a summary with its epoch", f"summaries.{key}[{i}]")
+        found[key] = [dict(item) for item in items]
+    return found
 
 
 def parse_snapshot(document: object) -> dict[str, Flag]:
@@ -65,9 +86,12 @@ def parse_snapshot(document: object) -> dict[str, Flag]:
 
 
 class SnapshotService:
-    def __init__(self, flags: FlagService, saved: SnapshotStore) -> None:
+    def __init__(
+        self, flags: FlagService, saved: SnapshotStore, summaries: SummaryService | None = None
+    ) -> None:
         self.flags = flags
         self.saved = saved
+        self.summaries = summaries
 
     def take(self) -> dict[str, Any]:
         """Every flag, or a refusal: a backup silently missing a damaged flag would let a
@@ -79,12 +103,16 @@ class SnapshotService:
                 first.key,
                 f"{first.detail}; repair it (restore --only KEY, or delete it) before a snapshot",
             )
-        return {
+        document: dict[str, Any] = {
             "format": SNAPSHOT_FORMAT,
             "schema": SNAPSHOT_SCHEMA,
             "taken_at": render_instant(self.flags.now()),
             "flags": [flag_to_dict(flags[key]) for key in sorted(flags)],
         }
+        if self.summaries is not None:
+            self.summaries.drain()  # summaries of the moves just made belong in it
+            document["summaries"] = self.summaries.of_flags(sorted(flags))
+        return document
 
     def restore(
         self,
@@ -95,6 +123,8 @@ class SnapshotService:
         only: str | None = None,
     ) -> RestoreResult:
         wanted = parse_snapshot(document)  # validate everything before the first write
+        assert isinstance(document, Mapping)  # parse_snapshot refuses anything else
+        summaries = parse_summaries(document)
         if only is not None:
             validate_key(only, "only")
             if only not in wanted:
@@ -114,6 +144,9 @@ class SnapshotService:
         for key, target in sorted(wanted.items()):
             outcome = self.flags.put(target, actor=actor, action="restore", reason=reason)
             getattr(result, outcome).append(key)
+        if summaries is not None and self.summaries is not None:
+            for key in sorted(wanted):
+                self.summaries.replace(key, summaries.get(key, []))
         return result
 
     # -- snapshots kept in Redis (the API's form) ---------------------------------------

@@ -59,3 +59,22 @@ class Keys:
     def memory(self, key: str, epoch: int) -> str:
         """Hash: process -> memory growth (MB) of each process that served the treatment."""
         return self._tagged(key, f"mem:{epoch}")
+
+    # The packed history of the charts (storage/rollups.py), at resolution RES ("f" 10 s,
+    # "c" 5 min): counts per span, errors by type and memory per group of spans.
+
+    def history_counts(self, key: str, res: str, epoch: int, span: int) -> str:
+        """String: both arms' counters over one span, as BITFIELD u32 slots."""
+        return self._tagged(key, f"h{res}:{epoch}:{span}")
+
+    def history_types(self, key: str, res: str, epoch: int, group: int) -> str:
+        """Hash: SPAN:ARM:TYPE -> errors of that type, for a group of spans."""
+        return self._tagged(key, f"h{res}e:{epoch}:{group}")
+
+    def history_memory(self, key: str, res: str, epoch: int, group: int) -> str:
+        """Sorted set: span -> highest memory growth (MB) reported in it, for a group of spans."""
+        return self._tagged(key, f"h{res}m:{epoch}:{group}")
+
+    def summaries(self, key: str) -> str:
+        """Hash: stage epoch -> JSON summary of that ended stage; never expires."""
+        return self._tagged(key, "summaries")

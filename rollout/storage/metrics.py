@@ -2,9 +2,15 @@
 
 Each hash holds counters (``n`` samples, ``e`` errors, ``x`` exposures, ``t:TYPE`` errors by
 type) and a latency histogram (``b:INDEX`` with the fixed buckets of ``core.histogram``), so
-windows and processes merge exactly by addition. Every flush adds to the window's hash and to
-the stage's running total, which makes a stage of any length one HGETALL per arm. Every key
-expires by itself ``retention`` seconds after its last write.
+windows and processes merge exactly by addition. Every flush adds to the window's hash, to the
+stage's running total and to the packed history of the charts (``storage/rollups.py``: 10-second
+and 5-minute spans), all in one pipeline: a stage of any length is one HGETALL per arm.
+
+Lifetimes: windows and 10-second history expire ``retention`` seconds after their last write,
+5-minute history ``history`` seconds after theirs. The stage's running total and its memory
+gauge carry no TTL while the stage lasts (a quiet night must not lose a stage's evidence);
+``HistoryStore.end_stage`` gives them one when the stage ends, and a flush never touches their
+TTL, so a late flush into an ended stage keeps the TTL it was given.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollout.core import defaults
 from rollout.core.evidence import Arms, ArmStats, Evidence
+from rollout.storage import rollups
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
@@ -79,31 +87,46 @@ def arm_stats(raw: Mapping[str, str]) -> ArmStats:
 
 
 class MetricsStore:
-    def __init__(self, client: Any, keys: Keys, retention_seconds: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        retention_seconds: float,
+        history_seconds: float = defaults.HISTORY_RETENTION,
+    ) -> None:
         self.redis: Any = client
         self.keys = keys
         self.ttl = max(60, int(retention_seconds))
+        self.history_ttl = max(self.ttl, int(history_seconds))
 
     @storage_call
     def flush(self, batch: Batch, *, now: float, process: str) -> None:
-        """One pipeline for the whole batch."""
+        """One pipeline for the whole batch: windows, stage totals, packed history, memory."""
         window = window_of(now)
         pipe = self.redis.pipeline(transaction=False)
+        by_stage: dict[tuple[str, int], list[tuple[str, ArmTally]]] = {}
         for (key, epoch, arm), tally in batch.tallies.items():
             values = tally.fields()
             if not values:
                 continue
-            for name in (
-                self.keys.stage_metrics(key, epoch, arm),
-                self.keys.window_metrics(key, epoch, window, arm),
-            ):
-                for field_name, count in values.items():
-                    pipe.hincrby(name, field_name, count)
-                pipe.expire(name, self.ttl)
+            stage = self.keys.stage_metrics(key, epoch, arm)
+            current = self.keys.window_metrics(key, epoch, window, arm)
+            for field_name, count in values.items():
+                pipe.hincrby(stage, field_name, count)
+                pipe.hincrby(current, field_name, count)
+            pipe.expire(current, self.ttl)
+            by_stage.setdefault((key, epoch), []).append((arm, tally))
+        for (key, epoch), tallies in by_stage.items():
+            arms = [
+                (arm, t.samples, t.errors, t.exposures, t.latency, t.errors_by_type)
+                for arm, t in tallies
+            ]
+            for res, ttl in ((rollups.FINE, self.ttl), (rollups.COARSE, self.history_ttl)):
+                rollups.add_tally(pipe, self.keys, res, ttl, key, epoch, now, arms)
         for (key, epoch), megabytes in batch.memory_mb.items():
-            name = self.keys.memory(key, epoch)
-            pipe.hset(name, process, f"{megabytes:.3f}")
-            pipe.expire(name, self.ttl)
+            pipe.hset(self.keys.memory(key, epoch), process, f"{megabytes:.3f}")
+            for res, ttl in ((rollups.FINE, self.ttl), (rollups.COARSE, self.history_ttl)):
+                rollups.add_memory(pipe, self.keys, res, ttl, key, epoch, now, megabytes)
         if batch.dropped:
             pipe.hincrby(self.keys.sdk_stats, "dropped", batch.dropped)
         pipe.execute()

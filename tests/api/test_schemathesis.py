@@ -54,6 +54,12 @@ BEYOND_THE_SCHEMA = [
     # One gate per metric: uniqueness of one field across items.
     ("POST /api/v1/flags", 422, r"gates\[\d+\]\.metric", "appears twice"),
     ("PATCH /api/v1/flags/{key}", 422, r"gates\[\d+\]\.metric", "appears twice"),
+    # since not after until: two parameters.
+    ("GET /api/v1/flags/{key}/metrics", 422, r"since", "is after until"),
+    # At most 2,000 steps over [since, until], and steps finer than 5m only while the
+    # 10-second windows are kept: the step against the range, and against the clock.
+    ("GET /api/v1/flags/{key}/metrics", 422, r"step", "steps over this range"),
+    ("GET /api/v1/flags/{key}/metrics", 422, r"step", "come from the 10-second windows"),
     # State, not shape: an If-Match naming another version, a flag the snapshot lacks.
     ("PATCH /api/v1/flags/{key}", 412, r"", "is at version"),
     ("POST /api/v1/snapshots/{snapshot_id}/restore", 422, r"only", "is not in the snapshot"),
