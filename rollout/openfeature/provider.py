@@ -57,6 +57,7 @@ class RolloutProvider(AbstractProvider):
     ) -> None:
         super().__init__()
         self._client = client
+        self._builds_client = client is None  # then each initialize builds one from options
         self._options = client_options
         self._init_timeout = init_timeout
         self._lock = threading.Lock()
@@ -99,8 +100,7 @@ class RolloutProvider(AbstractProvider):
             ).start()
 
     def _stale_after_ready(self, caller: threading.Thread) -> None:
-        if caller is not threading.current_thread():
-            caller.join(_READY_GRACE)  # returns as soon as an init thread has dispatched READY
+        caller.join(_READY_GRACE)  # returns as soon as an init thread has dispatched READY
         client = self._client
         if client is not None:
             self._connection_changed(client.connected)
@@ -111,7 +111,7 @@ class RolloutProvider(AbstractProvider):
             unsubscribe, self._unsubscribe = self._unsubscribe, []
             client = None if self._closed else self._client
             self._closed = True
-            if self._options:  # built here: a later initialize builds a fresh one
+            if self._builds_client:  # a later initialize builds a fresh one
                 self._client = None
         for remove in unsubscribe:
             remove()
