@@ -75,7 +75,7 @@ def build_services(
     history_store = HistoryStore(client, keys, settings.history_retention)
     history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
     summaries = SummaryService(history_store, metrics)
-    flags.listeners.append(summaries.note)  # after the commit; never makes a move wait
+    flags.listeners.append(summaries.after_write)  # after the commit; never makes a move wait
     counters = ControllerCounters(client, keys)
     leadership = Leadership(
         new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl), counters=counters
