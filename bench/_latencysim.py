@@ -149,6 +149,9 @@ def false_kill_bound(
         above = 1.0 - cdf(EDGES[m + GAP - 1], ratio)  # treatment low bound >= m + GAP
         below = cdf(EDGES[m], 1.0)  # control high bound <= m
         a = sim.stage_and_scan(rng, runs, per_tick, above, low_boundary, None, None)
+        if a.fired == 0:  # the pair cannot beat a's own bound: control's side counts as 1
+            bound += a.upper95()
+            continue
         b = sim.stage_and_scan(rng, runs, 9 * per_tick, below, high_boundary, None, None)
         estimate += a.rate * b.rate
         bound += a.upper95() * b.upper95()
@@ -163,38 +166,41 @@ VALUE_SIGMA, CONTROL_MEAN = 0.5, 1.0
 def values_to_kill(
     rng: np.random.Generator, runs: int, drop: float, critical: float, per_tick: int, ticks: int
 ) -> np.ndarray:
-    """Treatment observations at the first look whose relative change is shown below critical."""
+    """Treatment observations at the first look whose relative change is shown below critical.
+
+    Seconds are drawn in blocks: each second's sum and sum of squares per arm (their exact joint
+    law for normal data: a normal sum and a chi-square spread), accumulated along the block, so
+    every second is a look while the work is array-wide.
+    """
     t_mean = CONTROL_MEAN * (1 - drop)
-    state = {arm: [np.zeros(runs), np.zeros(runs), np.zeros(runs)] for arm in ("t", "c")}
+    totals = {arm: [np.zeros((runs, 1)), np.zeros((runs, 1))] for arm in ("t", "c")}
     killed = np.full(runs, np.inf)
-    for tick in range(ticks):
+    block = 1_000
+    tuning = tuning_for(critical, bounds.VALUE_ALPHA)
+    for first in range(0, ticks, block):
+        width = min(block, ticks - first)
+        sums = {}
         for arm, mean, size in (("t", t_mean, per_tick), ("c", CONTROL_MEAN, 9 * per_tick)):
-            _merge(state[arm], *_tick_moments(rng, runs, mean, size))
-        n = per_tick * (tick + 1)
-        if n < MIN_TIMED:
-            continue
-        high = _relative_high(state["t"], state["c"], critical)
-        hit = (high <= -critical) & np.isinf(killed)
-        killed[hit] = n
+            s1 = size * mean + VALUE_SIGMA * math.sqrt(size) * rng.standard_normal((runs, width))
+            spread = VALUE_SIGMA**2 * rng.chisquare(size - 1, (runs, width)) if size > 1 else 0.0
+            s2 = spread + s1**2 / size
+            c1 = totals[arm][0] + np.cumsum(s1, axis=1)
+            c2 = totals[arm][1] + np.cumsum(s2, axis=1)
+            totals[arm] = [c1[:, -1:], c2[:, -1:]]
+            n = size * (first + 1 + np.arange(width))[None, :]
+            mean_ = c1 / n
+            sums[arm] = (n, mean_, np.maximum(c2 - c1 * mean_, 0.0))
+        (nt, mt, m2t), (nc, mc, m2c) = sums["t"], sums["c"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var_t = m2t / (nt - 1) / nt
+            var_c = m2c / (nc - 1) / nc
+            scale = np.abs(mc)
+            variance = var_t / scale**2 + mt**2 * var_c / scale**4
+            high = (mt - mc) / scale + radius(variance, tuning)
+        hit = (high <= -critical) & (nt >= MIN_TIMED)
+        first_hit = np.where(hit.any(axis=1), nt[0][np.argmax(hit, axis=1)], np.inf)
+        killed = np.minimum(killed, first_hit)
     return killed
-
-
-def _tick_moments(
-    rng: np.random.Generator, runs: int, mean: float, size: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One second's observations as (count, mean, M2): their exact joint law for normal data."""
-    means = mean + VALUE_SIGMA / math.sqrt(size) * rng.standard_normal(runs)
-    m2 = VALUE_SIGMA**2 * rng.chisquare(size - 1, runs) if size > 1 else np.zeros(runs)
-    return np.full(runs, float(size)), means, m2
-
-
-def _merge(into: list[np.ndarray], n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> None:
-    """Chan's formula, as the store merges partials."""
-    total = into[0] + n
-    delta = mean - into[1]
-    into[1] = into[1] + delta * n / total
-    into[2] = into[2] + m2 + delta**2 * into[0] * n / total
-    into[0] = total
 
 
 def radius(variance: np.ndarray, tuning: float) -> np.ndarray:
@@ -203,16 +209,6 @@ def radius(variance: np.ndarray, tuning: float) -> np.ndarray:
     information = 1.0 / variance
     spread = (information + tuning) * np.log((information + tuning) / (tuning * alpha * alpha))
     return np.sqrt(spread) / information
-
-
-def _relative_high(t: list[np.ndarray], c: list[np.ndarray], critical: float) -> np.ndarray:
-    """Vectorised ``bounds.mean_change(..., relative=True)``: the bound's high end."""
-    var_t = t[2] / (t[0] - 1) / t[0]
-    var_c = c[2] / (c[0] - 1) / c[0]
-    scale = np.abs(c[1])
-    variance = var_t / scale**2 + t[1] ** 2 * var_c / scale**4
-    tuning = tuning_for(critical, bounds.VALUE_ALPHA)
-    return (t[1] - c[1]) / scale + radius(variance, tuning)
 
 
 def check_radius() -> None:

@@ -144,20 +144,22 @@ def stage_and_scan(
                 splits[key] = split_window(rng, int(counts[run, w]), per_tick)
             return splits[key]
 
-        for run, w in zip(*np.nonzero(candidates), strict=True):
-            if fired[run]:
-                continue
-            before = int(ends[run, w] - counts[run, w])
-            cumulative = before + np.cumsum(ticks_of(run, w))
-            if np.any(cumulative >= stage_min[w * WINDOW : (w + 1) * WINDOW]):
-                fired[run] = True
+        # Run by run, candidates in time order, until the first firing: a common event costs
+        # one refinement per run, a rare one a few in all.
+        for run in np.flatnonzero(candidates.any(axis=1)).tolist():
+            for w in np.flatnonzero(candidates[run]).tolist():
+                before = int(ends[run, w] - counts[run, w])
+                cumulative = before + np.cumsum(ticks_of(run, w))
+                if np.any(cumulative >= stage_min[w * WINDOW : (w + 1) * WINDOW]):
+                    fired[run] = True
+                    break
         if scan_min is not None and scan_fires is not None:
             for lag in range(lookback):
                 sums = padded[:, lag + 1 :] - padded[:, : windows - lag]
-                hits = sums >= scan_min[lag][None, : windows - lag]
+                hits = (sums >= scan_min[lag][None, : windows - lag]) & ~fired[:, None]
                 for run, j in zip(*np.nonzero(hits), strict=True):
                     if fired[run]:
-                        continue
+                        continue  # fired at an earlier hit of this lag
                     w = j + lag
                     prior_x = int(sums[run, j] - counts[run, w])
                     partial = np.cumsum(ticks_of(run, w))
@@ -168,7 +170,7 @@ def stage_and_scan(
                             break
         if trailing_min is not None:
             sums = padded[:, lookback:] - padded[:, : windows - lookback + 1]
-            hits = sums >= trailing_min.min()
+            hits = (sums >= trailing_min.min()) & ~fired[:, None]
             for run, i in zip(*np.nonzero(hits), strict=True):
                 if fired[run]:
                     continue

@@ -23,6 +23,7 @@ from rollout.services.reads import FlagReads
 from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
+from rollout.services.trends import TrendService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, resolve_url
 from rollout.storage.counters import ControllerCounters
@@ -32,6 +33,7 @@ from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
 from rollout.storage.snapshots import SnapshotStore
+from rollout.storage.trends import TrendStore
 
 __all__ = ["Services", "build_controller", "build_services", "server_url"]
 
@@ -73,7 +75,7 @@ def build_services(
     history_store = HistoryStore(client, keys, settings.history_retention)
     history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
     summaries = SummaryService(history_store, metrics)
-    flags.listeners.append(summaries.note)  # after the commit; never makes a move wait
+    flags.listeners.append(summaries.after_write)  # after the commit; never makes a move wait
     counters = ControllerCounters(client, keys)
     leadership = Leadership(
         new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl), counters=counters
@@ -89,6 +91,7 @@ def build_services(
         health=health,
         reads=reads,
         history=history,
+        trends=TrendService(TrendStore(client, keys), clock),
         summaries=summaries,
         reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,

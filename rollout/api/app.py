@@ -15,7 +15,18 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, request
 
-from rollout.api import audit, evaluate, flags, history, meta, moves, snapshots
+from rollout import dashboard
+from rollout.api import (
+    audit,
+    evaluate,
+    flags,
+    history,
+    meta,
+    moves,
+    snapshots,
+    trends,
+    whoami,
+)
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker
 from rollout.api.errors import register_error_handlers
@@ -33,6 +44,9 @@ BLUEPRINTS: list[Blueprint] = [
     audit.bp,
     snapshots.bp,
     history.bp,
+    trends.bp,
+    whoami.bp,
+    dashboard.bp,
 ]
 
 

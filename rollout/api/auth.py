@@ -62,6 +62,7 @@ def authorize() -> None:
     if request.method not in READ_METHODS and not principal.can_write:
         raise Forbidden(f"token {principal.name!r} may only read; this needs an admin token")
     g.rollout_actor = principal.name
+    g.rollout_role = "admin" if principal.can_write else "read"
 
 
 def protected_blueprint(name: str, import_name: str) -> Blueprint:

@@ -413,6 +413,36 @@ class KillAllOut(BaseModel):
     killed: list[FlagOut]
 
 
+class WhoamiOut(BaseModel):
+    name: str = Field(description="the token's name: the audit actor of its writes")
+    role: Literal["admin", "read"] = Field(description="admin writes and reads; read only reads")
+
+
+MoveName = Literal["advance", "rollback", "pause", "resume", "kill", "revive", "set"]
+
+
+class MovesOut(BaseModel):
+    key: str
+    version: int
+    moves: dict[MoveName, str | None] = Field(
+        description="null when the move is open to the flag's state, else why not (gates are "
+        "not read: a failing gate refuses an advance when it is asked for)"
+    )
+
+
+class TrendSeries(BaseModel):
+    samples: list[int] = Field(description="treatment samples per step")
+    error_rate: list[float | None] = Field(description="treatment error rate per step")
+
+
+class TrendsOut(BaseModel):
+    step: int = Field(description="seconds per step")
+    at: list[str] = Field(description="start of each step, shared by every flag")
+    flags: dict[str, TrendSeries] = Field(
+        description="by flag key; steps before its current stage began are empty"
+    )
+
+
 class EvaluationOut(BaseModel):
     enabled: bool
     reason: Literal[

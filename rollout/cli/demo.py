@@ -154,7 +154,8 @@ def demo(state: CliState, inject_errors: float, timeout: float, workers: int) ->
         f"PROMPT_IMPROVER_ENABLED: 10% → 50% → 100%, bakes of 8s; gates error_rate 5%/10%, "
         f"latency 1.2x/1.5x, memory 75/100 MB. Injected improver failures: {inject_errors:.0%}."
     )
-    click.echo(f"{workers} skill loaders, {len(USERS):,} users; controller ticking every 0.2s.\n")
+    click.echo(f"{workers} skill loaders, {len(USERS):,} users; controller ticking every 0.2s.")
+    click.echo(watch_hint(prefix) + "\n")
     stop = threading.Event()
     loaders = [SkillLoader(url, prefix, seed, inject_errors, stop) for seed in range(workers)]
     loop = build_controller(services, interval=0.2)
@@ -206,3 +207,13 @@ def _ending(services: Services, loaders: list[SkillLoader], final: State, first_
             f"  audit {entry['at']}  {entry['actor']:<10} {entry['action']:<8} "
             f"{(entry['reason'] or '')[:80]}"
         )
+
+
+def watch_hint(prefix: str) -> str:
+    """How to watch this demo in the dashboard: a serve of its own, on the demo's key prefix."""
+    return (
+        "Watch it in the dashboard: in another terminal run\n"
+        f"  ROLLOUT_KEY_PREFIX={prefix} rollout serve --port 8081 --no-controller\n"
+        f"then open http://127.0.0.1:8081/flags/{KEY} and sign in with the admin token that "
+        "serve prints the path of (this demo's own controller drives the flag)."
+    )

@@ -124,6 +124,7 @@ def serve(
         controller = [sys.executable, "-m", "rollout", "controller"]
         processes.append(subprocess.Popen(controller, env=env))
     click.echo(f"rollout serving {base}  (Redis: {'embedded' if not settings.redis_url else url})")
+    click.echo(f"Dashboard: {base}/  (sign in with an admin or a read token)")
     if note is not None:
         path = settings.data_dir / TOKEN_FILE
         verb = "Created an admin token in" if note == "created" else "Admin token:"

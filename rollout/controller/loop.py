@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rollout.core import defaults
 from rollout.core.decide import Action, Decision, decide
 from rollout.core.errors import PreconditionFailed, RolloutError, StorageError
 from rollout.core.model import Flag
@@ -45,8 +46,8 @@ class Controller:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        interval: float = 1.0,
-        watch_period: float = 24 * 3600.0,
+        interval: float = defaults.CONTROLLER_INTERVAL,
+        watch_period: float = defaults.WATCH_PERIOD,
     ) -> None:
         self.flags = flags
         self.gates = gates
@@ -129,8 +130,11 @@ class Controller:
                 )
                 log.info("%s %s to %s", decision.action, flag.key, moved.state)
         except PreconditionFailed:
-            if retry:
-                return self._decide_and_act(self.flags.get(flag.key), now, retry=False)
+            fresh = self.flags.get(flag.key)
+            # Moved meanwhile: decide once more, unless the move was a kill or back to draft,
+            # which the controller never touches (not even with a status word).
+            if retry and serving(fresh):
+                return self._decide_and_act(fresh, now, retry=False)
             return Outcome(flag.key, decision, acted=False)
         self._record_status(flag, decision, at)
         return Outcome(flag.key, decision, acted=True)

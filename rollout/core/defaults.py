@@ -97,3 +97,6 @@ MAX_RULE_TEXT = 1_024
 
 MAX_ATTRIBUTES = 100
 """Most context attributes an operator may pass to ``check --attr`` or ``evaluate?attr.*``."""
+
+TREND_SPAN = 2 * 3600
+"""Seconds of the error-rate trend drawn beside each flag in the dashboard's list (5 m steps)."""

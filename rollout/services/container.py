@@ -21,6 +21,7 @@ from rollout.services.reads import FlagReads
 from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
+from rollout.services.trends import TrendService
 from rollout.settings import Settings
 
 
@@ -71,6 +72,7 @@ class Services:
     history: HistoryService
     summaries: SummaryService
     reports: ReportService
+    trends: TrendService
     leadership: Leadership
     clock: Clock
     # Releases what the wiring opened (its connection pool); a client passed in by the caller

@@ -43,6 +43,7 @@ class FlagReads:
     ) -> None:
         self.store = store
         self._flags: dict[str, Flag] | None = None  # None: not synced, read from Redis
+        self._problems: list[str] = []
         self._lock = threading.Lock()
         self._follower = ChannelFollower(
             lambda: redis,
@@ -74,6 +75,15 @@ class FlagReads:
         # Not synced, or not held: a flag created a moment ago elsewhere, a malformed one
         # (the store raises the clear error), or none at all (404).
         return self.store.get(key)
+
+    def all(self) -> tuple[dict[str, Flag], list[str]] | None:
+        """Every flag held, and the stored values the last full load could not read; None
+        until synced. The dict is replaced, never changed, on every change: the same object
+        means nothing changed (the list's ETag rests on that)."""
+        if not self._follower.started:
+            self._follower.start()
+        flags = self._flags
+        return None if flags is None else (flags, self._problems)
 
     def start(self) -> None:
         """Start following now rather than at the first read."""
@@ -111,9 +121,10 @@ class FlagReads:
 
     # -- the follower's callbacks --------------------------------------------------------
 
-    def _loaded(self, flags: dict[str, Flag], _problems: list[MalformedFlag]) -> None:
+    def _loaded(self, flags: dict[str, Flag], problems: list[MalformedFlag]) -> None:
         # Malformed flags are left out: a read of one goes to Redis for its clear error.
         with self._lock:
+            self._problems = [str(p) for p in problems]
             self._flags = flags
 
     def _changed(self, key: str, version: int, flag: Flag | None) -> None:

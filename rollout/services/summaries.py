@@ -90,7 +90,7 @@ class SummaryService:
 
     # -- the listener ------------------------------------------------------------------------
 
-    def note(self, key: str, flag: Flag | None) -> None:
+    def after_write(self, key: str, flag: Flag | None) -> None:
         """A committed write of ``key`` (None: deleted). Returns at once, never raises."""
         with self._cond:
             self._queue.append((key, None if flag is None else flag.version))

@@ -69,3 +69,6 @@ def test_demo_kill_ending(redis_server_flushed: RedisProcess) -> None:
     assert result.exit_code == 0, result.output
     assert "KILLED by controller: error_rate" in result.stdout
     assert "users still getting the improver: 0 of 10000 answers" in result.stdout
+    # How to watch it: a serve on the demo's own key prefix, and the flag's page.
+    assert "ROLLOUT_KEY_PREFIX=rollout-demo rollout serve" in result.stdout
+    assert "/flags/PROMPT_IMPROVER_ENABLED" in result.stdout

@@ -13,7 +13,6 @@ from rollout.services.summaries import SummaryService
 from rollout.storage.connection import client_for_url
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch, MetricsStore
-from rollout.storage.redis_process import free_port
 from rollout.wiring import Services
 from tests.support import FakeClock
 
@@ -169,11 +168,11 @@ def test_summaries_go_with_the_flag(services: Services, any_redis: Any, clock: F
 
 
 def test_a_failing_summary_never_fails_the_move(
-    services: Services, caplog: pytest.LogCaptureFixture
+    services: Services, caplog: pytest.LogCaptureFixture, closed_port: int
 ) -> None:
-    down = client_for_url(f"redis://127.0.0.1:{free_port()}", socket_timeout=0.2)
+    down = client_for_url(f"redis://127.0.0.1:{closed_port}", socket_timeout=0.2)
     broken = SummaryService(services.summaries.store, MetricsStore(down, KEYS, 60))
-    services.flags.listeners.append(broken.note)
+    services.flags.listeners.append(broken.after_write)
     rolling(services)
     with caplog.at_level(logging.ERROR, logger="rollout.summaries"):
         killed = services.flags.kill("F", reason="now", actor="alice")
