@@ -126,7 +126,7 @@ def rule_chain(rules: Sequence[Rule], report: Report | None, names: dict[str, ob
     """The statements deciding ``rules`` in order, at indent 0, filling ``names``.
 
     They read ``attributes`` (a mapping; ``get`` is all they call) and ``return`` the first matching
-    rule's ``serve``; when none matches they fall through. ``sdk.ruled`` embeds them in its
+    rule's ``serve``; when none matches they fall through. ``sdk.compiled`` embeds them in its
     answer function; ``compile_rules`` wraps them in one of their own.
     """
     lines: list[str] = []
