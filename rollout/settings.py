@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     read_tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API: comma-separated name:token pairs that may read."
     )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="API: comma-separated origins (https://app.example.com) whose browser "
+        "pages may call /ofrep/; '*' for any. Default: none.",
+    )
     flush_interval: float = Field(
         defaults.FLUSH_INTERVAL,
         gt=0,
@@ -146,6 +151,19 @@ class Settings(BaseSettings):
     @classmethod
     def _tokens(cls, value: Any) -> dict[str, str]:
         return parse_tokens(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a comma-separated list of origins")
+        origins = tuple(str(o).strip().rstrip("/") for o in value if str(o).strip())
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^\s/]+", origin):
+                raise ValueError("each origin is scheme://host[:port], or '*'")
+        return origins
 
     @field_validator("redis_url")
     @classmethod

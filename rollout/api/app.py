@@ -23,6 +23,7 @@ from rollout.api import (
     history,
     meta,
     moves,
+    ofrep,
     snapshots,
     trends,
     triggers,
@@ -50,6 +51,7 @@ BLUEPRINTS: list[Blueprint] = [
     dashboard.bp,
     triggers.bp,
     triggers.hooks,
+    ofrep.bp,
 ]
 
 

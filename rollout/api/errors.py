@@ -33,7 +33,15 @@ def shown_path() -> str:
     return f"{HOOK_PREFIX}/[redacted]" if path.startswith(HOOK_PREFIX) else path
 
 
+# {path prefix: renderer} for areas whose errors take another shape; api.ofrep registers
+# "/ofrep/" (OFREP's own error bodies, the one exception to the rule above).
+ERROR_SHAPES = "rollout.error_shapes"
+
+
 def render_error(error: RolloutError) -> Response:
+    for prefix, renderer in current_app.extensions.get(ERROR_SHAPES, {}).items():
+        if request.path.startswith(prefix):
+            return renderer(error)  # type: ignore[no-any-return]
     code, status = error_info(error)
     detail: dict[str, str] = {"code": code, "message": error.message}
     if isinstance(error, ValidationError) and error.field:

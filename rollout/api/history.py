@@ -16,16 +16,33 @@ bp = protected_blueprint("history", __name__)
 TAGS = ["history"]
 
 INSTANT = "ISO 8601 (2027-01-15T08:00:00Z) or epoch seconds"
+# The document names the canonical spellings (services.history reads more: any ISO 8601 form,
+# offsets, days past the 28th), so a generated client sends what is always accepted.
+_INSTANT: dict[str, Any] = {
+    "pattern": r"^([0-9]{1,10}(\.[0-9]{1,3})?|(19[7-9][0-9]|[2-9][0-9]{3})-(0[1-9]|1[0-2])-"
+    r"(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,3})?Z)$"
+}
+# Whole multiples of 10 seconds, at most ten years (core.history.check_step, core.units).
+_STEP: dict[str, Any] = {
+    "pattern": r"^([1-9][0-9]{0,6}0s?|[1-9][0-9]{0,5}m|[1-9][0-9]{0,3}h|[1-9][0-9]{0,2}d"
+    r"|[1-9][0-9]{0,6}0000ms)$"
+}
 
 
 class MetricsQuery(BaseModel):
     since: str | None = Field(
-        None, max_length=64, description=f"{INSTANT}; default: the current stage's start"
+        None,
+        max_length=64,
+        description=f"{INSTANT}; default: the current stage's start; not after until",
+        json_schema_extra=_INSTANT,
     )
-    until: str | None = Field(None, max_length=64, description=f"{INSTANT}; default: now")
+    until: str | None = Field(
+        None, max_length=64, description=f"{INSTANT}; default: now", json_schema_extra=_INSTANT
+    )
     step: str | None = Field(
         None,
         max_length=32,
+        json_schema_extra=_STEP,
         description="a multiple of 10s ('10s', '5m', '1h' or seconds); default: the finest "
         "that keeps the answer to 2,000 steps. Not a multiple of 5m: only within "
         "ROLLOUT_METRICS_RETENTION",

@@ -14,28 +14,148 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from rollout.core.defaults import MAX_TEXT, MAX_USER
+from rollout.core.defaults import (
+    MAX_RULE_TEXT,
+    MAX_RULE_VALUES,
+    MAX_RULES,
+    MAX_TEXT,
+    MAX_USER,
+)
 from rollout.core.gates import GATE_KINDS, GateKind
 from rollout.core.model import KEY_PATTERN
-from rollout.core.schema import MAX_GATES, MAX_STAGES, MAX_USERS
+from rollout.core.rules import MAX_ATTRIBUTE, MAX_SEMVER
+from rollout.core.schema import MAX_COUNT, MAX_GATES, MAX_STAGES, MAX_USERS
 from rollout.core.units import format_duration
+
+# Constraints that core checks with its own messages are only *documented* here (through
+# json_schema_extra or WithJsonSchema), so a client reads the service's message, naming the
+# field, rather than pydantic's; pydantic enforces the shape (types, lengths, required fields).
+
+# core.schema refuses control characters (tab and newline are fine) in any text an operator
+# types: they would be replayed on every terminal that shows it. (It also refuses lone
+# surrogates, which JSON can escape but no pattern the validators share can name.)
+TEXT_PATTERN = "^[^\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f]*$"
+_TEXT: dict[str, Any] = {"pattern": TEXT_PATTERN}
+# Rule values hold no control character at all (core.rules).
+RULE_TEXT_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+
+TEN_YEARS = 10 * 365 * 86_400
+# What core.units.parse_duration reads, documented as the spellings a client should send:
+# whole milliseconds, whole or millisecond-exact seconds, and whole minutes, hours and days,
+# each at most ten years. (The parser also takes decimals of the larger units, e.g. "1.5h".)
+DURATION_PATTERN = (
+    r"^([0-9]{1,11}ms|[0-9]{1,8}(\.[0-9]{1,3})?s?|[0-9]{1,6}m|[0-9]{1,4}h|[0-9]{1,3}d)$"
+)
+# A gate's window, 1 s to 1 h (core.defaults MIN/MAX_GATE_WINDOW_MS), in the same spellings.
+WINDOW_PATTERN = (
+    r"^(0*([1-9][0-9]{3}|[1-9][0-9]{4,5}|[1-2][0-9]{6}|3[0-5][0-9]{5}|3600000)ms"
+    r"|0*([1-9][0-9]{0,2}|[1-2][0-9]{3}|3[0-5][0-9]{2}|3600)s?"
+    r"|0*([1-9]|[1-5][0-9]|60)m|0*1h)$"
+)
+_DURATION_WORDS = "'500ms', '90s', '15m', '36h', '3d', or a number of seconds"
+
+
+def _duration(pattern: str, least: float, most: float, about: str) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "string", "maxLength": 64, "pattern": pattern},
+            {"type": "integer", "minimum": least, "maximum": most},
+        ],
+        "description": about,
+    }
+
 
 # A duration is a string ("90s", "15m", "36h", "3d") or a number of seconds. Its grammar lives in
 # core.units; here it is only documented, so the service's message is the one a client sees.
-_DURATION = {"anyOf": [{"type": "string", "maxLength": 64}, {"type": "number", "minimum": 0}]}
-_DURATION_WORDS = "'500ms', '90s', '15m', '36h', '3d', or a number of seconds"
-Duration = Annotated[Any, WithJsonSchema({**_DURATION, "description": _DURATION_WORDS})]
+Duration = Annotated[
+    Any,
+    WithJsonSchema(
+        _duration(DURATION_PATTERN, 0, TEN_YEARS, f"{_DURATION_WORDS}; at most ten years")
+    ),
+]
 Percent = Annotated[
     float,
-    Field(ge=0, le=100, description="0 to 100 with at most two decimals; never rounded"),
+    Field(
+        ge=0,
+        le=100,
+        description="0 to 100 with at most two decimals; never rounded",
+        json_schema_extra={"multipleOf": 0.01},
+    ),
+]
+# A count in JSON: 306 or 306.0 (JSON Schema's integer); core.schema refuses 306.5.
+Count = Annotated[
+    int | float, WithJsonSchema({"type": "integer", "minimum": 0, "maximum": MAX_COUNT})
 ]
 Reason = Annotated[
-    str | None, Field(max_length=MAX_TEXT, description="Why; recorded in the audit log")
+    str | None,
+    Field(
+        max_length=MAX_TEXT, description="Why; recorded in the audit log", json_schema_extra=_TEXT
+    ),
 ]
 FlagKey = Annotated[str, Field(pattern=KEY_PATTERN.pattern, max_length=128)]
-UserIds = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=256)]], Field(max_length=MAX_USERS)
-]
+UserId = Annotated[str, Field(min_length=1, max_length=256, json_schema_extra=_TEXT)]
+UserIds = Annotated[list[UserId], Field(max_length=MAX_USERS)]
+
+
+ATTRIBUTE_PATTERN = rf"^[A-Za-z_][A-Za-z0-9_.-]{{0,{MAX_ATTRIBUTE - 1}}}$"
+# What core.rules.parse_semver reads, for the document (matching itself uses no regex).
+_IDS = r"[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*"
+SEMVER_PATTERN = rf"^[vV]?[0-9]{{1,18}}(\.[0-9]{{1,18}}){{0,2}}(-{_IDS})?(\+{_IDS})?$"
+_LIMIT = 2**63  # numbers in rules: core.rules refuses larger ones
+
+
+def _rule_schema() -> dict[str, Any]:
+    """One rule per operator family (DESIGN §2.1), as core.rules.parse_rule checks it."""
+    text = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_RULE_TEXT,
+        "pattern": RULE_TEXT_PATTERN,
+    }
+    number = {"type": "number", "minimum": -_LIMIT, "maximum": _LIMIT}
+    semver = {"type": "string", "maxLength": MAX_SEMVER, "pattern": SEMVER_PATTERN}
+    scalar = {"anyOf": [text, number, {"type": "boolean"}]}
+
+    def shape(ops: list[str], item: dict[str, Any], most: int, about: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": about,
+            "properties": {
+                "attribute": {
+                    "type": "string",
+                    "pattern": ATTRIBUTE_PATTERN,
+                    "maxLength": MAX_ATTRIBUTE,
+                    "description": "a context attribute; never the user id (use allow/deny)",
+                },
+                "op": {"type": "string", "enum": ops},
+                "values": {"type": "array", "items": item, "minItems": 1, "maxItems": most},
+                "serve": {"type": "string", "enum": ["on", "off"]},
+            },
+            "required": ["attribute", "op", "values", "serve"],
+            "additionalProperties": False,
+        }
+
+    return {
+        "oneOf": [
+            shape(["in", "not_in"], scalar, MAX_RULE_VALUES, "the value is (not) one of these"),
+            shape(
+                ["starts_with", "ends_with", "contains"],
+                text,
+                MAX_RULE_VALUES,
+                "a string value starting with, ending with or containing any of these; "
+                "case-sensitive",
+            ),
+            shape(["lt", "lte", "gt", "gte"], number, 1, "a number value compared with one"),
+            shape(
+                ["semver_lt", "semver_gte"],
+                semver,
+                1,
+                "a version value (MAJOR[.MINOR[.PATCH]][-prerelease], optional v) compared "
+                "with one, as SemVer 2.0 orders them",
+            ),
+        ],
+        "description": "first matching rule wins; a missing attribute never matches",
+    }
 
 
 class _Body(BaseModel):
@@ -63,22 +183,23 @@ else:
 
 
 class StageIn(_Body):
-    percent: Percent
+    percent: Annotated[Percent, Field(json_schema_extra={"exclusiveMinimum": 0})]
     bake: Duration = 0
-    min_samples: int = Field(0, ge=0)
+    min_samples: Count = 0
 
 
 class GateIn(_Body):
     metric: GateMetric
     warn: float = Field(gt=0)
-    critical: float = Field(gt=0)
+    critical: float = Field(gt=0, description="at or above warn")
     # Absent means the kind's own default (core.gates.GATE_KINDS); null is refused there.
     min_samples: Annotated[
-        int | None,
+        int | float | None,
         WithJsonSchema(
             {
                 "type": "integer",
                 "minimum": 0,
+                "maximum": MAX_COUNT,
                 "description": _per_kind(lambda kind: str(kind.min_samples)),
             }
         ),
@@ -86,29 +207,88 @@ class GateIn(_Body):
     window: Annotated[
         Any,
         WithJsonSchema(
-            {
-                **_DURATION,
-                "description": f"{_DURATION_WORDS}; "
+            _duration(
+                WINDOW_PATTERN,
+                1,
+                3600,
+                f"{_DURATION_WORDS}, 1s to 1h; "
                 + _per_kind(lambda kind: format_duration(kind.window_ms)),
-            }
+            )
         ),
     ] = None
+
+
+def _gate_schema() -> dict[str, Any]:
+    """GateIn once per cap on the thresholds: an error rate's are at most 1 (a fraction)."""
+    base = GateIn.model_json_schema()
+    by_cap: dict[float | None, list[str]] = {}
+    for name, kind in GATE_KINDS.items():
+        by_cap.setdefault(kind.max_critical, []).append(name)
+    shapes = []
+    for cap, names in by_cap.items():
+        shape = {**base, "properties": {**base["properties"]}}
+        shape["properties"]["metric"] = {**base["properties"]["metric"], "enum": names}
+        if cap is not None:  # warn is at most critical, so the cap bounds both
+            for field in ("warn", "critical"):
+                shape["properties"][field] = {**base["properties"][field], "maximum": cap}
+        shapes.append(shape)
+    return {"oneOf": shapes, "description": "each metric at most once per flag"}
+
+
+Gate = Annotated[GateIn, WithJsonSchema(_gate_schema())]
+
+
+class RuleIn(_Body):
+    """The shape of a rule; core.rules checks each operator's values exactly."""
+
+    attribute: str = Field(pattern=ATTRIBUTE_PATTERN, max_length=MAX_ATTRIBUTE)
+    op: Literal[
+        "in",
+        "not_in",
+        "starts_with",
+        "ends_with",
+        "contains",
+        "lt",
+        "lte",
+        "gt",
+        "gte",
+        "semver_lt",
+        "semver_gte",
+    ]
+    values: list[Any] = Field(min_length=1, max_length=MAX_RULE_VALUES)  # each: core.rules
+    serve: Literal["on", "off"]
+
+
+Rules = Annotated[
+    list[Annotated[RuleIn, WithJsonSchema(_rule_schema())]], Field(max_length=MAX_RULES)
+]
 
 
 class FlagConfig(_Body):
     """The operator-settable fields (DESIGN §6); never state, percent, stage or salt."""
 
-    description: str = Field("", max_length=MAX_TEXT)
+    description: str = Field("", max_length=MAX_TEXT, json_schema_extra=_TEXT)
     auto_advance: bool = False
-    stages: list[StageIn] = Field(default_factory=list, max_length=MAX_STAGES)
-    gates: list[GateIn] = Field(default_factory=list, max_length=MAX_GATES)
+    stages: list[StageIn] = Field(
+        default_factory=list,
+        max_length=MAX_STAGES,
+        description="each percent above the one before",
+    )
+    gates: list[Gate] = Field(default_factory=list, max_length=MAX_GATES)
     allow: UserIds = Field(default_factory=list)
     deny: UserIds = Field(default_factory=list)
+    rules: Rules = Field(default_factory=list)
 
 
 class CreateFlag(FlagConfig):
     key: FlagKey
-    salt: str | None = Field(None, min_length=1, max_length=256, description="default: the key")
+    salt: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="default: the key",
+        json_schema_extra=_TEXT,
+    )
     reason: Reason = None
 
 
@@ -131,7 +311,7 @@ class SetPercentBody(WriteBody):
 
 
 class KillBody(_Body):
-    reason: str = Field(min_length=1, max_length=MAX_TEXT)
+    reason: str = Field(min_length=1, max_length=MAX_TEXT, json_schema_extra=_TEXT)
 
 
 class RestoreBody(WriteBody):
@@ -142,13 +322,17 @@ class IfMatchHeader(BaseModel):
     if_match: Annotated[
         str | None,
         WithJsonSchema(
-            {"type": "string", "description": 'the flag\'s ETag ("7"); a stale one answers 412'}
+            {
+                "type": "string",
+                "pattern": '^(\\*|"[0-9]{1,18}"|[0-9]{1,18})$',
+                "description": 'the flag\'s ETag ("7"); a stale one answers 412',
+            }
         ),
     ] = Field(None, alias="If-Match")
 
 
 class EvaluateQuery(BaseModel):
-    user: str = Field(min_length=1, max_length=MAX_USER)
+    user: str = Field(min_length=1, max_length=MAX_USER, json_schema_extra=_TEXT)
 
 
 class AuditQuery(BaseModel):
@@ -188,6 +372,13 @@ class StatusOut(BaseModel):
     at: str | None
 
 
+class RuleOut(BaseModel):
+    attribute: str
+    op: str
+    values: list[str | int | float | bool]
+    serve: Literal["on", "off"]
+
+
 class FlagOut(BaseModel):
     """A flag with the field names of DESIGN §2 (``core.schema.flag_to_dict``)."""
 
@@ -202,6 +393,7 @@ class FlagOut(BaseModel):
     gates: list[GateOut]
     allow: list[str]
     deny: list[str]
+    rules: list[RuleOut]
     salt: str
     kill: KillOut | None
     status: StatusOut | None
@@ -253,8 +445,10 @@ class TrendsOut(BaseModel):
 
 class EvaluationOut(BaseModel):
     enabled: bool
-    reason: str
-    bucket: int | None
+    reason: Literal[
+        "killed", "override", "unknown", "denied", "allowed", "rule", "in_cohort", "out_of_cohort"
+    ]
+    bucket: int | None = Field(description="0-9999; null for an unknown flag")
 
 
 class AuditEntryOut(BaseModel):

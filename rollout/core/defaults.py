@@ -86,6 +86,18 @@ MAX_TEXT = 4_096
 MAX_USER = 1_024
 """Longest user id accepted by the API and the CLI."""
 
+MAX_RULES = 50
+"""Most targeting rules a flag may hold (DESIGN §2.1); each costs a little on every answer."""
+
+MAX_RULE_VALUES = 100
+"""Most values one rule may list; a longer list of ids belongs in allow/deny."""
+
+MAX_RULE_TEXT = 1_024
+"""Longest string value a rule may hold (as long as the longest user id)."""
+
+MAX_ATTRIBUTES = 100
+"""Most context attributes an operator may pass to ``check --attr`` or ``evaluate?attr.*``."""
+
 TREND_SPAN = 2 * 3600
 """Seconds of the error-rate trend drawn beside each flag in the dashboard's list (5 m steps)."""
 

@@ -30,6 +30,14 @@ class MalformedRequest(ValidationError):
     """A body or file that cannot be parsed at all (bad JSON or TOML)."""
 
 
+class InvalidContext(ValidationError):
+    """An OpenFeature evaluation context that cannot be used (OFREP's INVALID_CONTEXT)."""
+
+
+class TargetingKeyMissing(RolloutError):
+    """A flag that splits users by percent, asked without a targeting key (OFREP)."""
+
+
 class PayloadTooLarge(RolloutError):
     """A request body over the size limit."""
 
@@ -135,6 +143,8 @@ class InternalError(RolloutError):
 # error class -> (code, HTTP status). Lookup walks the MRO, so subclasses may be absent.
 ERROR_TABLE: dict[type[RolloutError], tuple[str, int]] = {
     MalformedRequest: ("malformed_request", 400),
+    InvalidContext: ("invalid_context", 400),
+    TargetingKeyMissing: ("targeting_key_missing", 400),
     ValidationError: ("validation_error", 422),
     AuthError: ("unauthorized", 401),
     Forbidden: ("forbidden", 403),

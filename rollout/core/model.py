@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
+from rollout.core.rules import Rule
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 
@@ -71,6 +72,7 @@ class Flag:
     gates: tuple[Gate, ...] = ()
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()  # targeting rules on context attributes, first match wins
     salt: str = ""
     kill: KillRecord | None = None
     status: Status | None = None

@@ -16,6 +16,7 @@ from rollout.core.defaults import MAX_ACTOR, MAX_GATE_WINDOW_MS, MAX_TEXT, MIN_G
 from rollout.core.errors import ValidationError
 from rollout.core.gates import GATE_KINDS, gate_kind
 from rollout.core.model import KEY_PATTERN, Flag, Gate, KillRecord, Stage, State, Status
+from rollout.core.rules import parse_rules, rule_to_dict
 from rollout.core.units import (
     format_duration,
     parse_duration,
@@ -27,7 +28,7 @@ from rollout.core.units import (
 )
 
 # Fields an operator may set through create / PATCH / apply. Never state, percent or stage.
-CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny")
+CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny", "rules")
 MAX_STAGES = 20
 MAX_USERS = 10_000
 # One gate per kind; a family of kinds (``value:NAME``) will need a limit of its own.
@@ -83,6 +84,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _count(value: object, field: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 306.0 is the integer 306 (JSON Schema says so too)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError("must be a whole number >= 0", field)
     if value > MAX_COUNT:
@@ -209,6 +212,7 @@ _CONFIG_PARSERS = {
     "gates": parse_gates,
     "allow": parse_users,
     "deny": parse_users,
+    "rules": parse_rules,
 }
 
 
@@ -251,6 +255,7 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
         "gates": [gate_to_dict(g) for g in flag.gates],
         "allow": list(flag.allow),
         "deny": list(flag.deny),
+        "rules": [rule_to_dict(r) for r in flag.rules],
         "salt": flag.salt,
         "kill": None
         if kill is None
@@ -350,6 +355,7 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         gates=config.get("gates", ()),
         allow=config.get("allow", ()),
         deny=config.get("deny", ()),
+        rules=config.get("rules", ()),
         salt=salt,
         kill=kill,
         status=status,

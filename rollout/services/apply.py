@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "gates": (),
     "allow": (),
     "deny": (),
+    "rules": (),
 }
 
 

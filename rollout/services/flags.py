@@ -26,6 +26,7 @@ from rollout.core.errors import (
 )
 from rollout.core.evaluation import Evaluation, evaluate
 from rollout.core.model import Flag, Status, new_flag
+from rollout.core.rules import parse_context
 from rollout.core.schema import parse_config, validate_actor, validate_key, validate_text
 from rollout.core.units import parse_percent, to_ms
 from rollout.storage.flags import AuditEntry, FlagStore
@@ -121,10 +122,15 @@ class FlagService:
         """Every readable flag by key, and the malformed ones as problems rather than raised."""
         return self.store.load_all()
 
-    def evaluate(self, key: str, user: str) -> Evaluation:
+    def evaluate(
+        self, key: str, user: str, attributes: Mapping[str, object] | None = None
+    ) -> Evaluation:
+        """What ``key`` answers ``user`` with these context attributes (refused naming
+        ``attr.NAME`` when one is not an attribute name, or its value no scalar)."""
         if not validate_text(user, "user", MAX_USER):
             raise ValidationError("must not be empty", "user")
-        return evaluate(self.get(key), user)
+        context = parse_context(attributes)
+        return evaluate(self.get(key), user, attributes=context)
 
     def audit(self, key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         if key is not None:
