@@ -342,23 +342,10 @@ def check_vectorised() -> None:
         assert abs(mine - sequential.log_mixture(x, n, CRITICAL, PRIOR)) < 1e-9
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10_000, help="runs for rare-event rates")
-    parser.add_argument("--seed", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="one tenth of the runs")
-    args = parser.parse_args()
-    rare = args.runs // (10 if args.quick else 1)
-    common = max(rare // 10, 100)
-    rng = np.random.default_rng(args.seed)
-    check_vectorised()
-    misses: list[str] = []
+Verdict = Callable[[bool, str], str]
 
-    def verdict(ok: bool, what: str) -> str:
-        if not ok:
-            misses.append(what)
-        return "PASS" if ok else "MISS"
 
+def error_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
     print(f"3-day stage at 10%, 1 s ticks ({sim.TICKS:,} looks); control 9x; critical 10%, warn 5%")
     for per_tick in (10, 1):
         print(f"\n== {per_tick} treatment samples/s")
@@ -404,6 +391,9 @@ def main() -> int:
             line += f"  target median ≤ 30 s -> {verdict(median <= 30, 'regression after 48 h')}"
         print(line, end="")
     print()
+
+
+def latency_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
     print("\n== latency_ratio (critical 1.5x; lognormal, sigma 0.5, control median 20 ms)")
     lat.check_radius()
     for per_tick in (10, 1):
@@ -426,6 +416,9 @@ def main() -> int:
             if rule == "new":
                 line += f"  target < 1% -> {verdict(bound < 0.01, 'latency 1.3x')}"
             print(line)
+
+
+def value_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
     print("\n== value:improvement (Normal(1.0, 0.5) in control; relative change)")
     for per_tick in (10, 1):
         ticks = 20_000 // per_tick
@@ -442,6 +435,9 @@ def main() -> int:
             f"(95% bound {alarms.upper95():.3%})  target < 1% -> "
             f"{verdict(alarms.upper95() < 0.01, f'value 1% drop at {per_tick}/s')}"
         )
+
+
+def srm_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
     print("\n== sample ratio mismatch (exposures; expected treatment share 10%)")
     for per_tick in (10, 1):
         detected = srm_detection(rng, common, per_tick)
@@ -456,6 +452,40 @@ def main() -> int:
             f"(95% bound {alarms.upper95():.3%}) target < 0.1% -> "
             f"{verdict(alarms.upper95() < 0.001, 'srm false alarms')}"
         )
+
+
+SECTIONS: dict[str, Callable[..., None]] = {
+    "errors": error_figures,
+    "latency": latency_figures,
+    "values": value_figures,
+    "srm": srm_figures,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000, help="runs for rare-event rates")
+    parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="one tenth of the runs")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections of {list(SECTIONS)}"
+    )
+    args = parser.parse_args()
+    rare = args.runs // (10 if args.quick else 1)
+    common = max(rare // 10, 100)
+    rng = np.random.default_rng(args.seed)
+    check_vectorised()
+    misses: list[str] = []
+
+    def verdict(ok: bool, what: str) -> str:
+        if not ok:
+            misses.append(what)
+        return "PASS" if ok else "MISS"
+
+    for name in args.only.split(","):
+        if name not in SECTIONS:
+            parser.error(f"--only: no section {name!r} (one of {', '.join(SECTIONS)})")
+        SECTIONS[name](rng, rare, common, verdict)
     if misses:
         print("\nMISSED: " + "; ".join(misses))
         return 1
