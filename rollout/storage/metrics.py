@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollout.core.evidence import Arms, ArmStats, Evidence
+from rollout.core.evidence import Arms, ArmStats, Evidence, WindowCounts
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
@@ -126,15 +126,27 @@ class MetricsStore:
         per_window = [
             (arm_stats(replies[2 + 2 * i]), arm_stats(replies[3 + 2 * i])) for i in range(widest)
         ]
-        windows = {}
+        # Windows are numbered from the stage's first (the restart scan's alpha spending); none
+        # before the stage began belongs to it.
+        first = window_of(epoch / 1000)
+        windows, series = {}, {}
         for ms in spans:
-            count = math.ceil(ms / 1000 / WINDOW_SECONDS)
+            count = min(math.ceil(ms / 1000 / WINDOW_SECONDS), max(current - first + 1, 1))
             windows[ms] = Arms(
                 control=ArmStats.merge(c for c, _ in per_window[:count]),
                 treatment=ArmStats.merge(t for _, t in per_window[:count]),
             )
+            series[ms] = [
+                WindowCounts(max(current - offset - first, 0), t, c)
+                for offset, (c, t) in reversed(list(enumerate(per_window[:count])))
+            ]
         reports = [float(v) for v in replies[-1]]
-        return Evidence(stage=stage, windows=windows, memory_mb=max(reports) if reports else None)
+        return Evidence(
+            stage=stage,
+            windows=windows,
+            memory_mb=max(reports) if reports else None,
+            window_series=series,
+        )
 
     @storage_call
     def sdk_dropped(self) -> int:
