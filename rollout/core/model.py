@@ -13,6 +13,7 @@ from enum import StrEnum
 from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+VALUE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a business value (``value:NAME``)
 
 
 class State(StrEnum):
