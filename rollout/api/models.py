@@ -8,16 +8,18 @@ views pass the raw JSON on, never a model's coerced copy, so no float is ever ro
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from rollout.core.defaults import MAX_TEXT, MAX_USER
+from rollout.core.gate_schema import MAX_GATES
 from rollout.core.gates import GATE_KINDS, GateKind
-from rollout.core.model import KEY_PATTERN
-from rollout.core.schema import MAX_GATES, MAX_STAGES, MAX_USERS
+from rollout.core.model import DIRECTIONS, HIGHER_IS_BETTER, KEY_PATTERN
+from rollout.core.schema import MAX_STAGES, MAX_USERS
 from rollout.core.units import format_duration
 
 # A duration is a string ("90s", "15m", "36h", "3d") or a number of seconds. Its grammar lives in
@@ -51,15 +53,33 @@ def _per_kind(default: Callable[[GateKind], str]) -> str:
     return f"default: {usual}" + (f" ({others})" if others else "")
 
 
-# The metric names come from the registry of gate kinds, so a new kind needs no edit here (a
-# family such as ``value:NAME`` will add a pattern beside the names).
-if TYPE_CHECKING:
-    GateMetric = str
-else:
-    GateMetric = Annotated[
-        Literal[tuple(GATE_KINDS)],
-        Field(description="; ".join(f"{k.name}: {k.description}" for k in GATE_KINDS.values())),
-    ]
+def _metric_pattern() -> str:
+    """Every metric the registry reads: the names, and each family's prefix + member pattern."""
+    names = []
+    for kind in GATE_KINDS.values():
+        if kind.name.endswith(":"):
+            member = kind.member.pattern.strip("^$") if kind.member else ".+"
+            names.append(re.escape(kind.name) + f"(?:{member})")
+        else:
+            names.append(re.escape(kind.name))
+    return f"^(?:{'|'.join(names)})$"
+
+
+def _described(kind: GateKind) -> str:
+    name = f"{kind.name}NAME" if kind.name.endswith(":") else kind.name
+    return f"{name}: {kind.description}"
+
+
+# The metric names come from the registry of gate kinds, so a new kind needs no edit here; a
+# family (``value:NAME``) adds its prefix and member pattern.
+GateMetric = Annotated[
+    str,
+    Field(
+        pattern=_metric_pattern(),
+        description="; ".join(_described(k) for k in GATE_KINDS.values()),
+    ),
+]
+_SIGNED = [f"{k.name}NAME" for k in GATE_KINDS.values() if k.signed]
 
 
 class StageIn(_Body):
@@ -70,8 +90,16 @@ class StageIn(_Body):
 
 class GateIn(_Body):
     metric: GateMetric
-    warn: float = Field(gt=0)
-    critical: float = Field(gt=0)
+    # Above 0 for every kind but the signed ones (business values), whose order is checked
+    # against ``direction`` by core.gate_schema; the message then names the gate.
+    warn: float = Field(description=f"above 0, except for {', '.join(_SIGNED)}")
+    critical: float = Field(description="at or past warn, in the direction that is worse")
+    direction: Literal[DIRECTIONS] | None = Field(  # type: ignore[valid-type]
+        None, description=f"{', '.join(_SIGNED)} only; default {HIGHER_IS_BETTER}"
+    )
+    relative: bool | None = Field(
+        None, description=f"{', '.join(_SIGNED)} only: (t - c) / |c| (default) or t - c"
+    )
     # Absent means the kind's own default (core.gates.GATE_KINDS); null is refused there.
     min_samples: Annotated[
         int | None,
@@ -171,6 +199,8 @@ class GateOut(BaseModel):
     critical: float
     min_samples: int
     window: float = Field(description="seconds")
+    direction: str | None = Field(None, description="business values only")
+    relative: bool | None = Field(None, description="business values only")
 
 
 class KillOut(BaseModel):
@@ -210,6 +240,9 @@ class FlagOut(BaseModel):
     updated_at: str | None
     completed_at: str | None
     baseline_p95_ms: float | None
+    baseline_values: dict[str, float] = Field(
+        description="control's mean of each business value when the last stage began"
+    )
 
 
 class FlagList(BaseModel):
@@ -281,6 +314,9 @@ class ArmOut(BaseModel):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    values: dict[str, dict[str, float | None]] = Field(
+        description="business values by name: count n, mean, standard deviation sd"
+    )
 
 
 class ReadingOut(BaseModel):
@@ -313,6 +349,7 @@ class GatesOut(BaseModel):
     arms: dict[Literal["treatment", "control"], ArmOut] = Field(description="whole stage")
     memory_mb: float | None = Field(description="highest growth of a treatment process")
     baseline_p95_ms: float | None
+    baseline_values: dict[str, float]
     gates: list[GateReadingOut]
     status: StatusOut | None = Field(description="the controller's last decision")
 

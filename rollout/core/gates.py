@@ -35,15 +35,18 @@ without statistics.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from rollout.core import bounds
-from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
+from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS, VALUE_NAMES_PER_FLAG
 from rollout.core.evidence import Arms, ArmStats, Evidence, WindowCounts
 from rollout.core.gate_outcomes import WARN_Z, error_rate, latency_ratio
-from rollout.core.model import Flag, Gate
+from rollout.core.gate_values import PREFIX as VALUE_PREFIX
+from rollout.core.gate_values import value_gate
+from rollout.core.model import VALUE_NAME_PATTERN, Flag, Gate
 from rollout.core.readings import Observed, Reading, Scope, Verdict
 
 __all__ = [
@@ -141,17 +144,29 @@ class GateKind:
     window_ms: int = GATE_WINDOW_MS
     max_critical: float | None = None
     max_critical_why: str = ""
+    # A family's member names (after the prefix) must match this, when given.
+    member: re.Pattern[str] | None = None
+    # Fields a plan may give beyond metric, warn, critical, min_samples and window.
+    extra_fields: tuple[str, ...] = ()
+    # Signed thresholds, ordered by ``direction`` (business values); else both above 0 and
+    # critical at or above warn.
+    signed: bool = False
+    # At most this many gates of the kind on one flag (a family has many members).
+    limit: int = 1
 
     def matches(self, metric: str) -> bool:
         if self.name.endswith(":"):
-            return metric.startswith(self.name) and len(metric) > len(self.name)
+            suffix = metric[len(self.name) :]
+            if not metric.startswith(self.name) or not suffix:
+                return False
+            return self.member is None or self.member.fullmatch(suffix) is not None
         return metric == self.name
 
 
 def gate_kind(metric: str) -> GateKind | None:
     """The kind a gate's ``metric`` names; None for a metric no kind reads."""
     exact = GATE_KINDS.get(metric)
-    if exact is not None:
+    if exact is not None and not metric.endswith(":"):  # a family's name is no metric
         return exact
     return next((k for k in GATE_KINDS.values() if k.matches(metric)), None)
 
@@ -207,6 +222,7 @@ def read_gates(flag: Flag, evidence: Evidence) -> list[GateSummary]:
                 baseline_p95_ms=baseline,
                 scope=scope,
                 series=series,
+                baseline_values=flag.baseline_values,
             )
             for arms, scope in ((window, Scope.WINDOW), (evidence.stage, Scope.STAGE))
         ]
@@ -259,6 +275,18 @@ GATE_KINDS: Mapping[str, GateKind] = MappingProxyType(
                 "highest memory growth (MB) reported by a process that served the treatment",
                 _memory,
                 min_samples=1,
+            ),
+            GateKind(
+                VALUE_PREFIX,
+                "change of the treatment's mean of business value NAME against control's "
+                "(relative (t - c) / |c|, or t - c with relative = false; at 100%: against "
+                "baseline_values)",
+                value_gate,
+                min_samples=200,
+                member=VALUE_NAME_PATTERN,
+                extra_fields=("direction", "relative"),
+                signed=True,
+                limit=VALUE_NAMES_PER_FLAG,
             ),
         )
     }

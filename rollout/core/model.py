@@ -7,7 +7,8 @@ points, durations in milliseconds, instants in epoch milliseconds.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
@@ -31,6 +32,11 @@ class Stage:
     min_samples: int = 0
 
 
+HIGHER_IS_BETTER = "higher_is_better"
+LOWER_IS_BETTER = "lower_is_better"
+DIRECTIONS = (HIGHER_IS_BETTER, LOWER_IS_BETTER)  # of a business value (``value:NAME``)
+
+
 @dataclass(frozen=True, slots=True)
 class Gate:
     metric: str  # the name of a kind in core.gates.GATE_KINDS
@@ -38,6 +44,9 @@ class Gate:
     critical: float
     min_samples: int = GATE_MIN_SAMPLES
     window_ms: int = GATE_WINDOW_MS
+    # ``value:NAME`` gates only: which way is better, and whether the change is relative.
+    direction: str = HIGHER_IS_BETTER
+    relative: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +91,8 @@ class Flag:
     # The control arm's p95 latency measured just before the last stage, so latency_ratio can
     # still be judged at 100% when no control traffic is left.
     baseline_p95_ms: float | None = None
+    # Control's mean of each business value (``value:NAME`` gates) at the same moment.
+    baseline_values: Mapping[str, float] = field(default_factory=dict)
 
     def with_changes(self, **changes: object) -> Flag:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -73,7 +73,7 @@ class GateReader(Protocol):
 
     def failing(self, flag: Flag) -> Sequence[str]: ...
 
-    def control_p95(self, flag: Flag) -> float | None: ...
+    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, float]]: ...
 
 
 class FlagService:
@@ -180,7 +180,8 @@ class FlagService:
     def _keep_baseline(self, before: Flag, after: Flag) -> Flag:
         if not transitions.takes_baseline(before, after):
             return after
-        return after.with_changes(baseline_p95_ms=self.gates.control_p95(before))
+        p95, values = self.gates.control_baseline(before)
+        return after.with_changes(baseline_p95_ms=p95, baseline_values=values)
 
     # -- create, update, delete ----------------------------------------------------------
 

@@ -63,3 +63,24 @@ def test_metrics_has_arm_and_controller_figures(client: FlaskClient, services: S
     assert "rollout_controller_kills_total 1.0" in text
     assert "rollout_controller_leader_alive 1.0" in text
     assert "rollout_sdk_dropped_samples_total 0.0" in text
+
+
+def test_value_gates_through_the_api(client: FlaskClient) -> None:
+    gate = {"metric": "value:improvement_delta", "warn": -0.02, "critical": -0.05}
+    made = create(client, gates=[gate])
+    assert made["gates"][0]["direction"] == "higher_is_better"
+    assert made["gates"][0]["relative"] is True and made["baseline_values"] == {}
+    wrong = client.post(
+        "/api/v1/flags",
+        json={"key": "G", "gates": [{**gate, "warn": -0.05, "critical": -0.02}]},
+        headers=ADMIN,
+    )
+    assert wrong.status_code == 422
+    assert error_of(wrong)["field"] == "gates[0].critical"
+    assert "value:improvement_delta" in error_of(wrong)["message"]
+    for bad in ({**gate, "metric": "value:Bad"}, {**gate, "direction": "up"}):
+        response = client.post("/api/v1/flags", json={"key": "H", "gates": [bad]}, headers=ADMIN)
+        assert response.status_code == 422, response.get_json()
+    many = [{**gate, "metric": f"value:v{i}"} for i in range(21)]
+    response = client.post("/api/v1/flags", json={"key": "H", "gates": many}, headers=ADMIN)
+    assert response.status_code == 422 and "at most 20" in error_of(response)["message"]

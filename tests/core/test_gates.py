@@ -323,6 +323,7 @@ def test_the_registry_names_each_kind_with_its_defaults() -> None:
         "error_rate": (100, 60_000),
         "latency_ratio": (100, 60_000),
         "memory_mb": (1, 60_000),
+        "value:": (200, 60_000),  # a family: every value:NAME
     }
     assert all(kind.description for kind in GATE_KINDS.values())
 
