@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from rollout.core.defaults import MAX_TEXT, MAX_USER
 from rollout.core.gate_schema import MAX_GATES
 from rollout.core.gates import GATE_KINDS, GateKind
-from rollout.core.model import DIRECTIONS, HIGHER_IS_BETTER, KEY_PATTERN
+from rollout.core.model import DIRECTIONS, HIGHER_IS_BETTER, KEY_PATTERN, SRM_HOLD, SRM_MODES
 from rollout.core.schema import MAX_STAGES, MAX_USERS
 from rollout.core.units import format_duration
 
@@ -132,6 +132,10 @@ class FlagConfig(_Body):
     gates: list[GateIn] = Field(default_factory=list, max_length=MAX_GATES)
     allow: UserIds = Field(default_factory=list)
     deny: UserIds = Field(default_factory=list)
+    srm: Literal[SRM_MODES] = Field(  # type: ignore[valid-type]
+        SRM_HOLD,
+        description="on a sample ratio mismatch: hold (never advance), kill, or warn (report)",
+    )
 
 
 class CreateFlag(FlagConfig):
@@ -227,6 +231,7 @@ class FlagOut(BaseModel):
     percent: float
     stages: list[StageOut]
     auto_advance: bool
+    srm: str
     stage: int | None
     stage_started_at: str | None
     gates: list[GateOut]
@@ -340,6 +345,17 @@ class GateReadingOut(GateOut):
     readings: ScopedReadings
 
 
+class SrmOut(BaseModel):
+    """The stage's arms against the split the percent implies (sequential test, DESIGN §4.2)."""
+
+    verdict: Literal["pass", "mismatch", "insufficient"]
+    expected: float | None = Field(description="the treatment's expected share")
+    observed: dict[Literal["exposures", "samples"], float | None]
+    statistic: dict[Literal["exposures", "samples"], float] = Field(
+        description="evidence in nats; a mismatch at or past log(1/0.0005) = 7.6"
+    )
+
+
 class GatesOut(BaseModel):
     key: str
     state: str
@@ -351,6 +367,7 @@ class GatesOut(BaseModel):
     baseline_p95_ms: float | None
     baseline_values: dict[str, float]
     gates: list[GateReadingOut]
+    srm: SrmOut
     status: StatusOut | None = Field(description="the controller's last decision")
 
 

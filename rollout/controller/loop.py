@@ -109,6 +109,7 @@ class Controller:
             at,
             stage_samples=evidence.stage.treatment.samples,
             watch_period_ms=self.watch_period_ms,
+            srm=self.gates.srm(flag, evidence),
         )
         try:
             # Every action applies only to the version that was judged: if an operator moved

@@ -35,6 +35,9 @@ class Stage:
 HIGHER_IS_BETTER = "higher_is_better"
 LOWER_IS_BETTER = "lower_is_better"
 DIRECTIONS = (HIGHER_IS_BETTER, LOWER_IS_BETTER)  # of a business value (``value:NAME``)
+# What a sample ratio mismatch does (``core.srm``): hold (default), kill, or only report.
+SRM_HOLD, SRM_KILL, SRM_WARN = "hold", "kill", "warn"
+SRM_MODES = (SRM_HOLD, SRM_KILL, SRM_WARN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class Flag:
     # The control arm's p95 latency measured just before the last stage, so latency_ratio can
     # still be judged at 100% when no control traffic is left.
     baseline_p95_ms: float | None = None
+    # What a sample ratio mismatch does (core.srm): "hold" (never advance), "kill" or "warn".
+    srm: str = SRM_HOLD
     # Control's mean of each business value (``value:NAME`` gates) at the same moment.
     baseline_values: Mapping[str, float] = field(default_factory=dict)
 

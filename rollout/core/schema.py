@@ -16,6 +16,8 @@ from rollout.core.errors import ValidationError
 from rollout.core.gate_schema import gate_to_dict, parse_gates
 from rollout.core.model import (
     KEY_PATTERN,
+    SRM_HOLD,
+    SRM_MODES,
     VALUE_NAME_PATTERN,
     Flag,
     KillRecord,
@@ -37,7 +39,7 @@ from rollout.core.units import (
 )
 
 # Fields an operator may set through create / PATCH / apply. Never state, percent or stage.
-CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny")
+CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny", "srm")
 MAX_STAGES = 20
 MAX_USERS = 10_000
 
@@ -122,7 +124,14 @@ def parse_stages(value: object, field: str = "stages") -> tuple[Stage, ...]:
     return tuple(stages)
 
 
+def _srm(value: object, field: str) -> str:
+    if value not in SRM_MODES:
+        raise ValidationError(f"must be one of {', '.join(SRM_MODES)}", field)
+    return str(value)
+
+
 _CONFIG_PARSERS = {
+    "srm": _srm,
     "description": lambda v, f: _text(v, f),
     "auto_advance": _bool,
     "stages": parse_stages,
@@ -156,6 +165,7 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
         "percent": render_percent(flag.percent_bp),
         "stages": [stage_to_dict(s) for s in flag.stages],
         "auto_advance": flag.auto_advance,
+        "srm": flag.srm,
         "stage": flag.stage,
         "stage_started_at": render_instant(flag.stage_started_at),
         "gates": [gate_to_dict(g) for g in flag.gates],
@@ -257,6 +267,7 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         percent_bp=percent_bp,
         stages=stages,
         auto_advance=config.get("auto_advance", False),
+        srm=config.get("srm", SRM_HOLD),
         stage=_optional_index(body.get("stage"), "stage", len(stages)),
         stage_started_at=parse_instant(body.get("stage_started_at"), "stage_started_at"),
         gates=config.get("gates", ()),

@@ -3,7 +3,7 @@
 The controller acts on a decision and stores its status word beside the flag; the CLI, the API
 and (later) notifications show the word. Keeping both columns in one table is what stops a new
 decision from being shown under an old word. A row may later add the event notifications send,
-and ``hold`` on a sample ratio mismatch gets a word of its own (``sample_ratio_mismatch``).
+and ``hold`` on a sample ratio mismatch has a word of its own (``sample_ratio_mismatch``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Term:
 
     action: Action
     status: str  # the word in the flag's status, shown to operators
+    cause: str = ""  # a row for one cause of the action (a hold on a mismatch); "" = the usual
 
 
 TERMS: tuple[Term, ...] = (
@@ -40,6 +41,11 @@ TERMS: tuple[Term, ...] = (
     Term(Action.AWAIT_APPROVAL, "awaiting_approval"),
     Term(Action.COMPLETE, "completed"),
     Term(Action.WATCH, "watching"),
+    Term(Action.HOLD, "sample_ratio_mismatch", cause="sample_ratio_mismatch"),
 )
 
-STATUS_WORDS: Mapping[Action, str] = MappingProxyType({t.action: t.status for t in TERMS})
+STATUS_WORDS: Mapping[Action, str] = MappingProxyType(
+    {t.action: t.status for t in TERMS if not t.cause}
+)
+# A hold because the arms' shares are off (core.srm): the gates cannot be trusted then.
+MISMATCH_WORD = next(t.status for t in TERMS if t.cause == "sample_ratio_mismatch")

@@ -11,6 +11,7 @@ from rollout.core.evidence import ArmStats, Evidence
 from rollout.core.gate_schema import gate_to_dict
 from rollout.core.gates import GateSummary, Reading, Verdict, read_gates
 from rollout.core.model import Flag
+from rollout.core.srm import SrmReading, check_split
 from rollout.core.transitions import serving
 from rollout.core.units import render_instant, to_ms
 from rollout.storage.metrics import MetricsStore
@@ -67,6 +68,10 @@ class GateService:
             windows_ms=[gate.window_ms for gate in flag.gates],
         )
 
+    def srm(self, flag: Flag, evidence: Evidence | None = None) -> SrmReading:
+        """The stage's arms against the split the percent implies (``core.srm``)."""
+        return check_split(flag, (evidence if evidence is not None else self.evidence(flag)).stage)
+
     def readings(self, flag: Flag, evidence: Evidence | None = None) -> list[GateSummary]:
         return read_gates(flag, evidence if evidence is not None else self.evidence(flag))
 
@@ -122,6 +127,7 @@ class GateService:
                 }
                 for s in summaries
             ],
+            "srm": self.srm(flag, evidence).to_dict(),
             "status": None
             if status is None
             else {"decision": status.decision, "why": status.why, "at": render_instant(status.at)},

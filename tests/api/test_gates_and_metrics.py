@@ -84,3 +84,28 @@ def test_value_gates_through_the_api(client: FlaskClient) -> None:
     many = [{**gate, "metric": f"value:v{i}"} for i in range(21)]
     response = client.post("/api/v1/flags", json={"key": "H", "gates": many}, headers=ADMIN)
     assert response.status_code == 422 and "at most 20" in error_of(response)["message"]
+
+
+def test_a_sample_ratio_mismatch_holds_and_shows_in_gates_and_metrics(
+    client: FlaskClient, services: Services
+) -> None:
+    create(client, gates=GATES[:1], stages=[{"percent": 10}, {"percent": 100}], auto_advance=True)
+    assert client.post("/api/v1/flags/F/advance", headers=ADMIN).status_code == 200
+    flag = services.flags.get("F")
+    batch = Batch()
+    # Only the new path is instrumented: every healthy sample lands in the treatment.
+    batch.tally("F", flag.stage_started_at or 0, "treatment").samples = 400
+    services.gates.metrics.flush(batch, now=services.clock(), process="test")
+    build_controller(services).tick()
+    body = client.get("/api/v1/flags/F/gates", headers=READ).get_json()
+    srm = body["srm"]
+    assert (srm["verdict"], srm["expected"]) == ("mismatch", 0.1)
+    assert srm["observed"] == {"exposures": None, "samples": 1.0}
+    assert srm["statistic"]["samples"] > 7.6 and srm["statistic"]["exposures"] == 0.0
+    assert body["status"]["decision"] == "sample_ratio_mismatch"
+    assert "expected 10%" in body["status"]["why"]
+    assert services.flags.get("F").percent_bp == 1000  # held: never advanced
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'rollout_sample_ratio_mismatch{flag="F"} 1.0' in text
+    shown = client.get("/api/v1/flags/F", headers=READ).get_json()
+    assert shown["srm"] == "hold"

@@ -64,7 +64,7 @@ def test_update_diff_is_in_the_external_form(services: Services) -> None:
 
 
 def test_absent_fields_mean_their_defaults(services: Services) -> None:
-    full = {"description": "d", "auto_advance": True, "allow": ["a"], "deny": ["b"]}
+    full = {"description": "d", "auto_advance": True, "allow": ["a"], "deny": ["b"], "srm": "warn"}
     services.apply.apply(doc(F={**full, "stages": STAGES, "gates": GATES}), actor="ops")
     plan = services.apply.apply(doc(F={}), actor="ops")
     assert {c.field for c in plan.entries[0].changes} == set(DEFAULTS)
