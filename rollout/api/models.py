@@ -245,8 +245,9 @@ class FlagOut(BaseModel):
     updated_at: str | None
     completed_at: str | None
     baseline_p95_ms: float | None
-    baseline_values: dict[str, float] = Field(
-        description="control's mean of each business value when the last stage began"
+    baseline_values: dict[str, dict[str, float]] = Field(
+        description="control's count n, mean and M2 of each business value when the last "
+        "stage began"
     )
 
 
@@ -365,7 +366,7 @@ class GatesOut(BaseModel):
     arms: dict[Literal["treatment", "control"], ArmOut] = Field(description="whole stage")
     memory_mb: float | None = Field(description="highest growth of a treatment process")
     baseline_p95_ms: float | None
-    baseline_values: dict[str, float]
+    baseline_values: dict[str, dict[str, float]]
     gates: list[GateReadingOut]
     srm: SrmOut
     status: StatusOut | None = Field(description="the controller's last decision")

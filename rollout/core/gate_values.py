@@ -27,8 +27,6 @@ from rollout.core.model import LOWER_IS_BETTER, Gate
 from rollout.core.readings import Observed, Reading, Scope, Verdict, pct
 
 PREFIX = "value:"
-# A baseline is a recorded mean, not a sample: it stands in for a control known exactly.
-_EXACT = 1 << 40
 
 
 def value_name(metric: str) -> str:
@@ -62,7 +60,7 @@ def value_gate(gate: Gate, observed: Observed) -> Reading:
             samples=t.n,
             scope=observed.scope,
             why=why,
-            control_value=c.mean if c.n else baseline,
+            control_value=c.mean if c.n or baseline is None else baseline.mean,
             control_samples=c.n,
         )
 
@@ -72,10 +70,12 @@ def value_gate(gate: Gate, observed: Observed) -> Reading:
             Verdict.INSUFFICIENT, None, None, f"{gate.metric}: {t.n}/{need} observations"
         )
     use_control = c.n >= need
-    if not use_control and baseline is None:
+    if not use_control and (baseline is None or baseline.n < 2):
         why = f"{gate.metric}: control has {c.n}/{need} observations and no baseline was recorded"
         return reading(Verdict.INSUFFICIENT, None, None, why)
-    against = c if use_control else Moments(_EXACT, baseline or 0.0, 0.0)
+    # At 100% the baseline is control as it was when the last stage began: its count and
+    # spread go into the bound, so a baseline that was itself noisy kills no one.
+    against = c if use_control or baseline is None else baseline
     alpha = bounds.VALUE_ALPHA
     if observed.scope is Scope.WINDOW:
         alpha = spent_alpha(observed.first_window, alpha)
@@ -103,7 +103,7 @@ def value_gate(gate: Gate, observed: Observed) -> Reading:
     versus = (
         f"control mean {against.mean:.4g} over {against.n}"
         if use_control
-        else f"baseline mean {against.mean:.4g} (no control traffic)"
+        else f"baseline mean {against.mean:.4g} over {against.n} (no control traffic)"
     )
     detail = f"treatment mean {t.mean:.4g} over {t.n} vs {versus}"
     said = f"{gate.metric} {kind} change {show(change.value)}"

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from rollout.core import bounds
+from rollout.core.bounds import Moments
 from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS, VALUE_NAMES_PER_FLAG
 from rollout.core.evidence import Arms, ArmStats, Evidence, WindowCounts
 from rollout.core.gate_outcomes import WARN_Z, error_rate, latency_ratio
@@ -180,7 +181,7 @@ def read_gate(
     baseline_p95_ms: float | None = None,
     scope: Scope = Scope.STAGE,
     series: Sequence[WindowCounts] | None = None,
-    baseline_values: Mapping[str, float] | None = None,
+    baseline_values: Mapping[str, Moments] | None = None,
 ) -> Reading:
     """Read one gate over one scope (DESIGN §4).
 

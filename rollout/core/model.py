@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from rollout.core.bounds import Moments
 from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
@@ -96,8 +97,9 @@ class Flag:
     baseline_p95_ms: float | None = None
     # What a sample ratio mismatch does (core.srm): "hold" (never advance), "kill" or "warn".
     srm: str = SRM_HOLD
-    # Control's mean of each business value (``value:NAME`` gates) at the same moment.
-    baseline_values: Mapping[str, float] = field(default_factory=dict)
+    # Control's count, mean and M2 of each business value (``value:NAME`` gates) at the same
+    # moment: the mean stands in for control at 100%, its spread says how well it is known.
+    baseline_values: Mapping[str, Moments] = field(default_factory=dict)
 
     def with_changes(self, **changes: object) -> Flag:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from rollout.core.bounds import Moments
 from rollout.core.evidence import ArmStats, WindowCounts
 
 
@@ -56,7 +57,7 @@ class Observed:
     baseline_p95_ms: float | None
     scope: Scope
     series: Sequence[WindowCounts] = ()
-    baseline_values: Mapping[str, float] = field(default_factory=dict)
+    baseline_values: Mapping[str, Moments] = field(default_factory=dict)
 
     @property
     def first_window(self) -> int:

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from rollout.core.bounds import Moments
 from rollout.core.defaults import MAX_ACTOR, MAX_TEXT
 from rollout.core.errors import ValidationError
 from rollout.core.gate_schema import gate_to_dict, parse_gates
@@ -190,7 +191,9 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
         "updated_at": render_instant(flag.updated_at),
         "completed_at": render_instant(flag.completed_at),
         "baseline_p95_ms": flag.baseline_p95_ms,
-        "baseline_values": dict(flag.baseline_values),
+        "baseline_values": {
+            name: {"n": m.n, "mean": m.mean, "m2": m.m2} for name, m in flag.baseline_values.items()
+        },
     }
 
 
@@ -285,12 +288,19 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
     )
 
 
-def _baseline_values(value: object) -> dict[str, float]:
+def _baseline_values(value: object) -> dict[str, Moments]:
     if not isinstance(value, Mapping):
         raise ValidationError("must be an object", "baseline_values")
     out = {}
-    for name, mean in value.items():
+    for name, raw in value.items():
         if not isinstance(name, str) or not VALUE_NAME_PATTERN.fullmatch(name):
             raise ValidationError(f"{name!r} is not a business value name", "baseline_values")
-        out[name] = _number(mean, f"baseline_values.{name}")
+        where = f"baseline_values.{name}"
+        item = _mapping(raw, where, ("n", "mean", "m2"))
+        m2 = _number(item.get("m2", 0.0), f"{where}.m2")
+        if m2 < 0:
+            raise ValidationError("must not be negative", f"{where}.m2")
+        out[name] = Moments(
+            _count(item.get("n", 0), f"{where}.n"), _number(item.get("mean"), f"{where}.mean"), m2
+        )
     return out

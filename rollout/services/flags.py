@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rollout.core import transitions
+from rollout.core.bounds import Moments
 from rollout.core.defaults import MAX_USER
 from rollout.core.errors import (
     ConcurrentUpdate,
@@ -73,7 +74,7 @@ class GateReader(Protocol):
 
     def failing(self, flag: Flag) -> Sequence[str]: ...
 
-    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, float]]: ...
+    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, Moments]]: ...
 
 
 class FlagService:

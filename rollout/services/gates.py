@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rollout.core import histogram
+from rollout.core.bounds import Moments
 from rollout.core.evidence import ArmStats, Evidence
 from rollout.core.gate_schema import gate_to_dict
 from rollout.core.gates import GateSummary, Reading, Verdict, read_gates
 from rollout.core.model import Flag
+from rollout.core.schema import flag_to_dict
 from rollout.core.srm import SrmReading, check_split
 from rollout.core.transitions import serving
 from rollout.core.units import render_instant, to_ms
@@ -88,13 +90,13 @@ class GateService:
         """
         return self.control_baseline(flag)[0]
 
-    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, float]]:
+    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, Moments]]:
         """What stands in for control at 100%, read once over the current stage: control's
-        p95 (None when unknown or beyond the histogram's range) and its mean of each business
-        value (only values with at least two observations)."""
+        p95 (None when unknown or beyond the histogram's range) and its count, mean and M2 of
+        each business value (only values with at least two observations)."""
         control = self.evidence(flag).stage.control
         p95 = _finite(histogram.percentile(control.latency, 0.95))
-        values = {name: m.mean for name, m in control.values.items() if m.n >= 2}
+        values = {name: m for name, m in control.values.items() if m.n >= 2}
         return p95, values
 
     def report(self, flag: Flag) -> dict[str, Any]:
@@ -114,7 +116,7 @@ class GateService:
             },
             "memory_mb": evidence.memory_mb,
             "baseline_p95_ms": flag.baseline_p95_ms,
-            "baseline_values": dict(flag.baseline_values),
+            "baseline_values": flag_to_dict(flag)["baseline_values"],
             "gates": [
                 {
                     **gate_to_dict(s.gate),

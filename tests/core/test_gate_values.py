@@ -77,7 +77,8 @@ def test_value_gate(
     words: str,
 ) -> None:
     name = gate.metric.removeprefix("value:")
-    values = {} if baseline is None else {name: baseline}
+    # A baseline as the services keep it: control's moments when the last stage began.
+    values = {} if baseline is None else {name: Moments(27_000, baseline, 26_999 * 0.25)}
     reading = read_gate(gate, treatment, control, baseline_values=values)
     assert reading.verdict is verdict, reading.why
     assert words in reading.why
@@ -111,7 +112,7 @@ def test_the_window_late_in_a_stage_is_judged_at_a_smaller_share() -> None:
 
 
 def test_read_gates_takes_the_flags_baseline_values_at_100_percent() -> None:
-    flag = Flag(key="F", gates=(HIGHER,), baseline_values={NAME: 1.0})
+    flag = Flag(key="F", gates=(HIGHER,), baseline_values={NAME: Moments(27_000, 1.0, 6750.0)})
     stage = Arms(treatment=arm(3000, 0.8, 0.5))
     (summary,) = read_gates(flag, Evidence(stage=stage))
     assert summary.stage.verdict is FAIL and "baseline mean 1" in summary.stage.why

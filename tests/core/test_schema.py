@@ -131,10 +131,21 @@ def test_twenty_value_gates_beside_the_others_are_accepted() -> None:
 
 
 def test_baseline_values_round_trip_and_are_checked() -> None:
+    from rollout.core.bounds import Moments
     from rollout.core.model import Flag
     from rollout.core.schema import flag_to_dict
 
-    flag = Flag(key="F", baseline_values={"improvement_delta": 0.12})
-    assert flag_from_dict(flag_to_dict(flag)).baseline_values == {"improvement_delta": 0.12}
-    with pytest.raises(ValidationError, match="not a business value name"):
-        flag_from_dict({**flag_to_dict(flag), "baseline_values": {"Bad": 1.0}})
+    kept = {"improvement_delta": Moments(300, 0.12, 3.0)}
+    flag = Flag(key="F", baseline_values=kept)
+    assert flag_to_dict(flag)["baseline_values"] == {
+        "improvement_delta": {"n": 300, "mean": 0.12, "m2": 3.0}
+    }
+    assert flag_from_dict(flag_to_dict(flag)).baseline_values == kept
+    for bad, words in (
+        ({"Bad": {"n": 2, "mean": 1.0, "m2": 0.0}}, "not a business value name"),
+        ({"x": 1.0}, "must be an object"),
+        ({"x": {"n": 2, "mean": 1.0, "m2": -1.0}}, "must not be negative"),
+        ({"x": {"n": 2, "mean": float("nan"), "m2": 0.0}}, "finite"),
+    ):
+        with pytest.raises(ValidationError, match=words):
+            flag_from_dict({**flag_to_dict(flag), "baseline_values": bad})

@@ -304,5 +304,6 @@ def test_opening_100_percent_keeps_controls_value_means_as_baseline(services: Se
     batch.tally("F", epoch, "treatment").values = {"improvement_delta": Moments(30, 0.5, 1.0)}
     services.gates.metrics.flush(batch, now=services.clock(), process="t")
     moved = services.flags.advance("F", actor="t")
-    assert moved.baseline_values == {"improvement_delta": 0.12}
-    assert services.flags.get("F").baseline_values == {"improvement_delta": 0.12}
+    kept = {"improvement_delta": Moments(300, 0.12, 3.0)}
+    assert moved.baseline_values == kept
+    assert services.flags.get("F").baseline_values == kept
