@@ -105,6 +105,13 @@ def controller_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Me
     )
     dropped.add_metric([], services.health.sdk_dropped())
     yield dropped
+    values = CounterMetricFamily(
+        "rollout_sdk_dropped_values",
+        "Business values SDK clients refused: bad names or numbers, past 20 names per flag.",
+        labels=[],
+    )
+    values.add_metric([], services.health.sdk_values_dropped())
+    yield values
 
 
 SOURCES: list[MetricSource] = [flag_figures, arm_figures, controller_figures]

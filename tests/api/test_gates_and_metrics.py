@@ -63,6 +63,7 @@ def test_metrics_has_arm_and_controller_figures(client: FlaskClient, services: S
     assert "rollout_controller_kills_total 1.0" in text
     assert "rollout_controller_leader_alive 1.0" in text
     assert "rollout_sdk_dropped_samples_total 0.0" in text
+    assert "rollout_sdk_dropped_values_total 0.0" in text
 
 
 def test_value_gates_through_the_api(client: FlaskClient) -> None:
