@@ -114,7 +114,29 @@ def controller_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Me
     yield values
 
 
-SOURCES: list[MetricSource] = [flag_figures, arm_figures, controller_figures]
+def notifier_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
+    """Per destination: events delivered, failed attempts, events dropped, and the backlog."""
+    families = {
+        name: CounterMetricFamily(f"rollout_notify_{name}", text, labels=["destination"])
+        for name, text in (
+            ("delivered", "Events delivered (2xx)."),
+            ("failed", "Failed delivery attempts (each retry counts)."),
+            ("dropped", "Events dropped after 24 h of failures."),
+        )
+    }
+    backlog = GaugeMetricFamily(
+        "rollout_notify_backlog", "Events read and not yet delivered.", labels=["destination"]
+    )
+    for destination in services.notify.destinations():
+        stats = services.notify.stats(destination.name)
+        for name, family in families.items():
+            family.add_metric([destination.name], float(stats[name] or 0))
+        backlog.add_metric([destination.name], float(stats["backlog"] or 0))
+    yield from families.values()
+    yield backlog
+
+
+SOURCES: list[MetricSource] = [flag_figures, arm_figures, controller_figures, notifier_figures]
 
 
 class RolloutCollector(Collector):

@@ -22,10 +22,12 @@ import click
 from rollout import RolloutClient
 from rollout.cli.context import CliState, pass_state
 from rollout.cli.errors import CliError
-from rollout.core.errors import FlagNotFound
+from rollout.core.destinations import Destination, mask_url
+from rollout.core.errors import FlagNotFound, ValidationError
 from rollout.core.model import State
+from rollout.notify.loop import Notifier
 from rollout.settings import load_settings
-from rollout.wiring import Services, build_controller, build_services, server_url
+from rollout.wiring import Services, build_controller, build_notifier, build_services, server_url
 
 KEY = "PROMPT_IMPROVER_ENABLED"
 VALUE = "improvement_delta"  # the improvement a prompt got, as a quality score (mean 1, sd 0.5)
@@ -56,6 +58,7 @@ DEMO_PLAN: dict[str, Any] = {
     }
 }
 USERS = [f"user-{i}" for i in range(5000)]
+NOTIFY_ENV = "ROLLOUT_DEMO_NOTIFY_URL"
 
 
 class PromptImproverBroke(RuntimeError):
@@ -162,6 +165,11 @@ def _line(services: Services, started: float) -> tuple[str, State]:
     help=f"Lower the treatment's mean of a business value by CHANGE relative "
     f"({VALUE}=-0.2 shows a kill on what the improver is for).",
 )
+@click.option(
+    "--notify-url",
+    metavar="URL",
+    help="Also run a notifier for the demo's flag and POST its events (JSON) to URL.",
+)
 @pass_state
 def demo(
     state: CliState,
@@ -169,6 +177,7 @@ def demo(
     timeout: float,
     workers: int,
     inject_regression: str | None,
+    notify_url: str | None,
 ) -> None:
     """Watch the reference rollout run itself: ramp to 100%, or kill on errors or values."""
     regression = _regression(inject_regression)
@@ -183,6 +192,7 @@ def demo(
         services.flags.delete(KEY, actor="demo", reason="fresh demo")
     except FlagNotFound:
         pass
+    notifier = _notifier(services, notify_url) if notify_url else None
     services.apply.apply(DEMO_PLAN, actor="demo", reason="demo plan")
     first_seq = services.flags.audit(KEY, limit=1)[0]["seq"]
     services.flags.advance(KEY, actor="demo", reason="start the rollout")
@@ -191,7 +201,8 @@ def demo(
         f"latency 1.2x/1.5x, memory 75/100 MB, {VALUE} -2%/-5%. Injected improver failures: "
         f"{inject_errors:.0%}; {VALUE} change in the treatment: {regression:+.0%}."
     )
-    click.echo(f"{workers} skill loaders, {len(USERS):,} users; controller ticking every 0.2s.\n")
+    click.echo(f"{workers} skill loaders, {len(USERS):,} users; controller ticking every 0.2s.")
+    click.echo(watch_hint(prefix) + "\n")
     stop = threading.Event()
     loaders = [
         SkillLoader(url, prefix, seed, inject_errors, stop, regression) for seed in range(workers)
@@ -202,6 +213,10 @@ def demo(
     for loader in loaders:
         loader.start()
     control.start()
+    notifying = None
+    if notifier is not None:
+        notifying = threading.Thread(target=notifier.run, daemon=True)
+        notifying.start()
     final = State.ROLLING
     try:
         while time.monotonic() - started < timeout:
@@ -216,6 +231,8 @@ def demo(
         control.join(5)
         for loader in loaders:
             loader.join(5)
+    if notifier is not None and notifying is not None:
+        _drain(services, notifier, notifying, notify_url or "")
     _ending(services, loaders, final, first_seq)
     for loader in loaders:
         loader.client.close()
@@ -261,3 +278,50 @@ def _ending(services: Services, loaders: list[SkillLoader], final: State, first_
             f"  audit {entry['at']}  {entry['actor']:<10} {entry['action']:<8} "
             f"{(entry['reason'] or '')[:80]}"
         )
+
+
+def watch_hint(prefix: str) -> str:
+    """How to watch this demo in the dashboard: a serve of its own, on the demo's key prefix."""
+    return (
+        "Watch it in the dashboard: in another terminal run\n"
+        f"  ROLLOUT_KEY_PREFIX={prefix} rollout serve --port 8081 --no-controller\n"
+        f"then open http://127.0.0.1:8081/flags/{KEY} and sign in with the admin token that "
+        "serve prints the path of (this demo's own controller drives the flag)."
+    )
+
+
+def _notifier(services: Services, url: str) -> Notifier:
+    """A notifier for the demo's flag alone, to ``url`` (never stored in Redis)."""
+    destination = Destination(
+        "demo", NOTIFY_ENV, flags=(KEY,), created_at=services.notify.server_time_ms()
+    )
+    notifier = build_notifier(
+        services, environ={NOTIFY_ENV: url}, only={"demo": destination}, interval=0.1
+    )
+    try:
+        notifier.check()
+    except ValidationError:
+        raise CliError("--notify-url must be an http:// or https:// URL") from None
+    return notifier
+
+
+def _drain(services: Services, notifier: Notifier, thread: threading.Thread, url: str) -> None:
+    """Wait (bounded) until the last audit entry was read and everything delivered."""
+    last = services.flags.audit(KEY, limit=1)[0]["id"]
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        worker = notifier.workers.get("demo")
+        queue = worker.queues.get(KEY) if worker is not None else None
+        read_all = queue is not None and _order(queue.read_to.audit) >= _order(last)
+        if worker is not None and read_all and worker.backlog() == 0:
+            break
+        time.sleep(0.1)
+    notifier.stop.set()
+    thread.join(10)
+    sent = len(notifier.lag)
+    click.echo(f"notified {mask_url(url)}: {sent} event(s) delivered")
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

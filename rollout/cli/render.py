@@ -120,6 +120,15 @@ def flag_detail(flag: Flag) -> str:
         lines.append(indent(table(headers, gate_rows)))
     else:
         lines.append("  none")
+    lines.append("rules:")
+    if flag.rules:
+        rule_rows = [
+            (i + 1, r.attribute, r.op, shorten(value(list(r.values))), "on" if r.serve else "off")
+            for i, r in enumerate(flag.rules)
+        ]
+        lines.append(indent(table(("#", "ATTRIBUTE", "OP", "VALUES", "SERVE"), rule_rows)))
+    else:
+        lines.append("  none")
     return "\n".join(lines)
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from rollout.core.bounds import Moments
 from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
+from rollout.core.rules import Rule
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
 VALUE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a business value (``value:NAME``)
@@ -85,6 +86,7 @@ class Flag:
     gates: tuple[Gate, ...] = ()
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()  # targeting rules on context attributes, first match wins
     salt: str = ""
     kill: KillRecord | None = None
     status: Status | None = None

@@ -13,6 +13,8 @@ MAX_COUNT = 10**12
 
 
 def count(value: object, field: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 306.0 is the integer 306 (JSON Schema says so too)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError("must be a whole number >= 0", field)
     if value > MAX_COUNT:

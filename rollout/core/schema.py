@@ -30,6 +30,7 @@ from rollout.core.parse import count as _count
 from rollout.core.parse import list_of as _list
 from rollout.core.parse import mapping as _mapping
 from rollout.core.parse import number as _number
+from rollout.core.rules import parse_rules, rule_to_dict
 from rollout.core.units import (
     parse_duration,
     parse_instant,
@@ -40,7 +41,16 @@ from rollout.core.units import (
 )
 
 # Fields an operator may set through create / PATCH / apply. Never state, percent or stage.
-CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny", "srm")
+CONFIG_FIELDS = (
+    "description",
+    "auto_advance",
+    "stages",
+    "gates",
+    "allow",
+    "deny",
+    "rules",
+    "srm",
+)
 MAX_STAGES = 20
 MAX_USERS = 10_000
 
@@ -139,6 +149,7 @@ _CONFIG_PARSERS = {
     "gates": parse_gates,
     "allow": parse_users,
     "deny": parse_users,
+    "rules": parse_rules,
 }
 
 
@@ -172,6 +183,7 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
         "gates": [gate_to_dict(g) for g in flag.gates],
         "allow": list(flag.allow),
         "deny": list(flag.deny),
+        "rules": [rule_to_dict(r) for r in flag.rules],
         "salt": flag.salt,
         "kill": None
         if kill is None
@@ -276,6 +288,7 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         gates=config.get("gates", ()),
         allow=config.get("allow", ()),
         deny=config.get("deny", ()),
+        rules=config.get("rules", ()),
         salt=salt,
         kill=kill,
         status=status,

@@ -88,14 +88,15 @@ class Track:
     as one (``is_enabled`` counts exposures).
     """
 
-    __slots__ = ("_arm", "_compiled", "_start", "_user")
+    __slots__ = ("_arm", "_attributes", "_compiled", "_start", "_user")
 
-    def __init__(self, compiled: Compiled, user: object) -> None:
+    def __init__(self, compiled: Compiled, user: object, attributes: object = None) -> None:
         self._compiled = compiled
         self._user = user
+        self._attributes = attributes
 
     def __enter__(self) -> bool:
-        code = self._compiled.assign(self._user)
+        code = self._compiled.assign(self._user, self._attributes)
         if code >= CONTROL:
             self._arm: ArmCounter | None = self._compiled.arms[code - CONTROL]
             self._start = _perf()
@@ -179,9 +180,10 @@ class Recorder:
         ok: bool,
         duration_ms: float | None,
         error_type: str | None,
+        attributes: object = None,
     ) -> None:
         try:
-            code = compiled.assign(user)
+            code = compiled.assign(user, attributes)
             if code < CONTROL:
                 return
             if not ok and not error_type:

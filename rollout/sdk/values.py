@@ -25,14 +25,16 @@ class ValueSink:
         self.dropped = 0
         self._names: dict[str, set[str]] = {}  # per flag key: at most VALUE_NAMES_PER_FLAG
 
-    def observe(self, compiled: Compiled, user: object, name: str, value: float) -> None:
+    def observe(
+        self, compiled: Compiled, user: object, name: str, value: float, attributes: object = None
+    ) -> None:
         """One business value in the user's arm (Welford's update). Never raises.
 
         The common case (a name already seen this flush, a float within bounds) is inlined;
         anything else goes through ``_observe_first``, which checks and counts.
         """
         try:
-            code = compiled.assign(user)
+            code = compiled.assign(user, attributes)
             if code < CONTROL:
                 return
             moments = compiled.arms[code - CONTROL].values.get(name)
@@ -79,7 +81,9 @@ class ValueSink:
         moments[1] = mean
         moments[0] = n
 
-    def record_values(self, compiled: Compiled, user: object, values: object) -> None:
+    def record_values(
+        self, compiled: Compiled, user: object, values: object, attributes: object = None
+    ) -> None:
         """``record(..., values={...})``: each item as one ``observe``. Never raises."""
         try:
             items = list(values.items())  # type: ignore[attr-defined]
@@ -87,4 +91,4 @@ class ValueSink:
             self.dropped += 1
             return
         for name, value in items:
-            self.observe(compiled, user, name, value)
+            self.observe(compiled, user, name, value, attributes)

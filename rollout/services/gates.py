@@ -56,6 +56,18 @@ def reading_to_dict(reading: Reading) -> dict[str, Any]:
     }
 
 
+def gate_summary_to_dict(summary: GateSummary) -> dict[str, Any]:
+    return {
+        **gate_to_dict(summary.gate),
+        "verdict": str(summary.verdict),
+        "why": summary.why,
+        "readings": {
+            "window": reading_to_dict(summary.window),
+            "stage": reading_to_dict(summary.stage),
+        },
+    }
+
+
 class GateService:
     def __init__(self, metrics: MetricsStore, clock: Clock) -> None:
         self.metrics = metrics
@@ -117,18 +129,7 @@ class GateService:
             "memory_mb": evidence.memory_mb,
             "baseline_p95_ms": flag.baseline_p95_ms,
             "baseline_values": flag_to_dict(flag)["baseline_values"],
-            "gates": [
-                {
-                    **gate_to_dict(s.gate),
-                    "verdict": str(s.verdict),
-                    "why": s.why,
-                    "readings": {
-                        "window": reading_to_dict(s.window),
-                        "stage": reading_to_dict(s.stage),
-                    },
-                }
-                for s in summaries
-            ],
+            "gates": [gate_summary_to_dict(s) for s in summaries],
             "srm": self.srm(flag, evidence).to_dict(),
             "status": None
             if status is None

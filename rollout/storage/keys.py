@@ -28,6 +28,25 @@ class Keys:
         self.leader = f"{prefix}:controller:leader"
         self.controller_stats = f"{prefix}:controller:stats"
         self.sdk_stats = f"{prefix}:sdk:stats"
+        # Triggers and the notifier's state share one tag ("~" is in no flag key, so no
+        # flag's tag can be this one): their multi-key operations stay in one Cluster slot.
+        shared = f"{prefix}:{{~global}}"
+        self.triggers = f"{shared}:triggers"  # hash: trigger id -> JSON (secret hash only)
+        self.destinations = f"{shared}:notify:destinations"  # hash: name -> JSON (no URL)
+        self.notifier_leader = f"{shared}:notifier:leader"
+        self._shared = shared
+
+    def trigger_rate(self, trigger_id: str, second: int) -> str:
+        """Counter of one trigger's POSTs in one second (expires soon after)."""
+        return f"{self._shared}:trigger-rate:{trigger_id}:{second}"
+
+    def notify_cursors(self, destination: str) -> str:
+        """Hash: flag key -> the last stream positions delivered to ``destination``."""
+        return f"{self._shared}:notify:cursor:{destination}"
+
+    def notify_stats(self, destination: str) -> str:
+        """Hash: delivered, failed, dropped, backlog, last success and last error."""
+        return f"{self._shared}:notify:stats:{destination}"
 
     def _tagged(self, key: str, name: str) -> str:
         return f"{self.prefix}:{{{key}}}:{name}"
@@ -40,6 +59,14 @@ class Keys:
 
     def audit(self, key: str) -> str:
         return self._tagged(key, "audit")
+
+    def events(self, key: str) -> str:
+        """Stream: the controller's status events (hold, awaiting_approval, ...) for notifiers."""
+        return self._tagged(key, "events")
+
+    def event_marks(self, key: str) -> str:
+        """Hash: which once-per-stage events were already appended (stage epoch|type|gate)."""
+        return self._tagged(key, "event-marks")
 
     def high_water(self, key: str) -> str:
         """The highest version ever issued, kept past a delete so versions never repeat."""
@@ -59,3 +86,22 @@ class Keys:
     def memory(self, key: str, epoch: int) -> str:
         """Hash: process -> memory growth (MB) of each process that served the treatment."""
         return self._tagged(key, f"mem:{epoch}")
+
+    # The packed history of the charts (storage/rollups.py), at resolution RES ("f" 10 s,
+    # "c" 5 min): counts per span, errors by type and memory per group of spans.
+
+    def history_counts(self, key: str, res: str, epoch: int, span: int) -> str:
+        """String: both arms' counters over one span, as BITFIELD u32 slots."""
+        return self._tagged(key, f"h{res}:{epoch}:{span}")
+
+    def history_types(self, key: str, res: str, epoch: int, group: int) -> str:
+        """Hash: SPAN:ARM:TYPE -> errors of that type, for a group of spans."""
+        return self._tagged(key, f"h{res}e:{epoch}:{group}")
+
+    def history_memory(self, key: str, res: str, epoch: int, group: int) -> str:
+        """Sorted set: span -> highest memory growth (MB) reported in it, for a group of spans."""
+        return self._tagged(key, f"h{res}m:{epoch}:{group}")
+
+    def summaries(self, key: str) -> str:
+        """Hash: stage epoch -> JSON summary of that ended stage; never expires."""
+        return self._tagged(key, "summaries")

@@ -29,9 +29,9 @@ return 0
 
 
 class LeaderLock:
-    def __init__(self, client: Any, keys: Keys, ttl_seconds: float) -> None:
+    def __init__(self, client: Any, keys: Keys, ttl_seconds: float, key: str | None = None) -> None:
         self.redis: Any = client
-        self.key = keys.leader
+        self.key = key or keys.leader  # the controller's, unless another role's (the notifier)
         self.ttl_ms = max(100, int(ttl_seconds * 1000))
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._renew = client.register_script(_RENEW)

@@ -2,15 +2,22 @@
 
 Each hash holds counters (``n`` samples, ``e`` errors, ``x`` exposures, ``t:TYPE`` errors by
 type) and a latency histogram (``b:INDEX`` with the fixed buckets of ``core.histogram``), so
-windows and processes merge exactly by addition. Every flush adds to the window's hash and to
-the stage's running total, which makes a stage of any length one HGETALL per arm. Every key
-expires by itself ``retention`` seconds after its last write.
+windows and processes merge exactly by addition. Every flush adds to the window's hash, to the
+stage's running total and to the packed history of the charts (``storage/rollups.py``: 10-second
+and 5-minute spans), all in one pipeline: a stage of any length is one HGETALL per arm.
 
-Business values (DESIGN §4.1) sit in the same hashes as ``v:NAME:n``, ``v:NAME:mean`` and
-``v:NAME:m2``. A flush brings each process's count, mean and M2 since its last flush, and a
-script (``MERGE_VALUES``) folds them in with Chan's formula, atomically and in the flag's slot;
-adding means or M2s (HINCRBYFLOAT) would not be the moments of the union. Reading several
-windows merges them with the same formula (``core.evidence.chan``).
+Lifetimes: windows and 10-second history expire ``retention`` seconds after their last write,
+5-minute history ``history`` seconds after theirs. The stage's running total and its memory
+gauge carry no TTL while the stage lasts (a quiet night must not lose a stage's evidence);
+``HistoryStore.end_stage`` gives them one when the stage ends, and a flush never touches their
+TTL, so a late flush into an ended stage keeps the TTL it was given.
+
+Business values (DESIGN §4.1) sit in the window and stage hashes as ``v:NAME:n``, ``v:NAME:mean``
+and ``v:NAME:m2``. A flush brings each process's count, mean and M2 since its last flush, and a
+script (``MERGE_VALUES``) folds them in with Chan's formula, atomically and in the flag's slot
+(in the same pipeline); adding means or M2s (HINCRBYFLOAT) would not be the moments of the
+union. Reading several windows merges them with the same formula (``core.evidence.chan``). The
+packed history holds counters only: values are not in the charts' rollups.
 """
 
 from __future__ import annotations
@@ -20,15 +27,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rollout.core import defaults
 from rollout.core.bounds import Moments
 from rollout.core.evidence import Arms, ArmStats, Evidence, WindowCounts
+from rollout.storage import rollups
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
 WINDOW_SECONDS = 10
 ARMS = ("control", "treatment")
 
-# KEYS[1]: a metrics hash; ARGV: ttl, then (name, n, mean, M2) per value. Chan et al.:
+# KEYS[1]: a metrics hash; ARGV: ttl (0: leave the key's TTL alone), then (name, n, mean, M2)
+# per value. Chan et al.:
 # n = na + nb, d = mb - ma, mean = ma + d nb / n, M2 = M2a + M2b + d^2 na nb / n. '%.17g' keeps
 # every double exactly. The SDK bounds each observation, so nothing here can reach infinity.
 MERGE_VALUES = """
@@ -49,7 +59,9 @@ for i = 2, #ARGV, 4 do
   redis.call('HSET', key, prefix .. 'n', string.format('%d', n),
     prefix .. 'mean', string.format('%.17g', mean), prefix .. 'm2', string.format('%.17g', m2))
 end
-redis.call('EXPIRE', key, ARGV[1])
+if tonumber(ARGV[1]) > 0 then
+  redis.call('EXPIRE', key, ARGV[1])
+end
 return 1
 """
 
@@ -125,16 +137,24 @@ def arm_stats(raw: Mapping[str, str]) -> ArmStats:
 
 
 class MetricsStore:
-    def __init__(self, client: Any, keys: Keys, retention_seconds: float) -> None:
+    def __init__(
+        self,
+        client: Any,
+        keys: Keys,
+        retention_seconds: float,
+        history_seconds: float = defaults.HISTORY_RETENTION,
+    ) -> None:
         self.redis: Any = client
         self.keys = keys
         self.ttl = max(60, int(retention_seconds))
+        self.history_ttl = max(self.ttl, int(history_seconds))
 
     @storage_call
     def flush(self, batch: Batch, *, now: float, process: str) -> None:
-        """One pipeline for the whole batch."""
+        """One pipeline for the whole batch: windows, stage totals, packed history, memory."""
         window = window_of(now)
         pipe = self.redis.pipeline(transaction=False)
+        by_stage: dict[tuple[str, int], list[tuple[str, ArmTally]]] = {}
         for (key, epoch, arm), tally in batch.tallies.items():
             values = tally.fields()
             moments = [
@@ -145,19 +165,28 @@ class MetricsStore:
             ]
             if not values and not moments:
                 continue
-            for name in (
-                self.keys.stage_metrics(key, epoch, arm),
-                self.keys.window_metrics(key, epoch, window, arm),
-            ):
-                for field_name, count in values.items():
-                    pipe.hincrby(name, field_name, count)
-                if moments:
-                    pipe.eval(MERGE_VALUES, 1, name, self.ttl, *moments)
-                pipe.expire(name, self.ttl)
+            stage = self.keys.stage_metrics(key, epoch, arm)
+            current = self.keys.window_metrics(key, epoch, window, arm)
+            for field_name, count in values.items():
+                pipe.hincrby(stage, field_name, count)
+                pipe.hincrby(current, field_name, count)
+            if moments:
+                # The stage's total keeps whatever TTL it has (none while the stage lasts).
+                pipe.eval(MERGE_VALUES, 1, stage, 0, *moments)
+                pipe.eval(MERGE_VALUES, 1, current, self.ttl, *moments)
+            pipe.expire(current, self.ttl)
+            by_stage.setdefault((key, epoch), []).append((arm, tally))
+        for (key, epoch), tallies in by_stage.items():
+            arms = [
+                (arm, t.samples, t.errors, t.exposures, t.latency, t.errors_by_type)
+                for arm, t in tallies
+            ]
+            for res, ttl in ((rollups.FINE, self.ttl), (rollups.COARSE, self.history_ttl)):
+                rollups.add_tally(pipe, self.keys, res, ttl, key, epoch, now, arms)
         for (key, epoch), megabytes in batch.memory_mb.items():
-            name = self.keys.memory(key, epoch)
-            pipe.hset(name, process, f"{megabytes:.3f}")
-            pipe.expire(name, self.ttl)
+            pipe.hset(self.keys.memory(key, epoch), process, f"{megabytes:.3f}")
+            for res, ttl in ((rollups.FINE, self.ttl), (rollups.COARSE, self.history_ttl)):
+                rollups.add_memory(pipe, self.keys, res, ttl, key, epoch, now, megabytes)
         if batch.dropped:
             pipe.hincrby(self.keys.sdk_stats, "dropped", batch.dropped)
         if batch.values_dropped:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from rollout.core.decide import decide
+from rollout.core.events import status_entries
 from rollout.core.evidence import Arms, ArmStats
 from rollout.core.model import Flag, State
 from rollout.core.srm import check_split
-from rollout.core.vocabulary import MISMATCH_WORD, TERMS, Action
+from rollout.core.vocabulary import MISMATCH_WORD, STATUS_EVENTS, TERMS, Action
 from tests.core.test_decide import ALL_PASS, ENOUGH, NOW, flag
 
 
@@ -90,3 +91,20 @@ def test_srm_kill_kills_and_warn_only_reports() -> None:
 def test_the_vocabulary_has_the_mismatch_row() -> None:
     (row,) = [t for t in TERMS if t.cause]
     assert (row.action, row.status) == (Action.HOLD, "sample_ratio_mismatch")
+    assert row.event == "sample_ratio_mismatch" and row.event in STATUS_EVENTS
+
+
+def test_a_mismatch_hold_appends_its_event_once_per_stage() -> None:
+    """The mark names the stage's epoch, as for awaiting_approval; the reason carries the
+    figures. A plain hold (bake, samples) and srm = "warn" append nothing."""
+    held = mismatched("hold")
+    decision = decide(held, ALL_PASS, NOW, stage_samples=ENOUGH, srm=SKEW)
+    [entry] = status_entries(held, decision, NOW, "controller")
+    assert entry.mark == f"{held.stage_started_at or 0}|sample_ratio_mismatch"
+    assert entry.fields["type"] == "sample_ratio_mismatch"
+    assert "expected 10%" in entry.fields["reason"]
+    warned = decide(mismatched("warn"), ALL_PASS, NOW, stage_samples=ENOUGH, srm=SKEW)
+    assert warned.action is Action.ADVANCE
+    assert status_entries(mismatched("warn"), warned, NOW, "controller") == []
+    plain = decide(held, ALL_PASS, NOW, stage_samples=0, srm=check_split(AT_10, arms(0, 0, 0, 0)))
+    assert plain.action is Action.HOLD and status_entries(held, plain, NOW, "controller") == []

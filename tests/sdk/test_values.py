@@ -156,20 +156,20 @@ def test_at_most_twenty_names_per_flag_the_rest_dropped_and_counted(live: Any) -
     assert services.gates.metrics.sdk_values_dropped() == 5
 
 
-def test_values_wait_out_an_outage(own_services: Services, own_server: RedisProcess) -> None:
+def test_values_wait_out_an_outage(own_services: Services, own_redis_server: RedisProcess) -> None:
     own_services.flags.create(KEY, actor="t", stages=[{"percent": 50}])
     own_services.flags.advance(KEY, actor="t")
-    with RolloutClient(own_server.url, flush_interval=60, environ={}) as client:
+    with RolloutClient(own_redis_server.url, flush_interval=60, environ={}) as client:
         flag = client.flag(KEY)
         treated = users(5000, treatment=True, n=20)
         for i, user in enumerate(treated[:10]):
             flag.observe(user, "score", float(i))
-        own_server.stop()
+        own_redis_server.stop()
         client.flush()  # fails quietly; the moments wait
         for i, user in enumerate(treated[10:]):
             flag.observe(user, "score", float(10 + i))
         client.flush()  # still down: both parts are held, merged
-        own_server.start()
+        own_redis_server.start()
 
         def stored() -> int:
             client.flush()

@@ -65,12 +65,15 @@ def test_update_diff_is_in_the_external_form(services: Services) -> None:
 
 def test_absent_fields_mean_their_defaults(services: Services) -> None:
     full = {"description": "d", "auto_advance": True, "allow": ["a"], "deny": ["b"], "srm": "warn"}
-    services.apply.apply(doc(F={**full, "stages": STAGES, "gates": GATES}), actor="ops")
+    rules = [{"attribute": "plan", "op": "in", "values": ["team"], "serve": "on"}]
+    services.apply.apply(
+        doc(F={**full, "stages": STAGES, "gates": GATES, "rules": rules}), actor="ops"
+    )
     plan = services.apply.apply(doc(F={}), actor="ops")
     assert {c.field for c in plan.entries[0].changes} == set(DEFAULTS)
     flag = services.flags.get("F")
     assert (flag.description, flag.auto_advance, flag.stages, flag.gates) == ("", False, (), ())
-    assert (flag.allow, flag.deny) == ((), ())
+    assert (flag.allow, flag.deny, flag.rules) == ((), (), ())
 
 
 def test_dry_run_writes_nothing(services: Services) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from rollout.storage.embedded import EmbeddedRedis
-from tests.support import own_server as own_server  # a fixture, offered to the tests here
 
 
 def redis_server_pids(directory: Path) -> list[int]:
