@@ -8,9 +8,10 @@ views pass the raw JSON on, never a model's coerced copy, so no float is ever ro
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -21,10 +22,12 @@ from rollout.core.defaults import (
     MAX_TEXT,
     MAX_USER,
 )
+from rollout.core.gate_schema import MAX_GATES
 from rollout.core.gates import GATE_KINDS, GateKind
-from rollout.core.model import KEY_PATTERN
+from rollout.core.model import DIRECTIONS, HIGHER_IS_BETTER, KEY_PATTERN, SRM_HOLD, SRM_MODES
+from rollout.core.parse import MAX_COUNT
 from rollout.core.rules import MAX_ATTRIBUTE, MAX_SEMVER
-from rollout.core.schema import MAX_COUNT, MAX_GATES, MAX_STAGES, MAX_USERS
+from rollout.core.schema import MAX_STAGES, MAX_USERS
 from rollout.core.units import format_duration
 
 # Constraints that core checks with its own messages are only *documented* here (through
@@ -171,15 +174,34 @@ def _per_kind(default: Callable[[GateKind], str]) -> str:
     return f"default: {usual}" + (f" ({others})" if others else "")
 
 
-# The metric names come from the registry of gate kinds, so a new kind needs no edit here (a
-# family such as ``value:NAME`` will add a pattern beside the names).
-if TYPE_CHECKING:
-    GateMetric = str
-else:
-    GateMetric = Annotated[
-        Literal[tuple(GATE_KINDS)],
-        Field(description="; ".join(f"{k.name}: {k.description}" for k in GATE_KINDS.values())),
-    ]
+def _metric_pattern(kinds: Iterable[GateKind] | None = None) -> str:
+    """Every metric the registry reads (or ``kinds``): the names, and each family's prefix +
+    member pattern."""
+    names = []
+    for kind in GATE_KINDS.values() if kinds is None else kinds:
+        if kind.name.endswith(":"):
+            member = kind.member.pattern.strip("^$") if kind.member else ".+"
+            names.append(re.escape(kind.name) + f"(?:{member})")
+        else:
+            names.append(re.escape(kind.name))
+    return f"^(?:{'|'.join(names)})$"
+
+
+def _described(kind: GateKind) -> str:
+    name = f"{kind.name}NAME" if kind.name.endswith(":") else kind.name
+    return f"{name}: {kind.description}"
+
+
+# The metric names come from the registry of gate kinds, so a new kind needs no edit here; a
+# family (``value:NAME``) adds its prefix and member pattern.
+GateMetric = Annotated[
+    str,
+    Field(
+        pattern=_metric_pattern(),
+        description="; ".join(_described(k) for k in GATE_KINDS.values()),
+    ),
+]
+_SIGNED = [f"{k.name}NAME" for k in GATE_KINDS.values() if k.signed]
 
 
 class StageIn(_Body):
@@ -190,8 +212,31 @@ class StageIn(_Body):
 
 class GateIn(_Body):
     metric: GateMetric
-    warn: float = Field(gt=0)
-    critical: float = Field(gt=0, description="at or above warn")
+    # Above 0 for every kind but the signed ones (business values), whose order is checked
+    # against ``direction`` by core.gate_schema; the message then names the gate.
+    warn: float = Field(description=f"above 0, except for {', '.join(_SIGNED)}")
+    critical: float = Field(description="at or past warn, in the direction that is worse")
+    # Absent means the default; null is refused by core.gate_schema, so the document names
+    # only the values it takes.
+    direction: Annotated[
+        Literal[DIRECTIONS] | None,  # type: ignore[valid-type]
+        WithJsonSchema(
+            {
+                "type": "string",
+                "enum": list(DIRECTIONS),
+                "description": f"{', '.join(_SIGNED)} only; default {HIGHER_IS_BETTER}",
+            }
+        ),
+    ] = None
+    relative: Annotated[
+        bool | None,
+        WithJsonSchema(
+            {
+                "type": "boolean",
+                "description": f"{', '.join(_SIGNED)} only: (t - c) / |c| (default) or t - c",
+            }
+        ),
+    ] = None
     # Absent means the kind's own default (core.gates.GATE_KINDS); null is refused there.
     min_samples: Annotated[
         int | float | None,
@@ -219,20 +264,41 @@ class GateIn(_Body):
 
 
 def _gate_schema() -> dict[str, Any]:
-    """GateIn once per cap on the thresholds: an error rate's are at most 1 (a fraction)."""
+    """GateIn once per cap on the thresholds (an error rate's are at most 1, a fraction) and
+    per sign: a signed kind (business values) takes any finite thresholds and its own fields
+    (``direction``, ``relative``); the others' are above 0 and take neither. A family
+    (``value:NAME``) is named by its prefix and member pattern."""
     base = GateIn.model_json_schema()
-    by_cap: dict[float | None, list[str]] = {}
-    for name, kind in GATE_KINDS.items():
-        by_cap.setdefault(kind.max_critical, []).append(name)
+    groups: dict[tuple[float | None, bool], list[GateKind]] = {}
+    for kind in GATE_KINDS.values():
+        groups.setdefault((kind.max_critical, kind.signed), []).append(kind)
     shapes = []
-    for cap, names in by_cap.items():
+    for (cap, signed), kinds in groups.items():
         shape = {**base, "properties": {**base["properties"]}}
-        shape["properties"]["metric"] = {**base["properties"]["metric"], "enum": names}
-        if cap is not None:  # warn is at most critical, so the cap bounds both
-            for field in ("warn", "critical"):
-                shape["properties"][field] = {**base["properties"][field], "maximum": cap}
+        plain = [k.name for k in kinds if not k.name.endswith(":")]
+        families = [k for k in kinds if k.name.endswith(":")]
+        metric = {k: v for k, v in base["properties"]["metric"].items() if k != "pattern"}
+        if families:
+            metric["pattern"] = _metric_pattern(kinds)
+        else:
+            metric["enum"] = plain
+        shape["properties"]["metric"] = metric
+        for field in ("warn", "critical"):
+            bounds: dict[str, Any] = {}
+            if cap is not None:  # warn is at most critical, so the cap bounds both
+                bounds["maximum"] = cap
+            if not signed:
+                bounds["exclusiveMinimum"] = 0
+            shape["properties"][field] = {**base["properties"][field], **bounds}
+        if not signed:
+            for field in ("direction", "relative"):
+                shape["properties"].pop(field, None)
         shapes.append(shape)
-    return {"oneOf": shapes, "description": "each metric at most once per flag"}
+    return {
+        "oneOf": shapes,
+        "description": "each metric at most once per flag; "
+        f"at most {MAX_GATES} gates, one per kind but for the families",
+    }
 
 
 Gate = Annotated[GateIn, WithJsonSchema(_gate_schema())]
@@ -278,6 +344,10 @@ class FlagConfig(_Body):
     allow: UserIds = Field(default_factory=list)
     deny: UserIds = Field(default_factory=list)
     rules: Rules = Field(default_factory=list)
+    srm: Literal[SRM_MODES] = Field(  # type: ignore[valid-type]
+        SRM_HOLD,
+        description="on a sample ratio mismatch: hold (never advance), kill, or warn (report)",
+    )
 
 
 class CreateFlag(FlagConfig):
@@ -355,6 +425,8 @@ class GateOut(BaseModel):
     critical: float
     min_samples: int
     window: float = Field(description="seconds")
+    direction: str | None = Field(None, description="business values only")
+    relative: bool | None = Field(None, description="business values only")
 
 
 class KillOut(BaseModel):
@@ -388,6 +460,7 @@ class FlagOut(BaseModel):
     percent: float
     stages: list[StageOut]
     auto_advance: bool
+    srm: str
     stage: int | None
     stage_started_at: str | None
     gates: list[GateOut]
@@ -402,6 +475,10 @@ class FlagOut(BaseModel):
     updated_at: str | None
     completed_at: str | None
     baseline_p95_ms: float | None
+    baseline_values: dict[str, dict[str, float]] = Field(
+        description="control's count n, mean and M2 of each business value when the last "
+        "stage began"
+    )
 
 
 class FlagList(BaseModel):
@@ -514,6 +591,9 @@ class ArmOut(BaseModel):
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    values: dict[str, dict[str, float | None]] = Field(
+        description="business values by name: count n, mean, standard deviation sd"
+    )
 
 
 class ReadingOut(BaseModel):
@@ -537,6 +617,17 @@ class GateReadingOut(GateOut):
     readings: ScopedReadings
 
 
+class SrmOut(BaseModel):
+    """The stage's arms against the split the percent implies (sequential test, DESIGN §4.2)."""
+
+    verdict: Literal["pass", "mismatch", "insufficient"]
+    expected: float | None = Field(description="the treatment's expected share")
+    observed: dict[Literal["exposures", "samples"], float | None]
+    statistic: dict[Literal["exposures", "samples"], float] = Field(
+        description="evidence in nats; a mismatch at or past log(1/0.0005) = 7.6"
+    )
+
+
 class GatesOut(BaseModel):
     key: str
     state: str
@@ -546,7 +637,9 @@ class GatesOut(BaseModel):
     arms: dict[Literal["treatment", "control"], ArmOut] = Field(description="whole stage")
     memory_mb: float | None = Field(description="highest growth of a treatment process")
     baseline_p95_ms: float | None
+    baseline_values: dict[str, dict[str, float]]
     gates: list[GateReadingOut]
+    srm: SrmOut
     status: StatusOut | None = Field(description="the controller's last decision")
 
 

@@ -2,7 +2,9 @@
 
 A simulated skill loader serves thousands of users through real SDK clients with ``track()``;
 the real controller ramps PROMPT_IMPROVER_ENABLED 10% → 50% → 100% on the evidence, or kills
-it when the improver breaks (``--inject-errors 0.2``). Everything runs against the configured
+it when the improver breaks (``--inject-errors 0.2``) or when what it is for gets worse
+(``--inject-regression improvement_delta=-0.2``: the treatment's mean improvement 20% lower,
+judged by the ``value:improvement_delta`` gate). Everything runs against the configured
 Redis (the embedded server by default) under its own key prefix, so a real flag of the same
 name is never touched.
 """
@@ -28,6 +30,7 @@ from rollout.settings import load_settings
 from rollout.wiring import Services, build_controller, build_notifier, build_services, server_url
 
 KEY = "PROMPT_IMPROVER_ENABLED"
+VALUE = "improvement_delta"  # the improvement a prompt got, as a quality score (mean 1, sd 0.5)
 DEMO_PLAN: dict[str, Any] = {
     "flags": {
         KEY: {
@@ -43,6 +46,13 @@ DEMO_PLAN: dict[str, Any] = {
                 {"metric": "error_rate", "warn": 0.05, "critical": 0.10, "min_samples": 100},
                 {"metric": "latency_ratio", "warn": 1.2, "critical": 1.5, "min_samples": 100},
                 {"metric": "memory_mb", "warn": 75, "critical": 100},
+                {
+                    "metric": f"value:{VALUE}",
+                    "direction": "higher_is_better",
+                    "warn": -0.02,
+                    "critical": -0.05,
+                    "min_samples": 200,
+                },
             ],
         }
     }
@@ -64,11 +74,20 @@ def improve(prompt: str, rng: random.Random, inject: float) -> str:
 class SkillLoader(threading.Thread):
     """One application process's worth of traffic: users asking for skills."""
 
-    def __init__(self, url: str, prefix: str, seed: int, inject: float, stop: threading.Event):
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        seed: int,
+        inject: float,
+        stop: threading.Event,
+        regression: float = 0.0,
+    ):
         super().__init__(daemon=True, name=f"skill-loader-{seed}")
         self.client = RolloutClient(url, key_prefix=prefix, flush_interval=0.5, environ={})
         self.rng = random.Random(seed)
         self.inject = inject
+        self.regression = regression
         self.stop_event = stop
         self.errors = 0
 
@@ -82,6 +101,9 @@ class SkillLoader(threading.Thread):
                         prompt = "load the pdf skill"
                         # Both arms do comparable work, so latency compares like with like.
                         prompt = improve(prompt, self.rng, self.inject) if improved else prompt
+                        # What the improvement is for, measured the same way in both arms.
+                        scale = 1.0 + self.regression if improved else 1.0
+                        flag.observe(user, VALUE, self.rng.gauss(1.0, 0.5) * scale)
                         # Background failures both arms share (the model API having a bad day).
                         if self.rng.random() < 0.01:
                             raise TimeoutError("downstream timeout")
@@ -137,15 +159,28 @@ def _line(services: Services, started: float) -> tuple[str, State]:
     help="Simulated skill-loader processes (SDK clients).",
 )
 @click.option(
+    "--inject-regression",
+    metavar="NAME=CHANGE",
+    default=None,
+    help=f"Lower the treatment's mean of a business value by CHANGE relative "
+    f"({VALUE}=-0.2 shows a kill on what the improver is for).",
+)
+@click.option(
     "--notify-url",
     metavar="URL",
     help="Also run a notifier for the demo's flag and POST its events (JSON) to URL.",
 )
 @pass_state
 def demo(
-    state: CliState, inject_errors: float, timeout: float, workers: int, notify_url: str | None
+    state: CliState,
+    inject_errors: float,
+    timeout: float,
+    workers: int,
+    inject_regression: str | None,
+    notify_url: str | None,
 ) -> None:
-    """Watch the reference rollout run itself: ramp to 100%, or kill on errors."""
+    """Watch the reference rollout run itself: ramp to 100%, or kill on errors or values."""
+    regression = _regression(inject_regression)
     logging.getLogger("rollout").setLevel(logging.ERROR)  # the demo prints its own story
     base = load_settings(redis_url=state.redis_url).key_prefix
     prefix = f"{base}-demo"
@@ -163,12 +198,15 @@ def demo(
     services.flags.advance(KEY, actor="demo", reason="start the rollout")
     click.echo(
         f"PROMPT_IMPROVER_ENABLED: 10% → 50% → 100%, bakes of 8s; gates error_rate 5%/10%, "
-        f"latency 1.2x/1.5x, memory 75/100 MB. Injected improver failures: {inject_errors:.0%}."
+        f"latency 1.2x/1.5x, memory 75/100 MB, {VALUE} -2%/-5%. Injected improver failures: "
+        f"{inject_errors:.0%}; {VALUE} change in the treatment: {regression:+.0%}."
     )
     click.echo(f"{workers} skill loaders, {len(USERS):,} users; controller ticking every 0.2s.")
     click.echo(watch_hint(prefix) + "\n")
     stop = threading.Event()
-    loaders = [SkillLoader(url, prefix, seed, inject_errors, stop) for seed in range(workers)]
+    loaders = [
+        SkillLoader(url, prefix, seed, inject_errors, stop, regression) for seed in range(workers)
+    ]
     loop = build_controller(services, interval=0.2)
     control = threading.Thread(target=loop.run, daemon=True)
     started = time.monotonic()
@@ -199,6 +237,22 @@ def demo(
     for loader in loaders:
         loader.client.close()
     services.close()
+
+
+def _regression(text: str | None) -> float:
+    """``improvement_delta=-0.2`` -> -0.2; a one-line error for anything else."""
+    if text is None:
+        return 0.0
+    name, _, change = text.partition("=")
+    if name != VALUE:
+        raise CliError(f"--inject-regression: the demo records only {VALUE}, got {name!r}")
+    try:
+        value = float(change)
+    except ValueError:
+        raise CliError(f"--inject-regression: {change!r} is not a number") from None
+    if not -1.0 <= value <= 1.0:
+        raise CliError(f"--inject-regression: {value:g} is not a relative change from -1 to 1")
+    return value
 
 
 def _ending(services: Services, loaders: list[SkillLoader], final: State, first_seq: int) -> None:

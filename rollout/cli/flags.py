@@ -14,7 +14,16 @@ from rollout.core.schema import flag_to_dict
 from rollout.core.transitions import serving
 
 # The gate report without what the flag itself already says (key, state, stage, status).
-READING_FIELDS = ("evidence_since", "read_at", "arms", "memory_mb", "baseline_p95_ms", "gates")
+READING_FIELDS = (
+    "evidence_since",
+    "read_at",
+    "arms",
+    "memory_mb",
+    "baseline_p95_ms",
+    "baseline_values",
+    "gates",
+    "srm",
+)
 
 
 @click.command("list")
@@ -44,7 +53,7 @@ def show(state: CliState, key: str) -> None:
         # Readings exist only while users get the flag through the bucket (DESIGN §4).
         report = services.gates.report(flag)
         data["readings"] = {name: report[name] for name in READING_FIELDS}
-        human += "\n" + render.readings(report["gates"])
+        human += "\n" + render.readings(report["gates"]) + "\n" + render.srm(report["srm"])
     state.emit(data, human)
 
 

@@ -113,6 +113,7 @@ class Controller:
             at,
             stage_samples=evidence.stage.treatment.samples,
             watch_period_ms=self.watch_period_ms,
+            srm=self.gates.srm(flag, evidence),
         )
         if self.events is not None:
             # Holds and approvals once per stage; a kill's readings before the kill lands.

@@ -86,6 +86,15 @@ MAX_TEXT = 4_096
 MAX_USER = 1_024
 """Longest user id accepted by the API and the CLI."""
 
+VALUE_NAMES_PER_FLAG = 20
+"""Business values (``value:NAME``): names an SDK process keeps per flag, and value gates a flag
+may have; more names are dropped and counted."""
+
+VALUE_LIMIT = 1e100
+"""Business values: observations beyond +-this are dropped (and counted) in the SDK, so no
+mean, M2 or Chan merge of them can overflow to infinity on the server: differences stay below
+2e100, their squares below 4e200, and sums of those over any realistic count stay finite."""
+
 MAX_RULES = 50
 """Most targeting rules a flag may hold (DESIGN §2.1); each costs a little on every answer."""
 

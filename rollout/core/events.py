@@ -19,7 +19,7 @@ from rollout.core.decide import Decision
 from rollout.core.gates import Verdict
 from rollout.core.model import Flag
 from rollout.core.units import render_instant, render_percent
-from rollout.core.vocabulary import EVENT_TYPES, EVENT_WORDS, Action
+from rollout.core.vocabulary import EVENT_TYPES, EVENT_WORDS, MISMATCH_EVENT, Action
 
 READINGS = "readings"  # an event-stream entry that only carries a controller kill's readings
 
@@ -158,9 +158,10 @@ def _reading(summary: Any) -> dict[str, Any]:
 
 
 def status_entries(flag: Flag, decision: Decision, at_ms: int, actor: str) -> list[StreamEntry]:
-    """What the controller appends for ``decision``: a hold per gate at ``warn`` and an
-    awaiting_approval, each once per stage (the mark names the stage's epoch); for a kill, the
-    readings that the kill's event will carry. Waiting for the bake or samples tells nothing."""
+    """What the controller appends for ``decision``: a hold per gate at ``warn``, a
+    sample_ratio_mismatch for a hold on a mismatch, and an awaiting_approval, each once per
+    stage (the mark names the stage's epoch); for a kill, the readings that the kill's event
+    will carry. Waiting for the bake or samples tells nothing."""
     epoch = flag.stage_started_at or 0
     common = {
         "flag": flag.key,
@@ -175,6 +176,11 @@ def status_entries(flag: Flag, decision: Decision, at_ms: int, actor: str) -> li
         return [StreamEntry(None, fields)]
     if decision.action is Action.HOLD:
         out = []
+        if decision.mismatch:
+            kind = MISMATCH_EVENT
+            assert kind is not None
+            fields = {**common, "type": kind, "reason": decision.why}
+            out.append(StreamEntry(f"{epoch}|{kind}", fields))
         for summary in decision.readings:
             if summary.verdict is Verdict.WARN:
                 metric = summary.gate.metric

@@ -214,9 +214,26 @@ class RolloutProvider(AbstractProvider):
         tracking_event_details: TrackingEventDetails | None = None,
     ) -> None:
         """Business values (``value:NAME`` gates, DESIGN §4.1) feed on this: the event name is
-        the value's name and ``details.value`` its value, observed in the user's arm of every
-        flag that gates on ``value:<event name>``. No flag can have such a gate until the
-        evidence issue adds them, so today nothing is recorded (the README says so)."""
+        the value's name and ``details.value`` its value, observed (``FlagHandle.observe``) in
+        the user's arm of every flag that gates on ``value:<event name>``. Without a targeting
+        key or a value, or with no such gate, nothing is recorded. Never raises."""
+        client = self._client
+        if client is None or evaluation_context is None or tracking_event_details is None:
+            return
+        targeting_key = evaluation_context.targeting_key
+        value = tracking_event_details.value
+        if targeting_key is None or targeting_key == "" or value is None:
+            return
+        try:
+            metric = f"value:{tracking_event_name}"
+            attributes = evaluation_context.attributes or None
+            for key, flag in client.known_flags().items():
+                if any(gate.metric == metric for gate in flag.gates):
+                    client.flag(key).observe(
+                        str(targeting_key), tracking_event_name, value, attributes
+                    )
+        except Exception:  # never into the caller's code
+            log.exception("rollout provider failed to track %r", tracking_event_name)
 
 
 def _error(

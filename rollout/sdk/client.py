@@ -92,10 +92,11 @@ class _SharedRedis:
 class FlagHandle:
     """``client.flag(KEY)``. Its ``is_enabled`` is swapped in place when the flag changes."""
 
-    __slots__ = ("_client", "compiled", "default", "is_enabled", "key")
+    __slots__ = ("_client", "_values", "compiled", "default", "is_enabled", "key")
 
     def __init__(self, client: RolloutClient, key: str, default: bool, compiled: Compiled) -> None:
         self._client = client
+        self._values = client._recorder.values
         self.key = key
         self.default = default
         self.swap(compiled)
@@ -117,10 +118,28 @@ class FlagHandle:
         ok: bool = True,
         duration_ms: float | None = None,
         error_type: str | None = None,
+        values: Mapping[str, float] | None = None,
         attributes: Mapping[str, object] | None = None,
     ) -> None:
-        """One outcome by hand, in the arm of this user's answer. Never raises."""
+        """One outcome by hand, in the arm of this user's answer. Never raises.
+
+        ``values`` are named business values observed with it (``observe`` each); they are
+        not part of the outcome sample.
+        """
         self._client._recorder.record(self.compiled, user, ok, duration_ms, error_type, attributes)
+        if values is not None:
+            self._values.record_values(self.compiled, user, values, attributes)
+
+    def observe(
+        self,
+        user: object,
+        name: str,
+        value: float,
+        attributes: Mapping[str, object] | None = None,
+    ) -> None:
+        """One named business value (``value:NAME`` gates) in this user's arm (rules count, as
+        for ``is_enabled``). Never raises: a bad name or number is dropped and counted."""
+        self._values.observe(self.compiled, user, name, value, attributes)
 
     def evaluate(self, user: object, attributes: Mapping[str, object] | None = None) -> Evaluation:
         """The answer with its reason (slower than ``is_enabled``; for diagnostics)."""
@@ -154,7 +173,7 @@ class RolloutClient:
         keys = Keys(self.settings.key_prefix)
         retention = self.settings.metrics_retention
         history = self.settings.history_retention
-        self._recorder = Recorder(
+        self._recorder: Recorder = Recorder(
             self.table,
             lambda: MetricsStore(self._redis(), keys, retention, history),
             clock=clock,

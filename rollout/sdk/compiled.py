@@ -44,13 +44,16 @@ OFF, ON, CONTROL, TREATMENT = 0, 1, 2, 3
 class ArmCounter:
     """Outcomes of one arm under one flag value. Counters only grow; the flusher sends deltas."""
 
-    __slots__ = ("by_type", "errors", "latency", "samples")
+    __slots__ = ("by_type", "errors", "latency", "samples", "values")
 
     def __init__(self) -> None:
         self.samples = 0
         self.errors = 0
         self.by_type: dict[str, int] = {}
         self.latency = [0] * BUCKET_COUNT  # histogram by core.histogram bucket
+        # Business values since the last flush: name -> [count, mean, M2] (Welford). Unlike the
+        # counters, the flusher takes this dict away whole and leaves a fresh one.
+        self.values: dict[str, list[float]] = {}
 
     def add(self, duration_ms: float | None, error_type: str | None) -> None:
         if duration_ms is not None and duration_ms == duration_ms:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from rollout.core import transitions
 from rollout.core.destinations import Destination, parse_destination
 from rollout.core.errors import FlagNotFound, MalformedFlag, ValidationError
-from rollout.core.model import Flag
+from rollout.core.model import SRM_HOLD, Flag
 from rollout.core.schema import CONFIG_FIELDS, flag_to_dict, parse_config, validate_key
 from rollout.services.flags import FlagService
 from rollout.services.notify import NotifyService
@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "gates": (),
     "allow": (),
     "deny": (),
+    "srm": SRM_HOLD,
     "rules": (),
 }
 

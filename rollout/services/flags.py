@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rollout.core import transitions
+from rollout.core.bounds import Moments
 from rollout.core.defaults import MAX_USER, WRITE_RETRY_BUDGET
 from rollout.core.errors import (
     ConcurrentUpdate,
@@ -81,7 +82,7 @@ class GateReader(Protocol):
 
     def failing(self, flag: Flag) -> Sequence[str]: ...
 
-    def control_p95(self, flag: Flag) -> float | None: ...
+    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, Moments]]: ...
 
 
 class FlagService:
@@ -193,7 +194,8 @@ class FlagService:
     def _keep_baseline(self, before: Flag, after: Flag) -> Flag:
         if not transitions.takes_baseline(before, after):
             return after
-        return after.with_changes(baseline_p95_ms=self.gates.control_p95(before))
+        p95, values = self.gates.control_baseline(before)
+        return after.with_changes(baseline_p95_ms=p95, baseline_values=values)
 
     # -- create, update, delete ----------------------------------------------------------
 

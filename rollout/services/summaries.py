@@ -22,12 +22,12 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from rollout.core import bounds
 from rollout.core.evidence import ArmStats, Evidence
 from rollout.core.gates import STRICTNESS, Scope, read_gates
 from rollout.core.history import AuditMove, ended_by, serving_epoch
 from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict
-from rollout.core.stats import wilson_interval
 from rollout.core.units import render_instant, render_percent
 from rollout.services.gates import arm_to_dict, gate_summary_to_dict
 from rollout.storage.history import HistoryStore
@@ -36,20 +36,32 @@ from rollout.storage.metrics import MetricsStore
 log = logging.getLogger("rollout.summaries")
 
 IDLE_SECONDS = 2.0  # the worker thread ends when idle this long, and starts again on demand
-INTERVAL_Z = STRICTNESS[Scope.STAGE].fail_z  # the stage's kill bound, so the two agree
+# The stage's kill bound (a confidence sequence, core.bounds), so the interval and the gate agree.
+INTERVAL_ALPHA = STRICTNESS[Scope.STAGE].fail_alpha
+REFERENCE_CRITICAL = 0.10  # DESIGN §4's error_rate critical: the prior of a flag without the gate
 
 
-def arm_summary(stats: ArmStats) -> dict[str, Any]:
-    low, high = wilson_interval(min(stats.errors, stats.samples), stats.samples, INTERVAL_Z)
-    interval = {"low": low, "high": high, "z": INTERVAL_Z} if stats.samples else None
-    return {**arm_to_dict(stats), "error_rate_interval": interval, "values": {}}
+def error_critical(flag: Flag) -> float:
+    """The critical error rate the flag's stage bound is tuned at."""
+    return next((g.critical for g in flag.gates if g.metric == "error_rate"), REFERENCE_CRITICAL)
+
+
+def arm_summary(stats: ArmStats, critical: float = REFERENCE_CRITICAL) -> dict[str, Any]:
+    """The arm's figures (business values included), and its error rate's always-valid bounds
+    at the stage's kill alpha."""
+    interval = None
+    if stats.samples:
+        errors = min(stats.errors, stats.samples)
+        low, high = bounds.rate_bounds(errors, stats.samples, INTERVAL_ALPHA, critical)
+        interval = {"low": low, "high": high, "alpha": INTERVAL_ALPHA}
+    return {**arm_to_dict(stats), "error_rate_interval": interval}
 
 
 def summarize(flag: Flag, evidence: Evidence, move: AuditMove | None) -> dict[str, Any]:
     """The summary of ``flag``'s stage (the flag as it stood before ``move`` ended it; with no
     move, the stage still running, as the report shows it).
 
-    ``values`` (per arm) is empty until business values are recorded (issue 10).
+    ``values`` (per arm) are the business values' count, mean and sd (issue 10).
     """
     status = flag.status
     index = flag.stage
@@ -67,8 +79,8 @@ def summarize(flag: Flag, evidence: Evidence, move: AuditMove | None) -> dict[st
         "reason": None if move is None else move.reason,
         "min_samples": stage.min_samples if stage is not None else None,
         "arms": {
-            "treatment": arm_summary(evidence.stage.treatment),
-            "control": arm_summary(evidence.stage.control),
+            "treatment": arm_summary(evidence.stage.treatment, error_critical(flag)),
+            "control": arm_summary(evidence.stage.control, error_critical(flag)),
         },
         "memory_mb": evidence.memory_mb,
         "gates": [gate_summary_to_dict(s) for s in read_gates(flag, evidence)],

@@ -51,6 +51,13 @@ BEYOND_THE_SCHEMA = [
     # A gate's critical at or above its warn: a relation between two fields.
     ("POST /api/v1/flags", 422, r"gates\[\d+\]\.critical", "must be at or above warn"),
     ("PATCH /api/v1/flags/{key}", 422, r"gates\[\d+\]\.critical", "must be at or above warn"),
+    # A business value's critical past its warn in the worse direction: two fields and the
+    # direction (a third, or its default).
+    ("POST /api/v1/flags", 422, r"gates\[\d+\]\.critical", "must be at or below warn"),
+    ("PATCH /api/v1/flags/{key}", 422, r"gates\[\d+\]\.critical", "must be at or below warn"),
+    # At most 20 value:NAME gates: a count of items matching a pattern.
+    ("POST /api/v1/flags", 422, r"gates\[\d+\]\.metric", "value: gates"),
+    ("PATCH /api/v1/flags/{key}", 422, r"gates\[\d+\]\.metric", "value: gates"),
     # One gate per metric: uniqueness of one field across items.
     ("POST /api/v1/flags", 422, r"gates\[\d+\]\.metric", "appears twice"),
     ("PATCH /api/v1/flags/{key}", 422, r"gates\[\d+\]\.metric", "appears twice"),

@@ -8,6 +8,7 @@ origin, a refusal swallowed.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,12 +33,19 @@ PLAN: dict[str, Any] = {
     # Thresholds far above the traffic's 2% errors: the controller holds, it never kills.
     "gates": [{"metric": "error_rate", "warn": 0.3, "critical": 0.6, "min_samples": 50}],
 }
+# The traffic records no business value: this gate reads insufficient (and only holds).
+VALUE_GATE = {"metric": "value:improvement_delta", "warn": -0.02, "critical": -0.05}
 WRITE_BUTTONS = ["Advance", "Rollback", "Pause", "Resume", "Kill", "Revive", "Set percent"]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def seeded(stack: Stack) -> Stack:
-    stack.create(LIVE, description="Prompt-improver enhancements in the skill loader", **PLAN)
+    stack.create(
+        LIVE,
+        description="Prompt-improver enhancements in the skill loader",
+        stages=PLAN["stages"],
+        gates=[*PLAN["gates"], VALUE_GATE],
+    )
     stack.create("KILL_ME", description="killed from the page", **PLAN)
     stack.create("CLI_SET", description="set from the CLI", **PLAN)
     stack.create("RACE", description="moved by someone else", **PLAN)
@@ -100,6 +108,13 @@ def test_sign_in_list_open_a_flag_and_its_charts(page: Page, stack: Stack) -> No
     expect(p.locator("ol.stepper li.current")).to_contain_text("10%")
     expect(p.get_by_text("Bake remaining")).to_be_visible()
     expect(p.locator('tr[data-gate="error_rate"]')).to_contain_text("pass")
+    value_row = p.locator('tr[data-gate="value:improvement_delta"]')
+    expect(value_row).to_contain_text("-0.02 / -0.05")
+    expect(value_row).to_contain_text("insufficient")
+    # The sample ratio check of GET /gates, as text: the split at 10% agrees (or is too young).
+    expect(p.locator("p.srm")).to_have_text(
+        re.compile(r"^sample ratio: (pass|insufficient) \(observed [0-9.]+% / expected 10\.0%\)$")
+    )
     for chart in ("error_rate", "p95", "samples"):
         figure = p.locator(f'figure[data-chart="{chart}"]')
         expect(figure).to_be_visible(timeout=15_000)

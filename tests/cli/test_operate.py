@@ -75,6 +75,31 @@ def test_demo_kill_ending(redis_server_flushed: RedisProcess) -> None:
 
 
 @pytest.mark.slow
+def test_demo_business_value_kill_ending(redis_server_flushed: RedisProcess) -> None:
+    cli = Cli(None)
+    result = cli(
+        "--redis-url", redis_server_flushed.url, "demo", "--inject-regression",
+        "improvement_delta=-0.2", "--workers", "2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "KILLED by controller: value:improvement_delta relative change -" in result.stdout
+    assert "treatment mean 0.8" in result.stdout or "treatment mean 0.7" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        ("cost=-0.2", "records only improvement_delta"),
+        ("improvement_delta=lots", "'lots' is not a number"),
+        ("improvement_delta=-3", "not a relative change from -1 to 1"),
+    ],
+)
+def test_demo_refuses_a_regression_it_cannot_inject(given: str, words: str) -> None:
+    result = Cli(None)("demo", "--inject-regression", given)
+    assert result.exit_code != 0 and words in result.output
+
+
+@pytest.mark.slow
 def test_demo_delivers_the_kill_to_the_notify_url(redis_server_flushed: RedisProcess) -> None:
     from tests.notify.receiver import serving
 

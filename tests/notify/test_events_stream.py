@@ -7,6 +7,7 @@ from typing import Any
 
 from rollout.core.events import Event
 from rollout.services.events import Position
+from rollout.storage.metrics import Batch
 from rollout.wiring import Services, build_controller, build_services
 from tests.conftest import make_settings
 from tests.controller.test_controller import KEY, outcomes, seed
@@ -125,3 +126,40 @@ def test_a_restarted_controller_does_not_repeat_a_hold(
         [outcome] = build_controller(fresh).tick(clock())
         assert outcome.decision.action == "hold"
     assert [e.type for e in events(real_services)].count("hold") == 1
+
+
+def test_sample_ratio_mismatch_once_per_stage(real_services: Services, clock: FakeClock) -> None:
+    """Held on a mismatch (``srm = "hold"``), the controller appends the event once per stage,
+    as it does ``awaiting_approval``; the next stage may raise it once more."""
+    seed(real_services, bake="1s")
+    controller = build_controller(real_services)
+
+    def treatment_only(samples: int) -> None:
+        # Only the new path is instrumented: every healthy sample lands in the treatment.
+        flag = real_services.flags.get(KEY)
+        batch = Batch()
+        batch.tally(KEY, flag.stage_started_at or 0, "treatment").samples = samples
+        real_services.gates.metrics.flush(batch, now=clock(), process="test")
+
+    treatment_only(400)
+    for _ in range(5):
+        clock.advance(1)
+        [outcome] = controller.tick(clock())
+        assert outcome.decision.status_word == "sample_ratio_mismatch", outcome.decision.why
+    found = [e for e in events(real_services) if e.type == "sample_ratio_mismatch"]
+    assert len(found) == 1, found
+    event = found[0]
+    assert event.actor == "controller" and event.id.endswith(f".{KEY}.status")
+    assert "expected 10%" in (event.reason or "")
+    assert event.before == event.after and event.after is not None
+    assert event.after["percent"] == 10  # held: never advanced
+    assert [e.type for e in events(real_services)] == ["create", "advance", "sample_ratio_mismatch"]
+    # A new stage (the operator's rollback and advance) asks once more.
+    real_services.flags.rollback(KEY, actor="op")
+    real_services.flags.advance(KEY, actor="op")
+    treatment_only(400)
+    for _ in range(3):
+        clock.advance(1)
+        controller.tick(clock())
+    kinds = [e.type for e in events(real_services)]
+    assert kinds.count("sample_ratio_mismatch") == 2, kinds

@@ -321,18 +321,45 @@ def test_shutdown_closes_the_client_and_is_idempotent(
     assert built.client is None
 
 
-def test_track_records_nothing_yet(
+def test_track_observes_the_value_on_every_flag_gating_on_it(
     real_services: Services, new_sdk: NewSdk, real_redis: Any
 ) -> None:
-    real_services.flags.create("F", actor="t")
-    real_services.flags.set_percent("F", 50, actor="t")
+    gate = {"metric": "value:improvement_delta", "warn": -0.02, "critical": -0.05}
+    plan = {"stages": [{"percent": 50}]}
+    real_services.flags.create("V", actor="t", gates=[gate], **plan)
+    real_services.flags.create("W", actor="t", gates=[gate], **plan)
+    real_services.flags.create("F", actor="t", **plan)  # no value gate: never observed
+    rule = {"attribute": "plan", "op": "in", "values": ["team"], "serve": "on"}
+    real_services.flags.create("R", actor="t", gates=[gate], rules=[rule], **plan)
+    for key in ("V", "W", "F", "R"):
+        real_services.flags.advance(key, actor="t")
     sdk = new_sdk()
     client = start(RolloutProvider(sdk))
-    keys_before = set(real_redis.keys("*"))
     for user in USERS[:20]:
         client.track("improvement_delta", ctx(user), TrackingEventDetails(value=0.12))
-        client.track("improvement_delta", ctx(user))
+        client.track("improvement_delta", ctx(user, plan="team"), TrackingEventDetails(value=1))
+        client.track("improvement_delta", ctx(user))  # no value: nothing
+        client.track("other_value", ctx(user), TrackingEventDetails(value=5.0))  # no such gate
+    client.track("improvement_delta", None, TrackingEventDetails(value=0.5))  # no targeting key
     client.track("improvement_delta")
     sdk.flush()
-    # No metric key appeared: no sample, exposure or value was written for anyone.
-    assert set(real_redis.keys("*")) == keys_before
+
+    def values(key: str) -> dict[str, Any]:
+        stage = real_services.gates.evidence(real_services.flags.get(key)).stage
+        return {arm: dict(getattr(stage, arm).values) for arm in ("control", "treatment")}
+
+    for key in ("V", "W"):
+        seen = values(key)
+        counts = {n: m.n for arm in seen.values() for n, m in arm.items()}
+        assert set(counts) == {"improvement_delta"}
+        # Each user's two observations in its own arm, the value of each track call.
+        total = sum(arm["improvement_delta"].n for arm in seen.values() if arm)
+        assert total == 40
+        treated = [u for u in USERS[:20] if sdk.evaluate(key, u).reason == "in_cohort"]
+        if treated:
+            t = seen["treatment"]["improvement_delta"]
+            assert (t.n, t.mean) == (2 * len(treated), pytest.approx((0.12 + 1) / 2))
+    # A rule's answer joins no arm: the plan=team observations are not in R's evidence.
+    seen = values("R")
+    assert sum(arm["improvement_delta"].n for arm in seen.values() if arm) == 20
+    assert values("F") == {"control": {}, "treatment": {}}

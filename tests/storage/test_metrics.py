@@ -139,3 +139,28 @@ def test_memory_is_the_highest_report_of_any_process(store: MetricsStore) -> Non
     assert memory() == 80.5
     report("host-b:2", 5.0)
     assert memory() == 40.0
+
+
+def test_the_window_series_numbers_windows_from_the_stage_start(store: MetricsStore) -> None:
+    """The restart scan needs each 10-second window of the look-back with its index since the
+    stage began (its alpha spending), oldest first, read in the same single round trip."""
+    store.flush(outcomes(5, 1, errors=1), now=T0 + 50, process="p1")
+    store.flush(outcomes(7, 3, errors=2), now=T0 + 70, process="p1")
+    evidence = store.evidence("F", EPOCH, now=T0 + 75, windows_ms=[30_000])
+    first = int(EPOCH / 1000 // WINDOW_SECONDS)
+    current = int((T0 + 75) // WINDOW_SECONDS)
+    series = evidence.window_series[30_000]
+    assert [w.index for w in series] == [current - 2 - first, current - 1 - first, current - first]
+    assert [(w.treatment.samples, w.treatment.errors, w.control.samples) for w in series] == [
+        (5, 1, 1),
+        (0, 0, 0),
+        (7, 2, 3),
+    ]
+    total = evidence.windows[30_000].treatment
+    assert (total.samples, total.errors) == (12, 3)
+
+
+def test_a_window_series_never_reaches_before_the_stage(store: MetricsStore) -> None:
+    start = int(T0 * 1000)  # a stage that began at T0: 15 s later it has two windows
+    evidence = store.evidence("F", start, now=T0 + 15, windows_ms=[60_000])
+    assert [w.index for w in evidence.window_series[60_000]] == [0, 1]

@@ -178,6 +178,22 @@ export function gatesTable(report) {
   );
 }
 
+// The sample ratio check (GET /gates' srm): the arms' treatment share against the split the
+// percent implies. The share shown is the count with the most evidence of a mismatch.
+export function srmLine(report) {
+  const srm = report.srm;
+  if (!srm) return null;
+  const shares = Object.entries(srm.observed || {}).filter(([, v]) => v !== null);
+  shares.sort(([a], [b]) => (srm.statistic?.[b] ?? 0) - (srm.statistic?.[a] ?? 0));
+  const observed = shares.length ? fmt.rate(shares[0][1]) : "–";
+  const expected = srm.expected === null ? "–" : fmt.rate(srm.expected);
+  return h("p", {
+    class: `srm srm-${srm.verdict}`,
+    "data-srm": srm.verdict,
+    text: `sample ratio: ${srm.verdict} (observed ${observed} / expected ${expected})`,
+  });
+}
+
 export function auditList(entries) {
   if (!entries.length) return h("p", { class: "muted", text: "No audit entries." });
   return h(

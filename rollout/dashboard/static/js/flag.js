@@ -6,7 +6,7 @@ import { flagPath, poller } from "./api.js";
 import { flagCharts } from "./charts.js";
 import { actions } from "./actions.js";
 import { alertBox, h, replace } from "./dom.js";
-import { auditList, gatesTable, progress, statusLine, stepper } from "./evidence.js";
+import { auditList, gatesTable, progress, srmLine, statusLine, stepper } from "./evidence.js";
 import * as fmt from "./format.js";
 
 const FLAG_POLL_MS = 1000;
@@ -144,7 +144,7 @@ export function flagView({ me, main }, key) {
     const now = Date.now() / 1000 + clockSkew;
     replace(status, statusLine(flag, report));
     replace(progressBox, progress(flag, report, now));
-    if (report) replace(gates, gatesTable(report));
+    if (report) replace(gates, gatesTable(report), srmLine(report));
   }
 
   replace(
