@@ -10,6 +10,16 @@
 #
 # Arguments after the image name go to `rollout serve` (--workers, --threads, --no-controller).
 # The HEALTHCHECK probes port 8080; keep that port inside the container and map it outside.
+# The dashboard's charting library, from npm with the committed lock file (as `make vendor`
+# does): copied into the package before pip builds it, so the image serves it as package data.
+FROM node:20-slim AS dashboard-assets
+WORKDIR /assets
+COPY rollout/dashboard/package.json rollout/dashboard/package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund \
+    && mkdir vendor \
+    && cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css vendor/ \
+    && cp node_modules/uplot/LICENSE vendor/uPlot.LICENSE
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -23,6 +33,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # installs from manylinux wheels: no compiler in the image.
 COPY pyproject.toml README.md /tmp/src/
 COPY rollout /tmp/src/rollout
+COPY --from=dashboard-assets /assets/vendor /tmp/src/rollout/dashboard/static/vendor
 RUN pip install /tmp/src && rm -rf /tmp/src
 
 WORKDIR /app

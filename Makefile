@@ -3,10 +3,39 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The dashboard's charting library comes from npm (the committed lock file pins it and its
+# checksum) and is copied into the package before pip runs, so it ships as package data.
+DASH := rollout/dashboard
+VENDOR := $(DASH)/static/vendor
+VENDOR_STAMP := $(VENDOR)/.installed
+UPLOT := $(DASH)/node_modules/uplot
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: install test lint typecheck layers pytest run demo bench clean
+.PHONY: install vendor browser test lint typecheck layers pytest run demo bench clean
 
-$(STAMP): pyproject.toml
+$(VENDOR_STAMP): $(DASH)/package.json $(DASH)/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; } \
+		|| { echo "npm is needed to install the dashboard's charting library (apt-get install npm)"; exit 1; }
+	npm ci --prefix $(DASH) --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp $(UPLOT)/dist/uPlot.iife.min.js $(UPLOT)/dist/uPlot.min.css $(VENDOR)/
+	cp $(UPLOT)/LICENSE $(VENDOR)/uPlot.LICENSE
+	touch $@
+
+vendor: $(VENDOR_STAMP)
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not
+# reachable). As root (CI) it is installed when missing; otherwise the tests say they skipped.
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	else \
+		echo "*** $(CHROMIUM) is missing and this is not root: the browser tests will be SKIPPED (apt-get install chromium)"; \
+	fi
+
+$(STAMP): pyproject.toml | $(VENDOR_STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -17,7 +46,7 @@ $(STAMP): pyproject.toml
 		>/dev/null 2>&1) || echo "note: no TLS-enabled redis-server installed; the TLS test skips"
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(VENDOR_STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check rollout tests bench
@@ -29,12 +58,12 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(VENDOR_STAMP) browser
 	$(BIN)/pytest
 
 test: lint typecheck layers pytest
 
-run: $(STAMP)
+run: $(STAMP) $(VENDOR_STAMP)
 	$(BIN)/rollout serve
 
 demo: $(STAMP)
@@ -45,4 +74,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/eval.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DASH)/node_modules $(VENDOR)

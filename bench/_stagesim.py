@@ -22,8 +22,6 @@ from scipy.special import betaln
 TICKS = 3 * 24 * 3600
 WINDOW = 10  # seconds per metric window (storage's)
 
-Rule = Callable[[int, int], bool]  # (successes, trials) -> does the rule fire?
-
 
 def log_mixture(
     x: np.ndarray, n: np.ndarray, p: float | np.ndarray, a: float, b: float
@@ -34,20 +32,44 @@ def log_mixture(
     return betaln(a + x, b + n - x) - betaln(a, b) - x * np.log(p) - (n - x) * np.log1p(-p)
 
 
-def first_firing(fires: Rule, trials: np.ndarray, rate: float = 0.0) -> np.ndarray:
-    """Per trial count, the fewest successes at which ``fires`` is true (a large sentinel when
-    none). Found incrementally from the last one, or from ``rate * n`` (no rule fires at or below
-    the rate it tests): the boundary only rises with trials."""
-    out = np.empty(len(trials), dtype=np.int64)
-    last = 0  # the last boundary found; a count where nothing fires leaves it as it was
-    for i, n in enumerate(trials.tolist()):
-        x = max(last - 2, int(rate * n))
-        while x <= n and not fires(x, n):
-            x += 1
-        if x <= n:
-            out[i] = last = x
+SENTINEL = np.iinfo(np.int64).max // 4
+
+
+def boundary(
+    evidence: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    level: float | np.ndarray,
+    trials: np.ndarray,
+    rate: float,
+    min_trials: int,
+    fires: Callable[[int, int, int], bool],
+) -> np.ndarray:
+    """Per trial count, the fewest successes at which a rule fires (``SENTINEL`` when none),
+    for every count at once: bisection over successes, for rules of the form "more than
+    ``rate`` and ``evidence >= level``" (evidence rising with successes).
+
+    ``evidence`` is the vectorised twin of the scalar rule ``fires(index, successes, trials)``;
+    200 of the answers are checked against ``fires`` itself, so a twin that drifts from core's
+    code fails loudly.
+    """
+    n = trials.astype(np.int64)
+    lo = np.floor(rate * n).astype(np.int64)  # never fires: not above the rate
+    hi = n.copy()
+    ok = (n >= min_trials) & (n > lo) & (evidence(hi, n) >= level)
+    for _ in range(64):
+        if not np.any(hi - lo > 1):
+            break
+        mid = (lo + hi) // 2
+        fire = (mid > rate * n) & (evidence(mid, n) >= level)
+        hi = np.where(fire, mid, hi)
+        lo = np.where(fire, lo, mid)
+    out = np.where(ok, hi, SENTINEL)
+    picks = np.random.default_rng(0).choice(len(n), size=min(200, len(n)), replace=False)
+    for i in picks.tolist():
+        x, trials_i = int(out[i]), int(n[i])
+        if x != SENTINEL:
+            assert fires(i, x, trials_i) and not fires(i, x - 1, trials_i), i
         else:
-            out[i] = np.iinfo(np.int64).max // 4
+            assert not fires(i, trials_i, trials_i), i
     return out
 
 
@@ -122,20 +144,22 @@ def stage_and_scan(
                 splits[key] = split_window(rng, int(counts[run, w]), per_tick)
             return splits[key]
 
-        for run, w in zip(*np.nonzero(candidates), strict=True):
-            if fired[run]:
-                continue
-            before = int(ends[run, w] - counts[run, w])
-            cumulative = before + np.cumsum(ticks_of(run, w))
-            if np.any(cumulative >= stage_min[w * WINDOW : (w + 1) * WINDOW]):
-                fired[run] = True
+        # Run by run, candidates in time order, until the first firing: a common event costs
+        # one refinement per run, a rare one a few in all.
+        for run in np.flatnonzero(candidates.any(axis=1)).tolist():
+            for w in np.flatnonzero(candidates[run]).tolist():
+                before = int(ends[run, w] - counts[run, w])
+                cumulative = before + np.cumsum(ticks_of(run, w))
+                if np.any(cumulative >= stage_min[w * WINDOW : (w + 1) * WINDOW]):
+                    fired[run] = True
+                    break
         if scan_min is not None and scan_fires is not None:
             for lag in range(lookback):
                 sums = padded[:, lag + 1 :] - padded[:, : windows - lag]
-                hits = sums >= scan_min[lag][None, : windows - lag]
+                hits = (sums >= scan_min[lag][None, : windows - lag]) & ~fired[:, None]
                 for run, j in zip(*np.nonzero(hits), strict=True):
                     if fired[run]:
-                        continue
+                        continue  # fired at an earlier hit of this lag
                     w = j + lag
                     prior_x = int(sums[run, j] - counts[run, w])
                     partial = np.cumsum(ticks_of(run, w))
@@ -146,7 +170,7 @@ def stage_and_scan(
                             break
         if trailing_min is not None:
             sums = padded[:, lookback:] - padded[:, : windows - lookback + 1]
-            hits = sums >= trailing_min.min()
+            hits = (sums >= trailing_min.min()) & ~fired[:, None]
             for run, i in zip(*np.nonzero(hits), strict=True):
                 if fired[run]:
                     continue

@@ -1,4 +1,4 @@
-"""Requests/s and p50/p99 latency of ``GET /api/v1/flags/{key}`` against ``rollout serve``.
+"""Requests/s and p50/p99 of ``GET /api/v1/flags/{key}`` and OFREP against ``rollout serve``.
 
 The server is the real thing: ``rollout serve --no-controller`` (gunicorn, gthread workers) on
 loopback, on a throwaway real redis-server (bench/_server.py). The load generator is this
@@ -14,6 +14,11 @@ Baseline in the same run: ``GET /healthz`` (no token, no Redis) through the same
 same connections and the same generator, so the ratio shows what the flag read (auth, one Redis
 round trip, decoding, JSON) costs on top of gunicorn + Flask.
 Target (issue 3): at least 2,000 req/s with p99 under 20 ms, on this 2-core machine.
+
+OFREP (issue 12), in the same run and over the same connections: ``POST
+/ofrep/v1/evaluate/flags/{key}`` (one flag, a context with a targeting key and two attributes)
+at >= 0.8x healthz's req/s, and the bulk ``POST /ofrep/v1/evaluate/flags`` over BULK_FLAGS
+flags at >= 0.4x. Both are answered from the worker's synced flags, with no Redis round trip.
 
     .venv/bin/python bench/api.py [--workers N] [--threads N] [--requests N] [--sweep]
                                   [--no-spread]
@@ -38,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._proc import connections_per_worker, cpu_seconds, descendants, worker_of
 from bench._server import bench_server
 from rollout.storage.redis_process import free_port
 
@@ -54,6 +60,12 @@ THREADS = 1
 CPU_PARTS = ("gunicorn", "redis", "generator")
 TARGET_RPS = 2_000
 TARGET_P99_MS = 20.0
+BULK_FLAGS = 50
+OFREP_CONTEXT = (
+    b'{"context": {"targetingKey": "user-4711", "email": "jo@example.org", "plan": "team"}}'
+)
+TARGET_OFREP_RATIO = 0.8
+TARGET_BULK_RATIO = 0.4
 
 
 # -- the server ---------------------------------------------------------------------------
@@ -80,7 +92,7 @@ def running_serve(
     with tempfile.TemporaryDirectory(prefix="r-") as tmp:
         env["ROLLOUT_DATA_DIR"] = tmp
         command = [
-            sys.executable, "-m", "rollout", "serve", "--no-controller",
+            sys.executable, "-m", "rollout", "serve", "--no-controller", "--no-notifier",
             "--port", str(port), "--workers", str(workers), "--threads", str(threads),
         ]  # fmt: skip
         serve = subprocess.Popen(
@@ -162,12 +174,17 @@ class Generator:
         self.host, self.port, self.count = host, int(port), connections
         self.conns: list[Connection] = []
 
-    def request(self, path: str, token: str | None = None) -> bytes:
+    def request(self, path: str, token: str | None = None, body: bytes | None = None) -> bytes:
+        """A GET, or a POST of ``body`` (JSON)."""
         auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        method, extra = "GET", ""
+        if body is not None:
+            method = "POST"
+            extra = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         return (
-            f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{auth}"
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{auth}{extra}"
             "Accept: application/json\r\n\r\n"
-        ).encode()
+        ).encode() + (body or b"")
 
     async def open(self, serve_pid: int, workers: int, spread: bool) -> int:
         """Dial the connections; with ``spread``, redial until each worker holds its share.
@@ -245,80 +262,6 @@ class Generator:
                 self.conns[index] = (reader, writer)
 
 
-def _server_sockets(port: int) -> dict[int, str]:
-    """Established server-side sockets on ``port``: {client port: socket inode} (/proc)."""
-    found = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with open(table) as rows:
-            for row in list(rows)[1:]:
-                cols = row.split()
-                local, remote, state, inode = cols[1], cols[2], cols[3], cols[9]
-                if int(local.rsplit(":", 1)[1], 16) == port and state == "01":
-                    found[int(remote.rsplit(":", 1)[1], 16)] = inode
-    return found
-
-
-def _sockets_of(pid: int) -> set[str]:
-    inodes = set()
-    with contextlib.suppress(OSError):
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            with contextlib.suppress(OSError):
-                target = os.readlink(fd)
-                if target.startswith("socket:["):
-                    inodes.add(target[8:-1])
-    return inodes
-
-
-def worker_of(serve_pid: int, port: int, client_port: int) -> int | None:
-    """The gunicorn worker (pid) that holds our connection from ``client_port``."""
-    inode = _server_sockets(port).get(client_port)
-    if inode is None:
-        return None
-    return next((pid for pid in _descendants(serve_pid) if inode in _sockets_of(pid)), None)
-
-
-def connections_per_worker(serve_pid: int, port: int) -> list[int]:
-    """How many established connections to ``port`` each of serve's processes holds."""
-    inodes = set(_server_sockets(port).values())
-    counts = [len(inodes & _sockets_of(pid)) for pid in _descendants(serve_pid)]
-    return sorted((n for n in counts if n), reverse=True)
-
-
-def cpu_seconds(pids: dict[str, list[int]]) -> dict[str, float]:
-    """User + system CPU seconds so far of each group of processes (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    spent = {}
-    for part, group in pids.items():
-        total = 0.0
-        for pid in group:
-            if pid == os.getpid():
-                times = os.times()
-                total += times.user + times.system
-                continue
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                fields = stat[stat.rindex(")") + 2 :].split()
-                total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
-        spent[part] = total
-    return spent
-
-
-def _descendants(root: int) -> list[int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-    found, todo = [], [root]
-    while todo:
-        parent = todo.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent]
-        found += children
-        todo += children
-    return found
-
-
 # -- the bench ----------------------------------------------------------------------------
 
 
@@ -326,6 +269,8 @@ def _descendants(root: int) -> list[int]:
 class Measurement:
     baseline: Result
     flag: Result
+    ofrep: Result
+    bulk: Result
     split: list[int]
     dials: int
 
@@ -337,22 +282,25 @@ async def _measure(
     try:
         dials = await gen.open(serve_pid, workers, spread)
         pids = {
-            "gunicorn": _descendants(serve_pid),
+            "gunicorn": descendants(serve_pid),
             "redis": [redis_pid],
             "generator": [os.getpid()],
         }
         healthz = gen.request("/healthz")
         flag = gen.request(f"/api/v1/flags/{KEY}", TOKEN)
+        ofrep = gen.request(f"/ofrep/v1/evaluate/flags/{KEY}", TOKEN, OFREP_CONTEXT)
+        bulk = gen.request("/ofrep/v1/evaluate/flags", TOKEN, OFREP_CONTEXT)
+        phases = (healthz, flag, ofrep, bulk)
         scratch = Result()
-        await gen.phase(healthz, WARMUP // 2, scratch, pids)
-        await gen.phase(flag, WARMUP // 2, scratch, pids)
+        for request in phases:
+            await gen.phase(request, WARMUP // 2, scratch, pids)
         split = connections_per_worker(serve_pid, gen.port)
-        baseline, target = Result(), Result()
-        # Alternating chunks: both see the same machine (other load comes and goes).
+        results = [Result() for _ in phases]
+        # Alternating chunks: all see the same machine (other load comes and goes).
         for _ in range(CHUNKS):
-            await gen.phase(healthz, requests // CHUNKS, baseline, pids)
-            await gen.phase(flag, requests // CHUNKS, target, pids)
-        return Measurement(baseline, target, split, dials)
+            for request, result in zip(phases, results, strict=True):
+                await gen.phase(request, requests // CHUNKS, result, pids)
+        return Measurement(*results, split=split, dials=dials)
     finally:
         await gen.close()
 
@@ -400,6 +348,9 @@ def main() -> int:
             stages=[{"percent": 10, "bake": "3d"}, {"percent": 50, "bake": "2d"}],
         )
         services.flags.advance(KEY, actor="bench")
+        for i in range(1, BULK_FLAGS):  # the bulk OFREP answer covers every flag
+            services.flags.create(f"BENCH_FLAG_{i:02d}", actor="bench", allow=["qa-alice"])
+            services.flags.set_percent(f"BENCH_FLAG_{i:02d}", i * 2, actor="bench")
         redis_pid = server.pid
         assert redis_pid is not None
         if args.sweep:
@@ -424,25 +375,33 @@ def main() -> int:
     )
     print(f"connections per gunicorn worker: {m.split or 'unknown'}, {how}")
     print(line("baseline GET /healthz", m.baseline))
-    print(line("GET /api/v1/flags/{key}", m.flag))
-    print(
-        f"ratio flag/baseline: throughput {m.flag.rps / m.baseline.rps:.2f}x, "
-        f"p99 {m.flag.percentile_ms(0.99) / m.baseline.percentile_ms(0.99):.2f}x"
+    named = (
+        ("GET /api/v1/flags/{key}", "flag", m.flag),
+        ("POST OFREP one flag", "ofrep", m.ofrep),
+        (f"POST OFREP bulk, {BULK_FLAGS} flags", "bulk", m.bulk),
     )
-    for name, result in (("healthz", m.baseline), ("flag", m.flag)):
+    for title, _, result in named:
+        print(line(title, result))
+    for _, name, result in named:
+        print(
+            f"ratio {name}/baseline: throughput {result.rps / m.baseline.rps:.2f}x, "
+            f"p99 {result.percentile_ms(0.99) / m.baseline.percentile_ms(0.99):.2f}x"
+        )
+    for name, result in (("healthz", m.baseline), *((n, r) for _, n, r in named)):
         parts = ", ".join(f"{part} {result.cpu_us(part):4.0f}" for part in CPU_PARTS)
         print(f"CPU us per request, {name:<8} {parts}")
-    ok = (
-        m.flag.rps >= TARGET_RPS
-        and m.flag.percentile_ms(0.99) < TARGET_P99_MS
-        and m.flag.errors == 0
-        and m.baseline.errors == 0
-    )
-    print(
-        f"target: >= {TARGET_RPS:,} req/s and p99 < {TARGET_P99_MS:.0f} ms -> "
-        f"{'PASS' if ok else 'MISS'}"
-    )
-    return 0 if ok else 1
+    errors = sum(r.errors for r in (m.baseline, m.flag, m.ofrep, m.bulk))
+    flag_ok = m.flag.rps >= TARGET_RPS and m.flag.percentile_ms(0.99) < TARGET_P99_MS
+    ofrep_ok = m.ofrep.rps >= TARGET_OFREP_RATIO * m.baseline.rps
+    bulk_ok = m.bulk.rps >= TARGET_BULK_RATIO * m.baseline.rps
+    for text, passed in (
+        (f"GET flag >= {TARGET_RPS:,} req/s and p99 < {TARGET_P99_MS:.0f} ms", flag_ok),
+        (f"OFREP one flag >= {TARGET_OFREP_RATIO}x healthz", ofrep_ok),
+        (f"OFREP bulk ({BULK_FLAGS} flags) >= {TARGET_BULK_RATIO}x healthz", bulk_ok),
+        ("no errors", errors == 0),
+    ):
+        print(f"target: {text} -> {'PASS' if passed else 'MISS'}")
+    return 0 if flag_ok and ofrep_ok and bulk_ok and errors == 0 else 1
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench import _latencysim as lat
 from bench import _stagesim as sim
 from rollout.core import bounds, sequential, stats
 
@@ -68,26 +69,54 @@ def fixed(z: float) -> Callable[[int, int], bool]:
     return fires
 
 
+def mixture_evidence(rate: float, prior: sequential.BetaPrior) -> Callable[..., np.ndarray]:
+    return lambda x, n: sim.log_mixture(x, n, rate, prior.a, prior.b)
+
+
+def wilson_low(z: float) -> Callable[..., np.ndarray]:
+    """``stats.wilson_interval(...)[0]`` over arrays."""
+
+    def low(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+        p = x / n
+        z2 = z * z
+        denominator = 1.0 + z2 / n
+        centre = (p + z2 / (2 * n)) / denominator
+        half = z * np.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n)) / denominator
+        return np.where(x == 0, 0.0, np.maximum(0.0, centre - half))
+
+    return low
+
+
+def stage_boundary(
+    fires: Callable[[int, int], bool], trials: np.ndarray, z: float | None
+) -> np.ndarray:
+    """The stage's boundary: the new rule when ``z`` is None, else Wilson at ``z``."""
+    if z is None:
+        evidence, level = mixture_evidence(CRITICAL, PRIOR), math.log(1 / bounds.ERROR_ALPHA)
+    else:
+        evidence, level = wilson_low(z), CRITICAL
+    return sim.boundary(evidence, level, trials, CRITICAL, MIN_SAMPLES, lambda i, x, n: fires(x, n))
+
+
 def scan_boundaries(per_tick: int) -> list[np.ndarray]:
     """Fewest successes that could fire a restart at window j during window j+L."""
     windows = sim.TICKS // sim.WINDOW
+    levels = np.array([sequential.spent_level(j, bounds.WINDOW_ALPHA) for j in range(windows)])
     out = []
     for lag in range(LOOKBACK):
         # The trials at the restart's most favourable second, but never below min_samples.
         n = max(sim.WINDOW * per_tick * lag + per_tick, MIN_SAMPLES)
         if n > sim.WINDOW * per_tick * (lag + 1):
-            out.append(np.full(windows, np.iinfo(np.int64).max // 4, dtype=np.int64))
+            out.append(np.full(windows, sim.SENTINEL, dtype=np.int64))
             continue
-        # The level rises with j; the fewest successes that clear it rise with it.
-        levels = [sequential.spent_level(j, bounds.WINDOW_ALPHA) for j in range(windows)]
-        row = np.empty(windows, dtype=np.int64)
-        x = max(int(CRITICAL * n), 0)
-        for j, level in enumerate(levels):
-            while x <= n and not (
-                x > CRITICAL * n and sequential.log_mixture(x, n, CRITICAL, PRIOR) >= level
-            ):
-                x += 1
-            row[j] = x if x <= n else np.iinfo(np.int64).max // 4
+        row = sim.boundary(
+            mixture_evidence(CRITICAL, PRIOR),
+            levels,
+            np.full(windows, n),
+            CRITICAL,
+            MIN_SAMPLES,
+            new_restart,  # (start, successes, trials): the level of each start is its own
+        )
         out.append(row)
     return out
 
@@ -100,10 +129,10 @@ def boundaries(per_tick: int) -> dict[str, object]:
     trials = per_tick * np.arange(1, sim.TICKS + 1)
     trailing_trials = sim.WINDOW * per_tick * (LOOKBACK - 1) + per_tick * np.arange(1, 11)
     return {
-        "stage": sim.first_firing(new_stage, trials, CRITICAL),
+        "stage": stage_boundary(new_stage, trials, None),
         "scan": scan_boundaries(per_tick),
-        "fixed_stage": sim.first_firing(fixed(FIXED_STAGE_Z), trials, CRITICAL),
-        "fixed_window": sim.first_firing(fixed(FIXED_WINDOW_Z), trailing_trials),
+        "fixed_stage": stage_boundary(fixed(FIXED_STAGE_Z), trials, FIXED_STAGE_Z),
+        "fixed_window": stage_boundary(fixed(FIXED_WINDOW_Z), trailing_trials, FIXED_WINDOW_Z),
     }
 
 
@@ -160,13 +189,13 @@ def samples_to_kill(
     n = per_tick * np.arange(1, ticks + 1)
     cn = 9 * n
     result = {}
-    stage_min = sim.first_firing(new_stage, n)
+    stage_min = stage_boundary(new_stage, n, None)
     absolute = t >= stage_min[None, :]
     worse = lower_bounds(t, np.broadcast_to(n, t.shape), bounds.COMPARE_ALPHA) > upper_bounds(
         c, np.broadcast_to(cn, c.shape), bounds.COMPARE_ALPHA
     )
     result["new"] = _first(absolute & worse, n)
-    fixed_min = sim.first_firing(fixed(FIXED_STAGE_Z), n)
+    fixed_min = stage_boundary(fixed(FIXED_STAGE_Z), n, FIXED_STAGE_Z)
     z = _two_proportion_z(t, n, c, cn)
     result["fixed"] = _first((t >= fixed_min[None, :]) & (z >= FIXED_COMPARE_Z), n)
     return result
@@ -282,9 +311,19 @@ def srm_false_alarms(rng: np.random.Generator, runs: int, per_tick: int) -> sim.
     """Runs of a correct 10% split that ever raise a mismatch over the whole stage."""
     total_per_tick = 10 * per_tick
     trials = total_per_tick * np.arange(1, sim.TICKS + 1)
-    high = sim.first_firing(lambda x, n: x > 0.1 * n and srm_fires(x, n), trials, 0.1)
-    # Low side by symmetry of the code path: the fewest *control* successes (treatment misses).
-    low = sim.first_firing(lambda y, n: y > 0.9 * n and srm_fires(n - y, n), trials, 0.9)
+    evidence = mixture_evidence(0.1, SRM_PRIOR)
+    high = sim.boundary(
+        evidence, SRM_LEVEL, trials, 0.1, 0, lambda i, x, n: x > 0.1 * n and srm_fires(x, n)
+    )
+    # The low side as control's count (the treatment's misses): the same evidence, mirrored.
+    low = sim.boundary(
+        lambda y, n: evidence(n - y, n),
+        SRM_LEVEL,
+        trials,
+        0.9,
+        0,
+        lambda i, y, n: y > 0.9 * n and srm_fires(n - y, n),
+    )
     upper = sim.stage_and_scan(rng, runs, total_per_tick, 0.1, high, None, None)
     lower = sim.stage_and_scan(rng, runs, total_per_tick, 0.9, low, None, None)
     # Two separate sets of runs, one per side: their sum bounds a run's chance of either side.
@@ -303,23 +342,10 @@ def check_vectorised() -> None:
         assert abs(mine - sequential.log_mixture(x, n, CRITICAL, PRIOR)) < 1e-9
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10_000, help="runs for rare-event rates")
-    parser.add_argument("--seed", type=int, default=10)
-    parser.add_argument("--quick", action="store_true", help="one tenth of the runs")
-    args = parser.parse_args()
-    rare = args.runs // (10 if args.quick else 1)
-    common = max(rare // 10, 100)
-    rng = np.random.default_rng(args.seed)
-    check_vectorised()
-    misses: list[str] = []
+Verdict = Callable[[bool, str], str]
 
-    def verdict(ok: bool, what: str) -> str:
-        if not ok:
-            misses.append(what)
-        return "PASS" if ok else "MISS"
 
+def error_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
     print(f"3-day stage at 10%, 1 s ticks ({sim.TICKS:,} looks); control 9x; critical 10%, warn 5%")
     for per_tick in (10, 1):
         print(f"\n== {per_tick} treatment samples/s")
@@ -365,6 +391,53 @@ def main() -> int:
             line += f"  target median ≤ 30 s -> {verdict(median <= 30, 'regression after 48 h')}"
         print(line, end="")
     print()
+
+
+def latency_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
+    print("\n== latency_ratio (critical 1.5x; lognormal, sigma 0.5, control median 20 ms)")
+    lat.check_radius()
+    for per_tick in (10, 1):
+        killed = lat.timed_samples_to_kill(rng, common, 2.0, per_tick, 2_000 // per_tick)
+        for name, values in killed.items():
+            median = np.percentile(values, 50)
+            line = (
+                f"2x control at {per_tick}/s, {name:>5}: timed samples to kill median "
+                f"{median:.0f}, p99 {np.percentile(values, 99):.0f}"
+            )
+            if name == "new":
+                line += f"  target median ≤ 300 -> {verdict(median <= 300, 'latency 2x')}"
+            print(line)
+        for rule in ("new", "fixed"):
+            estimate, bound = lat.false_kill_bound(rng, rare, 1.3, per_tick, rule)
+            line = (
+                f"1.3x control at {per_tick}/s, {rule:>5}: false kills over the stage at most "
+                f"{estimate:.3%} (from 95% bounds: {bound:.3%})"
+            )
+            if rule == "new":
+                line += f"  target < 1% -> {verdict(bound < 0.01, 'latency 1.3x')}"
+            print(line)
+
+
+def value_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
+    print("\n== value:improvement (Normal(1.0, 0.5) in control; relative change)")
+    for per_tick in (10, 1):
+        ticks = 20_000 // per_tick
+        killed = lat.values_to_kill(rng, common, 0.10, 0.05, per_tick, ticks)
+        median = np.percentile(killed, 50)
+        print(
+            f"10% drop (critical -5%) at {per_tick}/s: observations to kill median {median:.0f}, "
+            f"p99 {np.percentile(killed, 99):.0f}  target median ≤ 3,000 -> "
+            f"{verdict(median <= 3_000, f'value 10% drop at {per_tick}/s')}"
+        )
+        alarms = lat.value_false_kills(rng, rare, 0.01, 0.05, per_tick)
+        print(
+            f"1% drop at {per_tick}/s, whole stage: killed in {alarms.rate:.3%} of {rare:,} runs "
+            f"(95% bound {alarms.upper95():.3%})  target < 1% -> "
+            f"{verdict(alarms.upper95() < 0.01, f'value 1% drop at {per_tick}/s')}"
+        )
+
+
+def srm_figures(rng: np.random.Generator, rare: int, common: int, verdict: Verdict) -> None:
     print("\n== sample ratio mismatch (exposures; expected treatment share 10%)")
     for per_tick in (10, 1):
         detected = srm_detection(rng, common, per_tick)
@@ -379,6 +452,40 @@ def main() -> int:
             f"(95% bound {alarms.upper95():.3%}) target < 0.1% -> "
             f"{verdict(alarms.upper95() < 0.001, 'srm false alarms')}"
         )
+
+
+SECTIONS: dict[str, Callable[..., None]] = {
+    "errors": error_figures,
+    "latency": latency_figures,
+    "values": value_figures,
+    "srm": srm_figures,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000, help="runs for rare-event rates")
+    parser.add_argument("--seed", type=int, default=10)
+    parser.add_argument("--quick", action="store_true", help="one tenth of the runs")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated sections of {list(SECTIONS)}"
+    )
+    args = parser.parse_args()
+    rare = args.runs // (10 if args.quick else 1)
+    common = max(rare // 10, 100)
+    rng = np.random.default_rng(args.seed)
+    check_vectorised()
+    misses: list[str] = []
+
+    def verdict(ok: bool, what: str) -> str:
+        if not ok:
+            misses.append(what)
+        return "PASS" if ok else "MISS"
+
+    for name in args.only.split(","):
+        if name not in SECTIONS:
+            parser.error(f"--only: no section {name!r} (one of {', '.join(SECTIONS)})")
+        SECTIONS[name](rng, rare, common, verdict)
     if misses:
         print("\nMISSED: " + "; ".join(misses))
         return 1

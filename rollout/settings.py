@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         defaults.RESYNC_INTERVAL,
         gt=0,
         le=3600,
-        description="SDK: seconds between full resyncs from Redis.",
+        description="SDK and API read cache: seconds between full resyncs from Redis.",
     )
     bootstrap_file: Path | None = Field(
         None,
@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     )
     read_tokens: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="API: comma-separated name:token pairs that may read."
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="API: comma-separated origins (https://app.example.com) whose browser "
+        "pages may call /ofrep/; '*' for any. Default: none.",
     )
     flush_interval: float = Field(
         defaults.FLUSH_INTERVAL,
@@ -123,6 +128,11 @@ class Settings(BaseSettings):
         defaults.METRICS_RETENTION,
         ge=60,
         description="Seconds metric windows live in Redis before expiring.",
+    )
+    history_retention: float = Field(
+        defaults.HISTORY_RETENTION,
+        ge=3600,
+        description="Seconds the 5-minute history rollups (the charts) live in Redis.",
     )
     controller_interval: float = Field(
         defaults.CONTROLLER_INTERVAL,
@@ -142,10 +152,38 @@ class Settings(BaseSettings):
         description="Controller: seconds a complete flag stays armed for kills.",
     )
 
+    public_url: str | None = Field(
+        None,
+        description="The address operators reach rollout at (https://rollout.example.com): "
+        "prefixes trigger URLs and the flag links in notifications.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value.strip()):
+            raise ValueError("must be an http:// or https:// address without query or fragment")
+        return value.strip().rstrip("/")
+
     @field_validator("admin_tokens", "read_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: Any) -> dict[str, str]:
         return parse_tokens(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a comma-separated list of origins")
+        origins = tuple(str(o).strip().rstrip("/") for o in value if str(o).strip())
+        for origin in origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^\s/]+", origin):
+                raise ValueError("each origin is scheme://host[:port], or '*'")
+        return origins
 
     @field_validator("redis_url")
     @classmethod

@@ -7,33 +7,52 @@ and never import this module, so nothing but this file knows how the parts fit t
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rollout.controller.loop import Controller
+from rollout.core.defaults import NOTIFY_INTERVAL
+from rollout.core.destinations import Destination
 from rollout.core.errors import StorageError, ValidationError
+from rollout.notify.http import post
+from rollout.notify.loop import Notifier
+from rollout.notify.worker import Sender
 from rollout.services.apply import ApplyService
 from rollout.services.container import Leadership, Services
+from rollout.services.events import EventService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.history import HistoryService
+from rollout.services.notify import NotifyService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
+from rollout.services.summaries import SummaryService
+from rollout.services.trends import TrendService
+from rollout.services.triggers import TriggerService
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, masked, resolve_url
 from rollout.storage.counters import ControllerCounters
+from rollout.storage.events import EventStore
 from rollout.storage.flags import FlagStore
+from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.leader import LeaderLock
 from rollout.storage.metrics import MetricsStore
 from rollout.storage.migrate import migrate
+from rollout.storage.notify import NotifyStore
 from rollout.storage.snapshots import SnapshotStore
 from rollout.storage.topology import Replication
+from rollout.storage.trends import TrendStore
+from rollout.storage.triggers import TriggerStore
 
 __all__ = [
     "Services",
     "build_controller",
+    "build_notifier",
     "build_services",
     "check_reachable",
     "public_url",
@@ -93,28 +112,47 @@ def build_services(
         pass  # Redis is down: the services answer 503 meanwhile; the next start migrates
     replication = Replication(settings.write_replicas, settings.write_replicas_timeout)
     store = FlagStore(client, keys, replication)
-    metrics = MetricsStore(client, keys, settings.metrics_retention)
+    metrics = MetricsStore(client, keys, settings.metrics_retention, settings.history_retention)
     gates = GateService(metrics, clock)
     flags = FlagService(store, clock, gates)
     reads = FlagReads(store, client, keys, resync_interval=settings.resync_interval)
     flags.listeners.append(reads.after_write)
     flags.status_listeners.append(reads.after_status)
+    history_store = HistoryStore(client, keys, settings.history_retention)
+    history = HistoryService(history_store, reads.get, clock, settings.metrics_retention)
+    summaries = SummaryService(history_store, metrics)
+    flags.listeners.append(summaries.after_write)  # after the commit; never makes a move wait
     counters = ControllerCounters(client, keys)
     leadership = Leadership(
-        new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl), counters=counters
+        new_lock=lambda: LeaderLock(client, keys, settings.leader_ttl),
+        counters=counters,
+        new_notifier_lock=lambda: LeaderLock(
+            client, keys, settings.leader_ttl, key=keys.notifier_leader
+        ),
     )
     # Health only asks who holds the leader lock; it never takes it, so its TTL is unused.
     health = HealthService(store, metrics, counters, LeaderLock(client, keys, 1.0))
+    triggers = TriggerService(flags, TriggerStore(client, keys), settings.public_url)
+    notify = NotifyService(flags, NotifyStore(client, keys))
     return Services(
         settings=settings,
         flags=flags,
         gates=gates,
-        snapshots=SnapshotService(flags, SnapshotStore(client, keys)),
-        apply=ApplyService(flags),
+        snapshots=SnapshotService(
+            flags, SnapshotStore(client, keys), summaries, triggers=triggers, notify=notify
+        ),
+        apply=ApplyService(flags, notify),
         health=health,
         reads=reads,
+        history=history,
+        trends=TrendService(TrendStore(client, keys), clock),
+        summaries=summaries,
+        reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,
         clock=clock,
+        triggers=triggers,
+        events=EventService(EventStore(client, keys), settings.public_url),
+        notify=notify,
         on_close=client.close if owned else lambda: None,
     )
 
@@ -147,4 +185,32 @@ def build_controller(
         monotonic=monotonic,
         interval=interval,
         watch_period=settings.watch_period,
+        events=services.events,
+    )
+
+
+def build_notifier(
+    services: Services,
+    *,
+    environ: Mapping[str, str] | None = None,
+    interval: float | None = None,
+    only: Mapping[str, Destination] | None = None,
+    send: Sender | None = None,
+    retry_for: float | None = None,
+) -> Notifier:
+    """A notifier over ``services`` with a leader lock of its own; URLs and secrets come from
+    ``environ`` (default: this process's environment). ``only``: fixed destinations (the
+    demo's) instead of those ``apply`` stored; ``send`` and ``retry_for`` for tests."""
+    new_lock = services.leadership.new_notifier_lock
+    assert new_lock is not None, "build_services always provides the notifier's lock"
+    return Notifier(
+        services.events,
+        services.notify,
+        new_lock(),
+        environ=os.environ if environ is None else environ,
+        clock=services.clock,
+        interval=NOTIFY_INTERVAL if interval is None else interval,
+        send=post if send is None else send,
+        retry_for=retry_for,
+        only=only,
     )

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from rollout.core.model import Flag
 from rollout.storage.codec import encode_flag
 from rollout.storage.keys import Keys
-from rollout.storage.redis_process import RedisProcess, free_port
+from rollout.storage.redis_process import RedisProcess
 
 
 class FakeClock:
@@ -54,17 +51,6 @@ def write_quietly(redis: Any, flag: Flag, prefix: str = "rollout") -> None:
     keys = Keys(prefix)
     redis.hset(keys.flag(flag.key), mapping={"v": flag.version, "d": encode_flag(flag)})
     redis.sadd(keys.index, flag.key)
-
-
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A redis-server of the test's own, which it may stop and start (import into a conftest)."""
-    process = RedisProcess(tmp_path / "own-redis", port=free_port())
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
 
 
 def append_to_log(server: RedisProcess, *command: str) -> None:

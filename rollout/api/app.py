@@ -17,7 +17,20 @@ from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, request
 
-from rollout.api import audit, evaluate, flags, meta, moves, snapshots
+from rollout import dashboard
+from rollout.api import (
+    audit,
+    evaluate,
+    flags,
+    history,
+    meta,
+    moves,
+    ofrep,
+    snapshots,
+    trends,
+    triggers,
+    whoami,
+)
 from rollout.api.auth import EXTENSION as AUTH_EXTENSION
 from rollout.api.auth import TokenChecker
 from rollout.api.errors import register_error_handlers
@@ -34,6 +47,13 @@ BLUEPRINTS: list[Blueprint] = [
     evaluate.bp,
     audit.bp,
     snapshots.bp,
+    history.bp,
+    trends.bp,
+    whoami.bp,
+    dashboard.bp,
+    triggers.bp,
+    triggers.hooks,
+    ofrep.bp,
 ]
 
 

@@ -39,10 +39,16 @@ class TokenChecker:
         """Who sent ``Authorization: Bearer TOKEN``; AuthError for anything else."""
         if not authorization:
             raise AuthError("missing credentials: send Authorization: Bearer TOKEN")
-        scheme, _, token = authorization.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(authorization)
+        if token is None:
             raise AuthError("use the Bearer scheme: Authorization: Bearer TOKEN")
+        found = self.find(token)
+        if found is None:
+            raise AuthError("unknown token")
+        return found
+
+    def find(self, token: str) -> Principal | None:
+        """Whose token this is (None: nobody's), in time that does not depend on the token."""
         presented = _digest(token)
         found: Principal | None = None
         # Every configured token is compared, whatever matched before: no early exit.
@@ -50,9 +56,16 @@ class TokenChecker:
             matched = hmac.compare_digest(digest, presented)
             if matched and (found is None or admin):
                 found = Principal(name, admin)
-        if found is None:
-            raise AuthError("unknown token")
         return found
+
+
+def bearer_token(authorization: str) -> str | None:
+    """TOKEN of ``Bearer TOKEN`` (any case of the scheme); None for any other form."""
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
 
 
 def authorize() -> None:
@@ -62,6 +75,7 @@ def authorize() -> None:
     if request.method not in READ_METHODS and not principal.can_write:
         raise Forbidden(f"token {principal.name!r} may only read; this needs an admin token")
     g.rollout_actor = principal.name
+    g.rollout_role = "admin" if principal.can_write else "read"
 
 
 def protected_blueprint(name: str, import_name: str) -> Blueprint:

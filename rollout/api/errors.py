@@ -24,9 +24,24 @@ from rollout.core.errors import (
     ValidationError,
     error_info,
 )
+from rollout.core.triggers import HOOK_PREFIX
+
+
+def shown_path() -> str:
+    """The request's path for a log line or a message: a trigger's path carries its secret."""
+    path = request.path
+    return f"{HOOK_PREFIX}/[redacted]" if path.startswith(HOOK_PREFIX) else path
+
+
+# {path prefix: renderer} for areas whose errors take another shape; api.ofrep registers
+# "/ofrep/" (OFREP's own error bodies, the one exception to the rule above).
+ERROR_SHAPES = "rollout.error_shapes"
 
 
 def render_error(error: RolloutError) -> Response:
+    for prefix, renderer in current_app.extensions.get(ERROR_SHAPES, {}).items():
+        if request.path.startswith(prefix):
+            return renderer(error)  # type: ignore[no-any-return]
     code, status = error_info(error)
     detail: dict[str, str] = {"code": code, "message": error.message}
     if isinstance(error, ValidationError) and error.field:
@@ -37,14 +52,14 @@ def render_error(error: RolloutError) -> Response:
         response.headers["WWW-Authenticate"] = 'Bearer realm="rollout"'
     if status >= 500:
         # The message says what is wrong (e.g. Redis unreachable); the log says where.
-        current_app.logger.warning("%s %s -> %s: %s", request.method, request.path, status, error)
+        current_app.logger.warning("%s %s -> %s: %s", request.method, shown_path(), status, error)
     return response
 
 
 def _translate(error: HTTPException) -> RolloutError:
     status = error.code or 500
     if status == 404:
-        return RouteNotFound(f"no route {request.method} {request.path}")
+        return RouteNotFound(f"no route {request.method} {shown_path()}")
     if status == 405:
         allowed = ", ".join(sorted(error.valid_methods or ()))  # type: ignore[attr-defined]
         return MethodNotAllowed(f"{request.method} is not allowed here (allowed: {allowed})")
@@ -67,7 +82,7 @@ def render_http_error(error: HTTPException) -> Response:
 
 
 def render_unexpected(error: Exception) -> Response:
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    current_app.logger.exception("unhandled error on %s %s", request.method, shown_path())
     return render_error(InternalError("internal error; the server log has the details"))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, request
 
 from rollout.api.auth import protected_blueprint
 from rollout.api.http import query_args, render, services
@@ -15,9 +15,20 @@ bp = protected_blueprint("evaluate", __name__)
 @bp.get("/flags/<key>/evaluate")
 @documented(tags=["evaluate"], query=EvaluateQuery, resp=responses(EvaluationOut))
 def evaluate(key: str) -> Response:
-    """What the flag answers for one user: enabled, the reason, and the user's bucket."""
+    """What the flag answers for one user: enabled, the reason, and the user's bucket.
+
+    Context attributes for the targeting rules come as ``attr.NAME=VALUE`` parameters
+    (``?user=u1&attr.email=a@example.com&attr.plan=team``), any number of them. Their values
+    are strings, as every query parameter is: a comparison (``gt``) or a boolean ``in`` needs a
+    typed value, which the SDK, OFREP and ``rollout check --attr age:=42`` pass.
+    """
     user = query_args(EvaluateQuery)["user"]
-    return render(services().flags.evaluate(key, user).to_dict())
+    attributes = {
+        name.removeprefix("attr."): request.args.get(name)
+        for name in request.args
+        if name.startswith("attr.")
+    }
+    return render(services().flags.evaluate(key, user, attributes).to_dict())
 
 
 @bp.get("/flags/<key>/gates")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Response
+import hashlib
+
+from flask import Response, current_app, request
 
 from rollout.api.auth import protected_blueprint
-from rollout.api.http import actor, if_match, json_body, render, render_flag, services
+from rollout.api.http import actor, if_match, json_body, render_flag, services
 from rollout.api.models import (
     CreateFlag,
     FlagList,
@@ -16,18 +18,47 @@ from rollout.api.models import (
     WriteBody,
 )
 from rollout.api.spec import PATCH_ERRORS, WRITE_ERRORS, documented, responses
+from rollout.core.model import Flag
 from rollout.core.schema import flag_to_dict
 
 bp = protected_blueprint("flags", __name__)
 TAGS = ["flags"]
 
 
+# The list as last rendered, with the read cache's dict it was rendered from. The cache replaces
+# that dict on every change (a status word included), so while it holds the same object the
+# list is the same: a dashboard polling every second costs a comparison and a 304, not a
+# render of every flag.
+_LISTED: tuple[object, str, str] | None = None
+
+
+def _render_list(flags: list[Flag], problems: list[str]) -> tuple[str, str]:
+    body = current_app.json.dumps({"flags": [flag_to_dict(f) for f in flags], "problems": problems})
+    return body, hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
+
+
 @bp.get("/flags")
 @documented(tags=TAGS, resp=responses(FlagList))
 def list_flags() -> Response:
-    """Every flag, by key; stored values that cannot be read are listed under problems."""
-    flags, problems = services().flags.list_with_problems()
-    return render({"flags": [flag_to_dict(f) for f in flags], "problems": problems})
+    """Every flag, by key; stored values that cannot be read are listed under problems.
+
+    The ETag is a hash of the answer; ``If-None-Match`` with it answers 304 while no flag and
+    no status word has changed."""
+    global _LISTED
+    held = services().reads.all()
+    if held is None:  # the cache is not synced (yet): from Redis
+        body, etag = _render_list(*services().flags.list_with_problems())
+    else:
+        flags, problems = held
+        listed = _LISTED
+        if listed is None or listed[0] is not flags:
+            listed = (flags, *_render_list([flags[k] for k in sorted(flags)], problems))
+            _LISTED = listed
+        body, etag = listed[1], listed[2]
+    response = Response(body + "\n", mimetype="application/json")
+    response.set_etag(etag)
+    response.make_conditional(request)
+    return response
 
 
 @bp.post("/flags")
@@ -45,8 +76,14 @@ def create_flag() -> Response:
 @bp.get("/flags/<key>")
 @documented(tags=TAGS, resp=responses(FlagOut))
 def get_flag(key: str) -> Response:
-    """One flag; its ETag is its version, for a later PATCH with If-Match."""
-    return render_flag(services().reads.get(key))
+    """One flag; its ETag is its version, for a later PATCH with If-Match.
+
+    ``If-None-Match`` with that ETag answers 304 while the version stands. The controller's
+    status word is not versioned (DESIGN §2): a poller that shows it reads it from ``/gates``.
+    """
+    response = render_flag(services().reads.get(key))
+    response.make_conditional(request)
+    return response
 
 
 @bp.patch("/flags/<key>")

@@ -60,10 +60,17 @@ def arm_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
     p95 = GaugeMetricFamily(
         "rollout_arm_p95_seconds", "p95 latency in the current stage.", labels=["flag", "arm"]
     )
+    mismatch = GaugeMetricFamily(
+        "rollout_sample_ratio_mismatch",
+        "1 while the stage's arms are off the split the percent implies, else 0.",
+        labels=["flag"],
+    )
     for flag in flags:
         if flag.stage_started_at is None:
             continue  # never rolled out: no evidence to show (a killed flag keeps its own)
-        stage = services.gates.evidence(flag).stage
+        evidence = services.gates.evidence(flag)
+        stage = evidence.stage
+        mismatch.add_metric([flag.key], 1.0 if services.gates.srm(flag, evidence).mismatch else 0.0)
         for arm, stats in (("treatment", stage.treatment), ("control", stage.control)):
             samples.add_metric([flag.key, arm], stats.samples)
             errors.add_metric([flag.key, arm], stats.errors)
@@ -73,6 +80,7 @@ def arm_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
     yield samples
     yield errors
     yield p95
+    yield mismatch
 
 
 def controller_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
@@ -97,9 +105,38 @@ def controller_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Me
     )
     dropped.add_metric([], services.health.sdk_dropped())
     yield dropped
+    values = CounterMetricFamily(
+        "rollout_sdk_dropped_values",
+        "Business values SDK clients refused: bad names or numbers, past 20 names per flag.",
+        labels=[],
+    )
+    values.add_metric([], services.health.sdk_values_dropped())
+    yield values
 
 
-SOURCES: list[MetricSource] = [flag_figures, arm_figures, controller_figures]
+def notifier_figures(services: Services, flags: Sequence[Flag]) -> Iterator[Metric]:
+    """Per destination: events delivered, failed attempts, events dropped, and the backlog."""
+    families = {
+        name: CounterMetricFamily(f"rollout_notify_{name}", text, labels=["destination"])
+        for name, text in (
+            ("delivered", "Events delivered (2xx)."),
+            ("failed", "Failed delivery attempts (each retry counts)."),
+            ("dropped", "Events dropped after 24 h of failures."),
+        )
+    }
+    backlog = GaugeMetricFamily(
+        "rollout_notify_backlog", "Events read and not yet delivered.", labels=["destination"]
+    )
+    for destination in services.notify.destinations():
+        stats = services.notify.stats(destination.name)
+        for name, family in families.items():
+            family.add_metric([destination.name], float(stats[name] or 0))
+        backlog.add_metric([destination.name], float(stats["backlog"] or 0))
+    yield from families.values()
+    yield backlog
+
+
+SOURCES: list[MetricSource] = [flag_figures, arm_figures, controller_figures, notifier_figures]
 
 
 class RolloutCollector(Collector):

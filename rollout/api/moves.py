@@ -9,9 +9,10 @@ from flask import Response
 
 from rollout.api.auth import protected_blueprint
 from rollout.api.http import actor, json_body, render, render_flag, services
-from rollout.api.models import AdvanceBody, FlagOut, KillAllOut, KillBody, WriteBody
+from rollout.api.models import AdvanceBody, FlagOut, KillAllOut, KillBody, MovesOut, WriteBody
 from rollout.api.spec import WRITE_ERRORS, documented, responses
 from rollout.core.schema import flag_to_dict
+from rollout.core.transitions import legal_moves
 
 bp = protected_blueprint("moves", __name__)
 TAGS = ["moves"]
@@ -20,6 +21,14 @@ TAGS = ["moves"]
 def _move_doc() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The document of a move that takes only an optional reason."""
     return documented(tags=TAGS, json=WriteBody, resp=responses(FlagOut, errors=WRITE_ERRORS))
+
+
+@bp.get("/flags/<key>/moves")
+@documented(tags=TAGS, resp=responses(MovesOut))
+def moves(key: str) -> Response:
+    """Which moves the flag's state allows now, and why each other one is refused."""
+    flag = services().reads.get(key)
+    return render({"key": flag.key, "version": flag.version, "moves": legal_moves(flag)})
 
 
 @bp.post("/flags/<key>/advance")

@@ -14,11 +14,13 @@ from typing import Any
 from spectree import Response as DocResponse
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from spectree.metadata import register_validated_function
-from spectree.models import SecureType
+from spectree.models import InType, SecureType
 
 from rollout.api.models import ErrorBody
+from rollout.core.model import KEY_PATTERN
 
 BEARER = "bearerAuth"
+API_KEY = "apiKeyAuth"  # X-API-Key: the same tokens, for OFREP providers (api.ofrep)
 
 spec = SpecTree(
     "flask",
@@ -32,7 +34,13 @@ spec = SpecTree(
     naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda _parent, child: child,
     security_schemes=[
-        SecurityScheme(name=BEARER, data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer"))
+        SecurityScheme(name=BEARER, data=SecuritySchemeData(type=SecureType.HTTP, scheme="bearer")),
+        SecurityScheme(
+            name=API_KEY,
+            data=SecuritySchemeData(
+                type=SecureType.API_KEY, name="X-API-Key", field_in=InType.HEADER
+            ),
+        ),
     ],
 )
 
@@ -60,6 +68,7 @@ def documented(
     query: Any = None,
     headers: Any = None,
     public: bool = False,
+    security: Any = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Put a view in the OpenAPI document; the view's docstring becomes its summary.
 
@@ -73,7 +82,7 @@ def documented(
         headers=headers,
         resp=resp,
         tags=tags,
-        security={} if public else {BEARER: []},
+        security=security if security is not None else ({} if public else {BEARER: []}),
         skip_validation=True,
     )
 
@@ -86,6 +95,22 @@ def documented(
     return register
 
 
+# Path parameters as the views check them; spectree knows only that they are strings.
+PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "key": {"type": "string", "pattern": KEY_PATTERN.pattern, "maxLength": 128},
+}
+
+
+def _constrain_path_parameters(document: dict[str, Any]) -> dict[str, Any]:
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                found = PATH_PARAMETERS.get(parameter.get("name"))
+                if parameter.get("in") == "path" and found is not None:
+                    parameter["schema"] = dict(found)
+    return document
+
+
 def openapi_document() -> dict[str, Any]:
     """The document for the current app (spectree caches it after the first build)."""
-    return spec.spec  # type: ignore[no-any-return]
+    return _constrain_path_parameters(spec.spec)

@@ -35,23 +35,31 @@ def render_plan(plan: Plan, *, dry_run: bool) -> str:
     if not plan.changed:
         return f"no changes ({len(plan.entries)} flag(s) up to date)"
     lines = []
-    for entry in plan.entries:
+    named = [(e, e.key) for e in plan.entries]
+    named += [(e, f"notify.{e.key}") for e in plan.destinations]
+    for entry, name in named:
         if entry.action == "unchanged":
             continue
         state = f" ({entry.state})" if entry.state else ""
-        lines.append(f"{SIGNS[entry.action]} {entry.action} {entry.key}{state}")
+        lines.append(f"{SIGNS[entry.action]} {entry.action} {name}{state}")
         for change in entry.changes:
             lines += _field_lines(change.field, change.old, change.new)
     n = plan.summary()
+    d = {a: sum(e.action == a for e in plan.destinations) for a in ("create", "update", "delete")}
+    notify = (
+        f"; notify: created {d['create']}, updated {d['update']}, deleted {d['delete']}"
+        if any(d.values())
+        else ""
+    )
     if dry_run:
         lines.append(
             f"dry run: would create {n['create']}, update {n['update']}, delete {n['delete']}"
-            f" ({n['unchanged']} unchanged); nothing written"
+            f" ({n['unchanged']} unchanged){notify}; nothing written"
         )
     else:
         lines.append(
             f"applied: created {n['create']}, updated {n['update']}, deleted {n['delete']}"
-            f" ({n['unchanged']} unchanged)"
+            f" ({n['unchanged']} unchanged){notify}"
         )
     return "\n".join(lines)
 

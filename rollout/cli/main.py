@@ -11,7 +11,20 @@ from typing import Any
 
 import click
 
-from rollout.cli import apply, controller, demo, embedded, flags, moves, serve, snapshot, watch
+from rollout.cli import (
+    apply,
+    controller,
+    demo,
+    embedded,
+    flags,
+    moves,
+    notify,
+    report,
+    serve,
+    snapshot,
+    triggers,
+    watch,
+)
 from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
 from rollout.core.errors import ValidationError
@@ -67,12 +80,16 @@ for command in (
     *moves.COMMANDS,
     snapshot.snapshot,
     snapshot.restore,
+    report.report,
     apply.apply,
     embedded.embedded,
     controller.controller,
     watch.watch,
     demo.demo,
     serve.serve,
+    triggers.trigger,
+    notify.notifier,
+    notify.notify,
 ):
     cli.add_command(command)
 

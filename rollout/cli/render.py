@@ -79,6 +79,7 @@ def flag_detail(flag: Flag) -> str:
         ("allow", ", ".join(flag.allow) or "-"),
         ("deny", ", ".join(flag.deny) or "-"),
         ("status", status_text(flag)),
+        ("srm", f"{flag.srm} on a sample ratio mismatch"),
         ("salt", flag.salt),
         ("version", str(flag.version)),
         ("updated_at", instant(flag.updated_at)),
@@ -117,6 +118,15 @@ def flag_detail(flag: Flag) -> str:
         ]
         headers = ("METRIC", "WARN", "CRITICAL", "MIN_SAMPLES", "WINDOW")
         lines.append(indent(table(headers, gate_rows)))
+    else:
+        lines.append("  none")
+    lines.append("rules:")
+    if flag.rules:
+        rule_rows = [
+            (i + 1, r.attribute, r.op, shorten(value(list(r.values))), "on" if r.serve else "off")
+            for i, r in enumerate(flag.rules)
+        ]
+        lines.append(indent(table(("#", "ATTRIBUTE", "OP", "VALUES", "SERVE"), rule_rows)))
     else:
         lines.append("  none")
     return "\n".join(lines)
@@ -187,3 +197,19 @@ def readings(gates: Sequence[Mapping[str, Any]]) -> str:
     """The gate report's verdicts (``GateService.report``), one row per gate."""
     rows = [(g.get("metric"), g.get("verdict"), shorten(str(g.get("why") or "-"))) for g in gates]
     return "readings:\n" + indent(table(("METRIC", "VERDICT", "WHY"), rows))
+
+
+def srm(reading: dict[str, Any]) -> str:
+    """The split check in one line: verdict, expected and observed treatment shares."""
+
+    def share(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.2f}%"
+
+    observed = reading["observed"]
+    statistic = reading["statistic"]
+    return (
+        f"sample ratio: {reading['verdict']}; expected treatment share "
+        f"{share(reading['expected'])}; exposures {share(observed['exposures'])} "
+        f"({statistic['exposures']:.1f} nats), samples {share(observed['samples'])} "
+        f"({statistic['samples']:.1f} nats)"
+    )

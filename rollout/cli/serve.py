@@ -1,4 +1,4 @@
-"""``rollout serve``: the admin API under gunicorn, plus one controller process beside it.
+"""``rollout serve``: the admin API under gunicorn, plus a controller and a notifier beside it.
 
 serve is a small supervisor: it makes sure Redis is there (the embedded server unless
 ROLLOUT_REDIS_URL is set), makes sure an admin token exists, then runs gunicorn and the
@@ -88,6 +88,9 @@ def _stop(processes: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> No
     "--no-controller", is_flag=True, help="Serve the API only (a controller runs elsewhere)."
 )
 @click.option(
+    "--no-notifier", is_flag=True, help="No notifier process (one runs elsewhere, or none)."
+)
+@click.option(
     "--access-log",
     is_flag=True,
     help="Log every request to stdout (off by default: it costs ~15% of throughput, and "
@@ -101,6 +104,7 @@ def serve(
     workers: int,
     threads: int,
     no_controller: bool,
+    no_notifier: bool,
     access_log: bool,
 ) -> None:
     """Serve the admin API (gunicorn) and run the controller beside it."""
@@ -117,14 +121,20 @@ def serve(
         "--threads", str(threads),
         "--graceful-timeout", "10",
         "--no-control-socket",  # gunicorn 27's is one path per user: two serves would clash
-        *(["--access-logfile", "-"] if access_log else []),
+        # Trigger URLs carry their secret in the path: the logger class redacts them.
+        *(["--access-logfile", "-", "--logger-class", "rollout.cli.accesslog.RedactingLogger"]
+          if access_log else []),
         "rollout.wsgi:app",
     ]  # fmt: skip
     processes = [subprocess.Popen(gunicorn, env=env)]
     if not no_controller:
         controller = [sys.executable, "-m", "rollout", "controller"]
         processes.append(subprocess.Popen(controller, env=env))
+    if not no_notifier:
+        notifier = [sys.executable, "-m", "rollout", "notifier"]
+        processes.append(subprocess.Popen(notifier, env=env))
     click.echo(f"rollout serving {base}  (Redis: {public_url(settings.redis_url)})")
+    click.echo(f"Dashboard: {base}/  (sign in with an admin or a read token)")
     if note is not None:
         path = settings.data_dir / TOKEN_FILE
         verb = "Created an admin token in" if note == "created" else "Admin token:"

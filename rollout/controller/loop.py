@@ -14,12 +14,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rollout.core import defaults
 from rollout.core.decide import Action, Decision, decide
 from rollout.core.errors import LeadershipLost, PreconditionFailed, RolloutError, StorageError
 from rollout.core.model import Flag
 from rollout.core.transitions import serving
 from rollout.core.units import to_ms
 from rollout.services.container import Lock, TickCounters
+from rollout.services.events import EventService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
 
@@ -45,8 +47,9 @@ class Controller:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        interval: float = 1.0,
-        watch_period: float = 24 * 3600.0,
+        interval: float = defaults.CONTROLLER_INTERVAL,
+        watch_period: float = defaults.WATCH_PERIOD,
+        events: EventService | None = None,
     ) -> None:
         self.flags = flags
         self.gates = gates
@@ -56,6 +59,7 @@ class Controller:
         self.monotonic = monotonic  # times the lock's renewals, apart from the flags' clock
         self.interval = interval
         self.watch_period_ms = int(watch_period * 1000)
+        self.events = events  # where status events go for notifiers (None: nowhere)
         self.stop = threading.Event()
         self._outage_logged = False
         self._leading_since: float | None = None  # monotonic time of the last lock renewal
@@ -115,7 +119,11 @@ class Controller:
             at,
             stage_samples=evidence.stage.treatment.samples,
             watch_period_ms=self.watch_period_ms,
+            srm=self.gates.srm(flag, evidence),
         )
+        if self.events is not None:
+            # Holds and approvals once per stage; a kill's readings before the kill lands.
+            self.events.note(flag, decision, at, actor=ACTOR)
         try:
             # Every action applies only to the version that was judged: if an operator moved
             # the flag meanwhile, the evidence belongs to another stage or to before a revive.
@@ -141,8 +149,11 @@ class Controller:
                 )
                 log.info("%s %s to %s", decision.action, flag.key, moved.state)
         except PreconditionFailed:
-            if retry:
-                return self._decide_and_act(self.flags.get(flag.key), now, retry=False)
+            fresh = self.flags.get(flag.key)
+            # Moved meanwhile: decide once more, unless the move was a kill or back to draft,
+            # which the controller never touches (not even with a status word).
+            if retry and serving(fresh):
+                return self._decide_and_act(fresh, now, retry=False)
             return Outcome(flag.key, decision, acted=False)
         self._record_status(flag, decision, at)
         return Outcome(flag.key, decision, acted=True)

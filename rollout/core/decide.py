@@ -11,9 +11,12 @@ Order of the rules, first match wins:
 4. ``paused`` → hold: never advanced, whatever the gates say.
 5. ``rolling`` with no current stage (an operator set a percent between stages) → hold, asking the
    operator to move it by hand.
-6. any gate at ``warn`` → hold; then any gate ``insufficient`` → hold; then the bake; then the
+6. a sample ratio mismatch (``core.srm``) → kill with ``srm = "kill"`` (when armed, as in 2),
+   hold with ``srm = "hold"`` (status ``sample_ratio_mismatch``; the flag never advances while
+   it stands); ``srm = "warn"`` only reports it.
+7. any gate at ``warn`` → hold; then any gate ``insufficient`` → hold; then the bake; then the
    stage's ``min_samples`` of treatment samples.
-7. all passed → advance, or complete after the last stage; without ``auto_advance``,
+8. all passed → advance, or complete after the last stage; without ``auto_advance``,
    await_approval instead (the operator's Go).
 """
 
@@ -26,9 +29,10 @@ from dataclasses import dataclass
 from rollout.core.defaults import WATCH_PERIOD
 from rollout.core.gates import GateSummary, Verdict
 from rollout.core.model import Flag, State
+from rollout.core.srm import HOLD, KILL, SrmReading
 from rollout.core.transitions import rolling_out
 from rollout.core.units import render_percent, to_ms
-from rollout.core.vocabulary import STATUS_WORDS, Action
+from rollout.core.vocabulary import MISMATCH_WORD, STATUS_WORDS, Action
 
 __all__ = ["Action", "Decision", "decide"]
 
@@ -38,10 +42,13 @@ class Decision:
     action: Action
     why: str
     readings: tuple[GateSummary, ...] = ()
+    mismatch: bool = False  # held (or killed) on a sample ratio mismatch
 
     @property
     def status_word(self) -> str:
         """The word operators see for this decision (``core.vocabulary``)."""
+        if self.mismatch and self.action is Action.HOLD:
+            return MISMATCH_WORD
         return STATUS_WORDS[self.action]
 
 
@@ -52,17 +59,20 @@ def decide(
     *,
     stage_samples: int,
     watch_period_ms: int = to_ms(WATCH_PERIOD),
+    srm: SrmReading | None = None,
 ) -> Decision:
     """The controller's next move for ``flag``.
 
     ``readings`` come from ``gates.read_gates``; ``stage_samples`` is the number of treatment
     samples recorded since the stage began (``Evidence.stage.treatment.samples``), which the
-    stage's ``min_samples`` is checked against even when the flag has no gates.
+    stage's ``min_samples`` is checked against even when the flag has no gates. ``srm`` is the
+    stage's split check (``core.srm.check_split``).
     """
     summaries = tuple(readings)
+    mismatch = srm is not None and srm.mismatch
 
-    def decision(action: Action, why: str) -> Decision:
-        return Decision(action=action, why=why, readings=summaries)
+    def decision(action: Action, why: str, *, on_mismatch: bool = False) -> Decision:
+        return Decision(action=action, why=why, readings=summaries, mismatch=on_mismatch)
 
     if flag.state == State.KILLED:
         return decision(Action.WATCH, "killed: the controller never touches a killed flag")
@@ -75,6 +85,9 @@ def decide(
     )
     if failing and (rolling_out(flag) or watching):
         return decision(Action.KILL, failing)
+    if mismatch and flag.srm == KILL and (rolling_out(flag) or watching):
+        assert srm is not None
+        return decision(Action.KILL, srm.why, on_mismatch=True)
 
     if flag.state == State.COMPLETE:
         if not watching:
@@ -98,6 +111,10 @@ def decide(
             else f"at {percent}% with no stages planned: set the percent by hand"
         )
         return decision(Action.HOLD, why + (f"; {warning}" if warning else ""))
+    if mismatch and flag.srm == HOLD:
+        assert srm is not None
+        why = srm.why + (f"; {warning}" if warning else "")
+        return decision(Action.HOLD, why, on_mismatch=True)
     if warning:
         return decision(Action.HOLD, warning)
 

@@ -55,6 +55,15 @@ METRICS_BUFFER = 100_000
 METRICS_RETENTION = 6 * 3600.0
 """Seconds 10-second metric windows live in Redis (``ROLLOUT_METRICS_RETENTION``)."""
 
+HISTORY_RETENTION = 30 * 86400.0
+"""Seconds the 5-minute rollups behind the history charts live (``ROLLOUT_HISTORY_RETENTION``)."""
+
+ROLLUP_SECONDS = 300
+"""Width of one history rollup: a 3-day stage is 864 of them, charted whole in one read."""
+
+MAX_HISTORY_STEPS = 2_000
+"""Most time steps one metrics-history answer holds; the default step keeps under it."""
+
 MEMORY_REPORT_INTERVAL = 5.0
 """SDK: seconds between two reports of this process's memory growth."""
 
@@ -83,6 +92,9 @@ MIN_GATE_WINDOW_MS = 1_000
 MAX_GATE_WINDOW_MS = 3_600_000
 """Longest sliding window: the stage reading covers the long run, and each 10 s costs a read."""
 
+WRITE_RETRY_BUDGET = 10.0
+"""Seconds an operator's move keeps retrying lost compare-and-set races before it gives up."""
+
 MAX_ACTOR = 256
 """Longest audit actor (an operator's name, ``cli:$USER``, ``controller``)."""
 
@@ -91,3 +103,51 @@ MAX_TEXT = 4_096
 
 MAX_USER = 1_024
 """Longest user id accepted by the API and the CLI."""
+
+VALUE_NAMES_PER_FLAG = 20
+"""Business values (``value:NAME``): names an SDK process keeps per flag, and value gates a flag
+may have; more names are dropped and counted."""
+
+VALUE_LIMIT = 1e100
+"""Business values: observations beyond +-this are dropped (and counted) in the SDK, so no
+mean, M2 or Chan merge of them can overflow to infinity on the server: differences stay below
+2e100, their squares below 4e200, and sums of those over any realistic count stay finite."""
+
+MAX_RULES = 50
+"""Most targeting rules a flag may hold (DESIGN §2.1); each costs a little on every answer."""
+
+MAX_RULE_VALUES = 100
+"""Most values one rule may list; a longer list of ids belongs in allow/deny."""
+
+MAX_RULE_TEXT = 1_024
+"""Longest string value a rule may hold (as long as the longest user id)."""
+
+MAX_ATTRIBUTES = 100
+"""Most context attributes an operator may pass to ``check --attr`` or ``evaluate?attr.*``."""
+
+TREND_SPAN = 2 * 3600
+"""Seconds of the error-rate trend drawn beside each flag in the dashboard's list (5 m steps)."""
+
+TRIGGER_RATE = 10
+"""Triggers: POSTs a second one trigger takes; more are answered 429 (after the secret check)."""
+
+TRIGGER_SECRET_BYTES = 32
+"""Triggers: random bytes in a trigger's secret (shown once; only its SHA-256 is stored)."""
+
+NOTIFY_TIMEOUT = 5.0
+"""Notifier: seconds one webhook POST may take."""
+
+NOTIFY_RETRY_FOR = 24 * 3600.0
+"""Notifier: seconds an event is retried for before it is dropped, counted and logged once."""
+
+NOTIFY_BACKOFF_START = 0.5
+"""Notifier: seconds before the first retry of a failed delivery; doubled each try (jittered)."""
+
+NOTIFY_BACKOFF_MAX = 300.0
+"""Notifier: the longest wait between two attempts at one event."""
+
+NOTIFY_INTERVAL = 0.2
+"""Notifier: seconds between two reads of the streams."""
+
+NOTIFY_BATCH = 200
+"""Notifier: stream entries read per flag per read."""

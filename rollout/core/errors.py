@@ -30,6 +30,14 @@ class MalformedRequest(ValidationError):
     """A body or file that cannot be parsed at all (bad JSON or TOML)."""
 
 
+class InvalidContext(ValidationError):
+    """An OpenFeature evaluation context that cannot be used (OFREP's INVALID_CONTEXT)."""
+
+
+class TargetingKeyMissing(RolloutError):
+    """A flag that splits users by percent, asked without a targeting key (OFREP)."""
+
+
 class PayloadTooLarge(RolloutError):
     """A request body over the size limit."""
 
@@ -81,6 +89,28 @@ class SnapshotNotFound(RolloutError):
         super().__init__(f"snapshot {snapshot_id!r} does not exist")
 
 
+class TriggerNotFound(RolloutError):
+    """A trigger URL that names no trigger: a wrong id, a wrong secret and a deleted trigger
+    all read the same, so a caller cannot learn which ids exist."""
+
+    def __init__(self) -> None:
+        super().__init__("no such trigger")
+
+
+class RateLimited(RolloutError):
+    """Too many requests to one trigger; ``retry_after`` in whole seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class DestinationNotFound(RolloutError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"notification destination {name!r} does not exist")
+
+
 class AuthError(RolloutError):
     """Missing or unknown token."""
 
@@ -117,11 +147,16 @@ class InternalError(RolloutError):
 # error class -> (code, HTTP status). Lookup walks the MRO, so subclasses may be absent.
 ERROR_TABLE: dict[type[RolloutError], tuple[str, int]] = {
     MalformedRequest: ("malformed_request", 400),
+    InvalidContext: ("invalid_context", 400),
+    TargetingKeyMissing: ("targeting_key_missing", 400),
     ValidationError: ("validation_error", 422),
     AuthError: ("unauthorized", 401),
     Forbidden: ("forbidden", 403),
     FlagNotFound: ("flag_not_found", 404),
     SnapshotNotFound: ("snapshot_not_found", 404),
+    TriggerNotFound: ("trigger_not_found", 404),
+    DestinationNotFound: ("destination_not_found", 404),
+    RateLimited: ("rate_limited", 429),
     FlagExists: ("flag_exists", 409),
     GateFailing: ("gate_failing", 409),
     InvalidTransition: ("invalid_transition", 409),

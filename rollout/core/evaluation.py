@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from rollout.core.bucketing import bucket
 from rollout.core.model import Flag, State
+from rollout.core.rules import match
 
 
 class Reason(StrEnum):
@@ -15,11 +17,13 @@ class Reason(StrEnum):
     UNKNOWN = "unknown"
     DENIED = "denied"
     ALLOWED = "allowed"
+    RULE = "rule"
     IN_COHORT = "in_cohort"
     OUT_OF_COHORT = "out_of_cohort"
 
 
-# Only answers that came from the bucket are random assignment, so only they join an arm.
+# Only answers that came from the bucket are random assignment, so only they join an arm: not
+# allow/deny, and not a rule (who has an @example.com email is chosen, not drawn).
 ARM_OF_REASON: dict[Reason, str] = {Reason.IN_COHORT: "treatment", Reason.OUT_OF_COHORT: "control"}
 
 
@@ -34,9 +38,14 @@ class Evaluation:
 
 
 def evaluate(
-    flag: Flag | None, user: str, *, override: bool | None = None, default: bool = False
+    flag: Flag | None,
+    user: str,
+    *,
+    override: bool | None = None,
+    default: bool = False,
+    attributes: Mapping[str, object] | None = None,
 ) -> Evaluation:
-    """First match wins: killed, override, unknown, deny, allow, bucket.
+    """First match wins: killed, override, unknown, deny, allow, the first matching rule, bucket.
 
     ``bucket`` is reported whenever the flag is known, even when another rule decided, so that
     operators can see where a user would land.
@@ -52,6 +61,10 @@ def evaluate(
         return Evaluation(False, Reason.DENIED, b)
     if user in flag.allow:
         return Evaluation(True, Reason.ALLOWED, b)
+    if flag.rules and attributes:
+        served = match(flag.rules, attributes)
+        if served is not None:
+            return Evaluation(served, Reason.RULE, b)
     assert b is not None
     if b < flag.percent_bp:
         return Evaluation(True, Reason.IN_COHORT, b)

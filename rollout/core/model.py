@@ -7,12 +7,16 @@ points, durations in milliseconds, instants in epoch milliseconds.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from rollout.core.bounds import Moments
 from rollout.core.defaults import GATE_MIN_SAMPLES, GATE_WINDOW_MS
+from rollout.core.rules import Rule
 
 KEY_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+VALUE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a business value (``value:NAME``)
 
 
 class State(StrEnum):
@@ -30,6 +34,14 @@ class Stage:
     min_samples: int = 0
 
 
+HIGHER_IS_BETTER = "higher_is_better"
+LOWER_IS_BETTER = "lower_is_better"
+DIRECTIONS = (HIGHER_IS_BETTER, LOWER_IS_BETTER)  # of a business value (``value:NAME``)
+# What a sample ratio mismatch does (``core.srm``): hold (default), kill, or only report.
+SRM_HOLD, SRM_KILL, SRM_WARN = "hold", "kill", "warn"
+SRM_MODES = (SRM_HOLD, SRM_KILL, SRM_WARN)
+
+
 @dataclass(frozen=True, slots=True)
 class Gate:
     metric: str  # the name of a kind in core.gates.GATE_KINDS
@@ -37,6 +49,9 @@ class Gate:
     critical: float
     min_samples: int = GATE_MIN_SAMPLES
     window_ms: int = GATE_WINDOW_MS
+    # ``value:NAME`` gates only: which way is better, and whether the change is relative.
+    direction: str = HIGHER_IS_BETTER
+    relative: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +86,7 @@ class Flag:
     gates: tuple[Gate, ...] = ()
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()  # targeting rules on context attributes, first match wins
     salt: str = ""
     kill: KillRecord | None = None
     status: Status | None = None
@@ -81,6 +97,11 @@ class Flag:
     # The control arm's p95 latency measured just before the last stage, so latency_ratio can
     # still be judged at 100% when no control traffic is left.
     baseline_p95_ms: float | None = None
+    # What a sample ratio mismatch does (core.srm): "hold" (never advance), "kill" or "warn".
+    srm: str = SRM_HOLD
+    # Control's count, mean and M2 of each business value (``value:NAME`` gates) at the same
+    # moment: the mean stands in for control at 100%, its spread says how well it is known.
+    baseline_values: Mapping[str, Moments] = field(default_factory=dict)
 
     def with_changes(self, **changes: object) -> Flag:
         return replace(self, **changes)  # type: ignore[arg-type]

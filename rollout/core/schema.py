@@ -9,15 +9,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
-from rollout.core.defaults import MAX_ACTOR, MAX_GATE_WINDOW_MS, MAX_TEXT, MIN_GATE_WINDOW_MS
+from rollout.core.bounds import Moments
+from rollout.core.defaults import MAX_ACTOR, MAX_TEXT
 from rollout.core.errors import ValidationError
-from rollout.core.gates import GATE_KINDS, gate_kind
-from rollout.core.model import KEY_PATTERN, Flag, Gate, KillRecord, Stage, State, Status
+from rollout.core.gate_schema import gate_to_dict, parse_gates
+from rollout.core.model import (
+    KEY_PATTERN,
+    SRM_HOLD,
+    SRM_MODES,
+    VALUE_NAME_PATTERN,
+    Flag,
+    KillRecord,
+    Stage,
+    State,
+    Status,
+)
+from rollout.core.parse import count as _count
+from rollout.core.parse import list_of as _list
+from rollout.core.parse import mapping as _mapping
+from rollout.core.parse import number as _number
+from rollout.core.rules import parse_rules, rule_to_dict
 from rollout.core.units import (
-    format_duration,
     parse_duration,
     parse_instant,
     parse_percent,
@@ -27,12 +41,18 @@ from rollout.core.units import (
 )
 
 # Fields an operator may set through create / PATCH / apply. Never state, percent or stage.
-CONFIG_FIELDS = ("description", "auto_advance", "stages", "gates", "allow", "deny")
+CONFIG_FIELDS = (
+    "description",
+    "auto_advance",
+    "stages",
+    "gates",
+    "allow",
+    "deny",
+    "rules",
+    "srm",
+)
 MAX_STAGES = 20
 MAX_USERS = 10_000
-# One gate per kind; a family of kinds (``value:NAME``) will need a limit of its own.
-MAX_GATES = len(GATE_KINDS)
-GATE_FIELDS = ("metric", "warn", "critical", "min_samples", "window")
 
 
 def validate_key(key: object, field: str = "key") -> str:
@@ -78,47 +98,7 @@ def _bool(value: object, field: str) -> bool:
     return value
 
 
-MAX_COUNT = 10**12
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _count(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError("must be a whole number >= 0", field)
-    if value > MAX_COUNT:
-        raise ValidationError(f"must be at most {MAX_COUNT}", field)
-    return value
-
-
-def _number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise ValidationError("must be a number", field)
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValidationError("is too large", field) from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ValidationError("must be a finite number", field)
-    return number
-
-
-def _mapping(value: object, field: str, allowed: Sequence[str]) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ValidationError("must be an object", field)
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise ValidationError(
-            f"unknown field {unknown[0]!r} (allowed: {', '.join(allowed)})", field or None
-        )
-    return value
-
-
-def _list(value: object, field: str, limit: int) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise ValidationError("must be a list", field)
-    if len(value) > limit:
-        raise ValidationError(f"has more than {limit} entries", field)
-    return list(value)
 
 
 def parse_users(value: object, field: str) -> tuple[str, ...]:
@@ -155,60 +135,21 @@ def parse_stages(value: object, field: str = "stages") -> tuple[Stage, ...]:
     return tuple(stages)
 
 
-def parse_gates(value: object, field: str = "gates") -> tuple[Gate, ...]:
-    gates: list[Gate] = []
-    for i, raw in enumerate(_list(value, field, MAX_GATES)):
-        where = f"{field}[{i}]"
-        item = _mapping(raw, where, GATE_FIELDS)
-        metric = str(item.get("metric"))
-        kind = gate_kind(metric)
-        if kind is None:
-            raise ValidationError(f"must be one of {', '.join(GATE_KINDS)}", f"{where}.metric")
-        if any(g.metric == metric for g in gates):
-            raise ValidationError(f"{metric} appears twice", f"{where}.metric")
-        for name in ("warn", "critical"):
-            if name not in item:
-                raise ValidationError("is required", f"{where}.{name}")
-        warn = _number(item["warn"], f"{where}.warn")
-        critical = _number(item["critical"], f"{where}.critical")
-        if warn <= 0:
-            raise ValidationError("must be above 0", f"{where}.warn")
-        if critical < warn:
-            raise ValidationError("must be at or above warn", f"{where}.critical")
-        if kind.max_critical is not None and critical > kind.max_critical:
-            raise ValidationError(kind.max_critical_why, f"{where}.critical")
-        window = (
-            parse_duration(item["window"], f"{where}.window")
-            if "window" in item
-            else kind.window_ms
-        )
-        if not MIN_GATE_WINDOW_MS <= window <= MAX_GATE_WINDOW_MS:
-            # core.defaults says why a sliding window is bounded.
-            bounds = (
-                f"{format_duration(MIN_GATE_WINDOW_MS)} to {format_duration(MAX_GATE_WINDOW_MS)}"
-            )
-            raise ValidationError(f"must be from {bounds}", f"{where}.window")
-        gates.append(
-            Gate(
-                metric=metric,
-                warn=warn,
-                critical=critical,
-                min_samples=_count(
-                    item.get("min_samples", kind.min_samples), f"{where}.min_samples"
-                ),
-                window_ms=window,
-            )
-        )
-    return tuple(gates)
+def _srm(value: object, field: str) -> str:
+    if value not in SRM_MODES:
+        raise ValidationError(f"must be one of {', '.join(SRM_MODES)}", field)
+    return str(value)
 
 
 _CONFIG_PARSERS = {
+    "srm": _srm,
     "description": lambda v, f: _text(v, f),
     "auto_advance": _bool,
     "stages": parse_stages,
     "gates": parse_gates,
     "allow": parse_users,
     "deny": parse_users,
+    "rules": parse_rules,
 }
 
 
@@ -226,16 +167,6 @@ def stage_to_dict(stage: Stage) -> dict[str, Any]:
     }
 
 
-def gate_to_dict(gate: Gate) -> dict[str, Any]:
-    return {
-        "metric": gate.metric,
-        "warn": gate.warn,
-        "critical": gate.critical,
-        "min_samples": gate.min_samples,
-        "window": render_duration(gate.window_ms),
-    }
-
-
 def flag_to_dict(flag: Flag) -> dict[str, Any]:
     kill = flag.kill
     status = flag.status
@@ -246,11 +177,13 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
         "percent": render_percent(flag.percent_bp),
         "stages": [stage_to_dict(s) for s in flag.stages],
         "auto_advance": flag.auto_advance,
+        "srm": flag.srm,
         "stage": flag.stage,
         "stage_started_at": render_instant(flag.stage_started_at),
         "gates": [gate_to_dict(g) for g in flag.gates],
         "allow": list(flag.allow),
         "deny": list(flag.deny),
+        "rules": [rule_to_dict(r) for r in flag.rules],
         "salt": flag.salt,
         "kill": None
         if kill is None
@@ -270,6 +203,9 @@ def flag_to_dict(flag: Flag) -> dict[str, Any]:
         "updated_at": render_instant(flag.updated_at),
         "completed_at": render_instant(flag.completed_at),
         "baseline_p95_ms": flag.baseline_p95_ms,
+        "baseline_values": {
+            name: {"n": m.n, "mean": m.mean, "m2": m.m2} for name, m in flag.baseline_values.items()
+        },
     }
 
 
@@ -333,6 +269,7 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
     if require_version and "version" not in body:
         raise ValidationError("is required", "version")
     baseline = body.get("baseline_p95_ms")
+    baseline_values = _baseline_values(body.get("baseline_values", {}))
     salt = _text(body.get("salt") or key, "salt", 256)
     percent_bp = parse_percent(body.get("percent", 0))
     if state in (State.DRAFT, State.KILLED) and percent_bp:
@@ -345,11 +282,13 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         percent_bp=percent_bp,
         stages=stages,
         auto_advance=config.get("auto_advance", False),
+        srm=config.get("srm", SRM_HOLD),
         stage=_optional_index(body.get("stage"), "stage", len(stages)),
         stage_started_at=parse_instant(body.get("stage_started_at"), "stage_started_at"),
         gates=config.get("gates", ()),
         allow=config.get("allow", ()),
         deny=config.get("deny", ()),
+        rules=config.get("rules", ()),
         salt=salt,
         kill=kill,
         status=status,
@@ -358,4 +297,23 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         updated_at=parse_instant(body.get("updated_at"), "updated_at"),
         completed_at=parse_instant(body.get("completed_at"), "completed_at"),
         baseline_p95_ms=None if baseline is None else _number(baseline, "baseline_p95_ms"),
+        baseline_values=baseline_values,
     )
+
+
+def _baseline_values(value: object) -> dict[str, Moments]:
+    if not isinstance(value, Mapping):
+        raise ValidationError("must be an object", "baseline_values")
+    out = {}
+    for name, raw in value.items():
+        if not isinstance(name, str) or not VALUE_NAME_PATTERN.fullmatch(name):
+            raise ValidationError(f"{name!r} is not a business value name", "baseline_values")
+        where = f"baseline_values.{name}"
+        item = _mapping(raw, where, ("n", "mean", "m2"))
+        m2 = _number(item.get("m2", 0.0), f"{where}.m2")
+        if m2 < 0:
+            raise ValidationError("must not be negative", f"{where}.m2")
+        out[name] = Moments(
+            _count(item.get("n", 0), f"{where}.n"), _number(item.get("mean"), f"{where}.mean"), m2
+        )
+    return out

@@ -1,4 +1,9 @@
-"""Confidence bounds for the gates: pure functions, standard library only.
+"""Per-look confidence bounds for the gates: pure functions, standard library only.
+
+Since issue 10 these serve ``warn`` (z = 1, read afresh each look: a false warn only holds) and
+the readings' observed points; ``fail`` judges the sequential bounds of ``core.bounds``, which
+stay valid however often they are read. ``bench/decisions.py`` runs the old fixed-z rules
+(Wilson at z = 2.5 / 4.75, pooled z at 3.5) beside the new ones as the baseline.
 
 Error rates: the Wilson score interval.
     Gates judge the treatment's true error rate, not the observed one, by comparing the lower end

@@ -243,3 +243,38 @@ def _on_stage(flag: Flag, index: int | None, percent_bp: int) -> bool:
         and index < len(flag.stages)
         and (flag.stages[index].percent_bp == percent_bp)
     )
+
+
+MOVES = ("advance", "rollback", "pause", "resume", "kill", "revive", "set")
+
+
+def legal_moves(flag: Flag) -> dict[str, str | None]:
+    """Each operator move: None when it would do something, else why not (for a disabled button).
+
+    Found by trying the moves themselves, so the reasons are the very refusals the API would
+    give and no second copy of the rules exists. A move that would change nothing (pause a
+    paused flag, kill a killed one) is offered as not useful. Gates are not read here: an
+    advance that a failing gate refuses is offered, and the refusal offers the force.
+    """
+    now = flag.updated_at or 0
+    attempts = {
+        "advance": lambda: advance(flag, now),
+        "rollback": lambda: rollback(flag, now),
+        "pause": lambda: pause(flag, now),
+        "resume": lambda: resume(flag, now),
+        "kill": lambda: kill(flag, "probe", "probe", now),
+        "revive": lambda: revive(flag, now),
+        "set": lambda: set_percent(flag, flag.percent_bp, now),
+    }
+    found: dict[str, str | None] = {}
+    for move in MOVES:
+        try:
+            moved = attempts[move]()
+        except InvalidTransition as refusal:
+            found[move] = refusal.message
+            continue
+        if moved is flag and move != "set":
+            found[move] = f"{flag.key} is already {flag.state}: {move} would change nothing"
+        else:
+            found[move] = None
+    return found

@@ -93,10 +93,11 @@ class _SharedRedis:
 class FlagHandle:
     """``client.flag(KEY)``. Its ``is_enabled`` is swapped in place when the flag changes."""
 
-    __slots__ = ("_client", "compiled", "default", "is_enabled", "key")
+    __slots__ = ("_client", "_values", "compiled", "default", "is_enabled", "key")
 
     def __init__(self, client: RolloutClient, key: str, default: bool, compiled: Compiled) -> None:
         self._client = client
+        self._values = client._recorder.values
         self.key = key
         self.default = default
         self.swap(compiled)
@@ -108,9 +109,9 @@ class FlagHandle:
         # compiled function, with no lookup of the current flag value in between.
         self.is_enabled: Check = compiled.check
 
-    def track(self, user: object) -> Track:
+    def track(self, user: object, attributes: Mapping[str, object] | None = None) -> Track:
         """``with flag.track(user) as enabled:`` evaluates once and records one outcome."""
-        return Track(self.compiled, user)
+        return Track(self.compiled, user, attributes)
 
     def record(
         self,
@@ -118,13 +119,32 @@ class FlagHandle:
         ok: bool = True,
         duration_ms: float | None = None,
         error_type: str | None = None,
+        values: Mapping[str, float] | None = None,
+        attributes: Mapping[str, object] | None = None,
     ) -> None:
-        """One outcome by hand, in the arm of this user's answer. Never raises."""
-        self._client._recorder.record(self.compiled, user, ok, duration_ms, error_type)
+        """One outcome by hand, in the arm of this user's answer. Never raises.
 
-    def evaluate(self, user: object) -> Evaluation:
+        ``values`` are named business values observed with it (``observe`` each); they are
+        not part of the outcome sample.
+        """
+        self._client._recorder.record(self.compiled, user, ok, duration_ms, error_type, attributes)
+        if values is not None:
+            self._values.record_values(self.compiled, user, values, attributes)
+
+    def observe(
+        self,
+        user: object,
+        name: str,
+        value: float,
+        attributes: Mapping[str, object] | None = None,
+    ) -> None:
+        """One named business value (``value:NAME`` gates) in this user's arm (rules count, as
+        for ``is_enabled``). Never raises: a bad name or number is dropped and counted."""
+        self._values.observe(self.compiled, user, name, value, attributes)
+
+    def evaluate(self, user: object, attributes: Mapping[str, object] | None = None) -> Evaluation:
         """The answer with its reason (slower than ``is_enabled``; for diagnostics)."""
-        return self._client.evaluate(self.key, user, default=self.default)
+        return self._client.evaluate(self.key, user, default=self.default, attributes=attributes)
 
     def __repr__(self) -> str:
         return f"FlagHandle({self.key!r}, default={self.default})"
@@ -153,9 +173,10 @@ class RolloutClient:
         self._redis = _SharedRedis(self.settings)
         keys = Keys(self.settings.key_prefix)
         retention = self.settings.metrics_retention
-        self._recorder = Recorder(
+        history = self.settings.history_retention
+        self._recorder: Recorder = Recorder(
             self.table,
-            lambda: MetricsStore(self._redis(), keys, retention),
+            lambda: MetricsStore(self._redis(), keys, retention, history),
             clock=clock,
             capacity=self.settings.metrics_buffer,
             flush_interval=self.settings.flush_interval,
@@ -171,18 +192,31 @@ class RolloutClient:
     def flag(self, key: str, default: bool = False) -> FlagHandle:
         return self.table.handle(key, _as_bool(default))
 
-    def is_enabled(self, key: str, user: object, default: bool = False) -> bool:
+    def is_enabled(
+        self,
+        key: str,
+        user: object,
+        default: bool = False,
+        attributes: Mapping[str, object] | None = None,
+    ) -> bool:
         try:
-            return self._by_default[default][key].is_enabled(user)
+            return self._by_default[default][key].is_enabled(user, attributes)
         except (KeyError, TypeError):
             pass  # first call for this key, or an odd default: take the slow path once
         fallback = _as_bool(default)
         try:
-            return self.flag(key, fallback).is_enabled(user)
+            return self.flag(key, fallback).is_enabled(user, attributes)
         except Exception:
             return fallback
 
-    def evaluate(self, key: str, user: object, default: bool = False) -> Evaluation:
+    def evaluate(
+        self,
+        key: str,
+        user: object,
+        default: bool = False,
+        attributes: Mapping[str, object] | None = None,
+    ) -> Evaluation:
+        """The answer with its reason (``Reason.RULE`` when a targeting rule decided)."""
         default = _as_bool(default)
         try:
             return evaluate(
@@ -190,12 +224,30 @@ class RolloutClient:
                 str(user),
                 override=self.table.overrides.get(key),
                 default=default,
+                attributes=attributes if isinstance(attributes, Mapping) else None,
             )
         except Exception:
             return Evaluation(default, Reason.UNKNOWN, None)
 
     def known_flags(self) -> dict[str, Flag]:
         return dict(self.table.flags)
+
+    def known_flag(self, key: str) -> Flag | None:
+        """The value of one flag as this client holds it (None: unknown here)."""
+        return self.table.flags.get(key)
+
+    # -- listening ----------------------------------------------------------------------
+
+    def on_change(self, callback: Callable[[list[str]], None]) -> Callable[[], None]:
+        """Call ``callback(keys)`` after flags change: a change from the channel, or a full
+        load that found differences. It runs on the sync thread, so keep it short; an
+        exception in it is logged, never raised. Returns a function that removes it."""
+        return self.table.changed.add(callback)
+
+    def on_connection(self, callback: Callable[[bool], None]) -> Callable[[], None]:
+        """Call ``callback(False)`` when Redis stops answering and ``callback(True)`` when it
+        answers again (after the full load). Same rules as ``on_change``."""
+        return self._sync.connection.add(callback)
 
     @property
     def connected(self) -> bool:

@@ -5,6 +5,11 @@ overridden flags become constants, empty allow/deny lists cost nothing, and the 
 formula (DESIGN §3) is inlined with the salt prefix prebuilt. ``tests/sdk`` checks that it
 agrees with ``evaluate`` for every rule.
 
+Every answer function takes ``(user, attributes=None)``. A flag without targeting rules never
+looks at the attributes (its functions are the ones it had before rules existed); a flag with
+rules gets functions of its own (``compile_ruled``, below), with the rules compiled once per
+flag value.
+
 Answers that came from the bucket are counted as exposures of their arm (read with
 ``exposures()``: control, treatment), and outcomes recorded by ``track``/``record`` are folded
 into that arm's ``ArmCounter`` on the spot. Counters only ever grow and the flusher sends deltas, so
@@ -16,7 +21,7 @@ rate by far less than its confidence interval and keeps the caller's path lock-f
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import mmh3
@@ -26,9 +31,11 @@ from rollout.core.evaluation import ARM_OF_REASON, evaluate
 from rollout.core.histogram import BUCKETS as BUCKET_COUNT
 from rollout.core.histogram import UPPER_BOUNDS
 from rollout.core.model import Flag, State
+from rollout.core.rules import Report
+from rollout.core.rules_compiled import compile_rules, rule_chain, run_source
 
-Check = Callable[[object], bool]
-Assign = Callable[[object], int]
+Check = Callable[..., bool]  # (user, attributes=None)
+Assign = Callable[..., int]  # (user, attributes=None)
 
 # assign() codes: bit 0 is the answer, bit 1 says the answer came from the bucket (an arm).
 OFF, ON, CONTROL, TREATMENT = 0, 1, 2, 3
@@ -37,13 +44,16 @@ OFF, ON, CONTROL, TREATMENT = 0, 1, 2, 3
 class ArmCounter:
     """Outcomes of one arm under one flag value. Counters only grow; the flusher sends deltas."""
 
-    __slots__ = ("by_type", "errors", "latency", "samples")
+    __slots__ = ("by_type", "errors", "latency", "samples", "values")
 
     def __init__(self) -> None:
         self.samples = 0
         self.errors = 0
         self.by_type: dict[str, int] = {}
         self.latency = [0] * BUCKET_COUNT  # histogram by core.histogram bucket
+        # Business values since the last flush: name -> [count, mean, M2] (Welford). Unlike the
+        # counters, the flusher takes this dict away whole and leaves a fresh one.
+        self.values: dict[str, list[float]] = {}
 
     def add(self, duration_ms: float | None, error_type: str | None) -> None:
         if duration_ms is not None and duration_ms == duration_ms:
@@ -77,19 +87,58 @@ def _hash(prefix: str, user: object) -> int:
     return mmh3.hash((prefix + user).encode(), 0, False) % BUCKETS  # type: ignore[operator]
 
 
+def careful_code_for(flag: Flag, default: bool) -> Assign:
+    """The answer code off the fast path, from ``core.evaluation`` itself.
+
+    Non-string ids (ints, UUIDs) bucket by their text, attributes that are no mapping count as
+    none, and anything that cannot even be printed (or whose mapping raises) gets the caller's
+    default rather than an exception.
+    """
+
+    def careful_code(user: object, attributes: object = None) -> int:
+        try:
+            context = attributes if isinstance(attributes, Mapping) else None
+            result = evaluate(flag, str(user), attributes=context)
+        except Exception:
+            return ON if default else OFF
+        arm = ARM_OF_REASON.get(result.reason)
+        if arm is None:
+            return ON if result.enabled else OFF
+        return TREATMENT if arm == "treatment" else CONTROL
+
+    return careful_code
+
+
 def _constant(key: str, value: bool) -> Compiled:
     code = ON if value else OFF
-    return Compiled(check=lambda user: value, assign=lambda user: code, key=key, epoch=0)
+    return Compiled(
+        check=lambda user, attributes=None: value,
+        assign=lambda user, attributes=None: code,
+        key=key,
+        epoch=0,
+    )
 
 
-def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: str) -> Compiled:
-    """The answer functions for one flag value, override and caller default."""
+def compile_flag(
+    flag: Flag | None,
+    override: bool | None,
+    default: bool,
+    key: str,
+    report: Report | None = None,
+) -> Compiled:
+    """The answer functions for one flag value, override and caller default.
+
+    ``report(attribute, value)`` hears of context values that no rule can use (not a string,
+    number or boolean); only flags with rules look at the context at all.
+    """
     if flag is not None and flag.state is State.KILLED:
         return _constant(key, False)  # the kill switch wins over everything, overrides included
     if override is not None:
         return _constant(key, override)
     if flag is None:
         return _constant(key, default)
+    if flag.rules:
+        return compile_ruled(flag, default, key, report)
     known: Flag = flag
     prefix = f"{flag.salt}:"
     percent_bp = flag.percent_bp
@@ -103,19 +152,9 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
     def exposures() -> tuple[int, int]:
         return control, treatment
 
-    def careful_code(user: object) -> int:
-        # Off the fast path: non-string ids (ints, UUIDs) bucket by their text, and anything
-        # that cannot even be printed gets the caller's default rather than an exception.
-        try:
-            result = evaluate(known, str(user))
-        except Exception:
-            return ON if default else OFF
-        arm = ARM_OF_REASON.get(result.reason)
-        if arm is None:
-            return ON if result.enabled else OFF
-        return TREATMENT if arm == "treatment" else CONTROL
+    careful_code = careful_code_for(known, default)
 
-    def careful(user: object) -> bool:
+    def careful(user: object, attributes: object = None) -> bool:
         nonlocal control, treatment
         code = careful_code(user)
         if code == TREATMENT:
@@ -126,7 +165,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
 
     if not allow and not deny:
 
-        def cohort(user: object) -> bool:
+        def cohort(user: object, attributes: object = None) -> bool:
             nonlocal control, treatment
             try:
                 if user.isascii():  # type: ignore[attr-defined]  # see _hash
@@ -141,7 +180,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
             control += 1
             return False
 
-        def cohort_code(user: object) -> int:
+        def cohort_code(user: object, attributes: object = None) -> int:
             try:
                 if user.isascii():  # type: ignore[attr-defined]  # see _hash; inlined for track()
                     b = hash32(prefix + user, 0, False) % BUCKETS  # type: ignore[operator]
@@ -153,7 +192,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
 
         return Compiled(cohort, cohort_code, key, flag.stage_started_at or 0, exposures)
 
-    def listed(user: object) -> bool:
+    def listed(user: object, attributes: object = None) -> bool:
         nonlocal control, treatment
         try:
             if user in deny:
@@ -169,7 +208,7 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
         control += 1
         return False
 
-    def listed_code(user: object) -> int:
+    def listed_code(user: object, attributes: object = None) -> int:
         try:
             if user in deny:
                 return OFF
@@ -180,3 +219,100 @@ def compile_flag(flag: Flag | None, override: bool | None, default: bool, key: s
             return careful_code(user)
 
     return Compiled(listed, listed_code, key, flag.stage_started_at or 0, exposures)
+
+
+# -- flags with targeting rules ------------------------------------------------------------
+#
+# Answer functions of a flag with targeting rules: deny, allow, the rules, then the bucket.
+#
+# ``is_enabled`` of such a flag is generated as one function per flag value (when the flag
+# changes, never per call): the rule chain of ``core.rules_compiled`` written inline between the
+# allow list and the inlined bucketing formula, so three rules that miss cost their own tests
+# and no extra Python call. As there, the text comes from fixed templates; every value reaches
+# it through the namespace. ``assign`` (for ``track``/``record``) is the same order as plain
+# closures. ``tests/sdk/test_rules.py`` checks both against ``core.evaluation.evaluate``.
+#
+# A rule answer joins no arm, so it is neither an exposure nor a sample. Odd input of any kind
+# (an id that is no string, attributes that are no mapping or whose ``get`` raises) goes to
+# ``careful``, which asks ``core.evaluation`` and answers the default if even that fails.
+
+
+def _check_source(chain: list[str], *, deny: bool, allow: bool) -> list[str]:
+    lines = [
+        "def make():",
+        "    control = 0",
+        "    treatment = 0",
+        "    def exposures():",
+        "        return control, treatment",
+        "    def check(user, attributes=None):",
+        "        nonlocal control, treatment",
+        "        try:",
+    ]
+    if deny:
+        lines += ["            if user in DENY:", "                return False"]
+    if allow:
+        lines += ["            if user in ALLOW:", "                return True"]
+    lines += ["            if attributes:"]
+    lines += ["                " + line for line in chain]
+    lines += [
+        "            if user.isascii():",  # as sdk.compiled._hash, inlined
+        "                b = HASH(PREFIX + user, 0, False) % BUCKETS",
+        "            else:",
+        "                b = HASH((PREFIX + user).encode(), 0, False) % BUCKETS",
+        "        except Exception:",
+        "            code = CAREFUL(user, attributes)",
+        "            if code == TREATMENT:",
+        "                treatment += 1",
+        "            elif code == CONTROL:",
+        "                control += 1",
+        "            return code & 1 == 1",
+        "        if b < PERCENT:",
+        "            treatment += 1",
+        "            return True",
+        "        control += 1",
+        "        return False",
+        "    return check, exposures",
+    ]
+    return lines
+
+
+def compile_ruled(flag: Flag, default: bool, key: str, report: Report | None) -> Compiled:
+    prefix = f"{flag.salt}:"
+    percent_bp = flag.percent_bp
+    allow = frozenset(flag.allow)
+    deny = frozenset(flag.deny)
+    careful_code = careful_code_for(flag, default)
+    first = compile_rules(flag.rules, report)
+
+    names: dict[str, object] = {
+        "DENY": deny,
+        "ALLOW": allow,
+        "HASH": mmh3.hash,
+        "PREFIX": prefix,
+        "BUCKETS": BUCKETS,
+        "PERCENT": percent_bp,
+        "CAREFUL": careful_code,
+        "CONTROL": CONTROL,
+        "TREATMENT": TREATMENT,
+        "Exception": Exception,
+    }
+    chain = rule_chain(flag.rules, report, names)
+    source = _check_source(chain, deny=bool(deny), allow=bool(allow))
+    make = run_source(source, names, "make", f"<flag {key!r} with {len(flag.rules)} rules>")
+    check, exposures = make()  # type: ignore[operator]
+
+    def code_of(user: object, attributes: object = None) -> int:
+        try:
+            if user in deny:
+                return OFF
+            if user in allow:
+                return ON
+            if attributes:
+                served = first(attributes)  # type: ignore[arg-type]
+                if served is not None:
+                    return ON if served else OFF
+            return TREATMENT if _hash(prefix, user) < percent_bp else CONTROL
+        except Exception:  # odd ids or contexts: the careful path decides
+            return careful_code(user, attributes)
+
+    return Compiled(check, code_of, key, flag.stage_started_at or 0, exposures)

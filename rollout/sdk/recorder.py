@@ -19,10 +19,13 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from rollout.core.bounds import Moments
 from rollout.core.defaults import MEMORY_REPORT_INTERVAL, RETIRED_KEEP
 from rollout.core.errors import RolloutError
+from rollout.core.evidence import chan
 from rollout.core.histogram import UPPER_BOUNDS
 from rollout.sdk.compiled import CONTROL, ON, TREATMENT, ArmCounter, Compiled
+from rollout.sdk.values import ValueSink
 from rollout.storage.metrics import ARMS, ArmTally, Batch, MetricsStore
 
 log = logging.getLogger("rollout.sdk")
@@ -64,12 +67,16 @@ def _added(held: ArmTally | None, more: ArmTally) -> ArmTally:
         by_type[name] = by_type.get(name, 0) + count
     for index, count in more.latency.items():
         latency[index] = latency.get(index, 0) + count
+    values = dict(held.values)
+    for name, moments in more.values.items():
+        values[name] = chan((values[name], moments)) if name in values else moments
     return ArmTally(
         samples=held.samples + more.samples,
         errors=held.errors + more.errors,
         exposures=held.exposures + more.exposures,
         errors_by_type=by_type,
         latency=latency,
+        values=values,
     )
 
 
@@ -81,14 +88,15 @@ class Track:
     as one (``is_enabled`` counts exposures).
     """
 
-    __slots__ = ("_arm", "_compiled", "_start", "_user")
+    __slots__ = ("_arm", "_attributes", "_compiled", "_start", "_user")
 
-    def __init__(self, compiled: Compiled, user: object) -> None:
+    def __init__(self, compiled: Compiled, user: object, attributes: object = None) -> None:
         self._compiled = compiled
         self._user = user
+        self._attributes = attributes
 
     def __enter__(self) -> bool:
-        code = self._compiled.assign(self._user)
+        code = self._compiled.assign(self._user, self._attributes)
         if code >= CONTROL:
             self._arm: ArmCounter | None = self._compiled.arms[code - CONTROL]
             self._start = _perf()
@@ -157,6 +165,11 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._store: MetricsStore | None = None
         self._outage_logged = False
+        # Business values taken from the arms but not yet sent (an outage keeps them here).
+        self._unsent_values: dict[tuple[str, int, str], dict[str, Moments]] = {}
+        self.values = ValueSink()
+        self._settling: list[tuple[tuple[str, int, str], dict[str, list[float]]]] = []
+        self._values_dropped_sent = 0
 
     # -- the caller's side ---------------------------------------------------------------
 
@@ -167,9 +180,10 @@ class Recorder:
         ok: bool,
         duration_ms: float | None,
         error_type: str | None,
+        attributes: object = None,
     ) -> None:
         try:
-            code = compiled.assign(user)
+            code = compiled.assign(user, attributes)
             if code < CONTROL:
                 return
             if not ok and not error_type:
@@ -195,7 +209,7 @@ class Recorder:
 
     def _run(self) -> None:
         while not self._stop.wait(self.flush_interval):
-            self.flush()
+            self.flush(settle=True)
 
     def _live(self, now: float) -> list[Compiled]:
         retired = self._pending_retired + [(c, now) for c in self.answers.take_retired()]
@@ -214,7 +228,7 @@ class Recorder:
             return 0
         return sum(arm[0] for arm in sent[1])
 
-    def collect(self, now: float) -> tuple[Batch, dict[int, Sent]]:
+    def collect(self, now: float, *, settle: bool = False) -> tuple[Batch, dict[int, Sent]]:
         """What grew since the last successful flush, and the marks to commit after sending."""
         batch = Batch()
         marks: dict[int, Sent] = {}
@@ -253,9 +267,37 @@ class Recorder:
                     if index == 1:
                         self._served.add((compiled.key, compiled.epoch))
             marks[id(compiled)] = (compiled, arm_marks, exposures)
+        self._take_values(live, settle=settle)
+        for slot, values in self._unsent_values.items():
+            tally = batch.tally(*slot)
+            tally.values = dict(values)
+            if slot[2] == ARMS[1]:
+                self._served.add((slot[0], slot[1]))
         self._memory(batch, now, live)
         batch.dropped = self.dropped
+        batch.values_dropped = self.values.dropped - self._values_dropped_sent
         return batch, marks
+
+    def _take_values(self, live: list[Compiled], *, settle: bool) -> None:
+        """Swap each arm's values for a fresh dict and fold them into the unsent ones.
+
+        With ``settle`` (the flusher thread) a dict taken away is read only at the next flush:
+        an ``observe`` that fetched its moments just before the swap has long finished writing
+        them by then, so none is lost. A flush called by hand reads everything at once.
+        """
+        settled, self._settling = self._settling, []
+        for compiled in live:
+            for index, arm in enumerate(compiled.arms):
+                if arm.values:
+                    taken, arm.values = arm.values, {}
+                    self._settling.append(((compiled.key, compiled.epoch, ARMS[index]), taken))
+        if not settle:
+            settled, self._settling = settled + self._settling, []
+        for slot, taken in settled:
+            held = self._unsent_values.setdefault(slot, {})
+            for name, (n, mean, m2) in taken.items():
+                part = Moments(int(n), mean, m2)
+                held[name] = chan((held[name], part)) if name in held else part
 
     def _memory(self, batch: Batch, now: float, live: list[Compiled]) -> None:
         due = now - self._last_memory_report >= MEMORY_REPORT_INTERVAL
@@ -273,11 +315,11 @@ class Recorder:
             self._served &= live_epochs
             self._memory_reported &= live_epochs
 
-    def flush(self) -> None:
+    def flush(self, *, settle: bool = False) -> None:
         with self._lock:
             now = self.clock()
             try:
-                batch, marks = self.collect(now)
+                batch, marks = self.collect(now, settle=settle)
             except Exception:
                 log.exception("metrics: could not collect outcomes")
                 return
@@ -296,7 +338,13 @@ class Recorder:
                 # later flush, so it is dropped (and counted) and flushing goes on.
                 log.exception("metrics: dropped a batch that could not be sent")
                 self.dropped += sum(t.samples for t in batch.tallies.values())
+                self.values.dropped += sum(
+                    m.n for t in batch.tallies.values() for m in t.values.values()
+                )
                 dropped_sent = 0  # the drops it carried were not sent either
+                batch.values_dropped = 0
+            self._unsent_values = {}
+            self._values_dropped_sent += batch.values_dropped
             self._commit(marks, dropped_sent, now)
             if self._outage_logged:
                 self._outage_logged = False

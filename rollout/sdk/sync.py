@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from rollout.core.errors import MalformedFlag, RolloutError
 from rollout.core.model import Flag
 from rollout.core.schema import flag_from_dict, flag_to_dict
+from rollout.sdk.listeners import Listeners
 from rollout.settings import Settings
 from rollout.storage.follower import ChannelFollower
 from rollout.storage.keys import Keys
@@ -84,12 +85,15 @@ class FlagSync:
         self.table = table
         self.bootstrap_file = settings.bootstrap_file
         self._malformed_logged: set[str] = set()
+        self.connection: Listeners[bool] = Listeners()  # False: Redis went away; True: back
+        self._up = False
         self.follower = ChannelFollower(
             redis,
             Keys(settings.key_prefix),
             on_load=self._loaded,
             on_change=table.apply,
             known=lambda: table.flags,
+            on_lost=self._lost,
             resync_interval=settings.resync_interval,
             monotonic=monotonic,
             log=log,
@@ -115,12 +119,20 @@ class FlagSync:
                 self._malformed_logged.add(problem.key)
         self._malformed_logged &= {p.key for p in problems}
         self.table.replace_all(flags)
+        if not self._up:
+            self._up = True
+            self.connection(True)
         path = self.bootstrap_file
         if path is not None:
             try:
                 write_bootstrap(path, flags)
             except OSError as error:
                 log.warning("could not write bootstrap file %s: %s", path, error)
+
+    def _lost(self) -> None:
+        if self._up:
+            self._up = False
+            self.connection(False)
 
     def _load_bootstrap(self) -> None:
         path = self.bootstrap_file

@@ -7,6 +7,7 @@ changes, so readers never take a lock; one lock serialises the writers.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from typing import Generic, Protocol, TypeVar
@@ -14,6 +15,9 @@ from typing import Generic, Protocol, TypeVar
 from rollout.core.freshness import with_news
 from rollout.core.model import Flag
 from rollout.sdk.compiled import Compiled, compile_flag
+from rollout.sdk.listeners import Listeners
+
+log = logging.getLogger("rollout.sdk")
 
 
 class Slot(Protocol):
@@ -45,6 +49,8 @@ class FlagTable(Generic[H]):
         self._make_handle = make_handle
         self._write_lock = threading.Lock()  # serialises the writers' swaps, never readers
         self._retired: list[Compiled] = []  # replaced since the last take; counts still owed
+        self.changed: Listeners[list[str]] = Listeners()  # keys whose answers may differ
+        self._ignored: set[tuple[str, str]] = set()  # (flag, attribute) already logged
 
     # -- handles ---------------------------------------------------------------------------
 
@@ -60,7 +66,26 @@ class FlagTable(Generic[H]):
         return handle
 
     def _compile(self, flags: dict[str, Flag], key: str, default: bool) -> Compiled:
-        return compile_flag(flags.get(key), self.overrides.get(key), default, key)
+        def report(attribute: str, value: object) -> None:
+            self._ignored_attribute(key, attribute, value)
+
+        return compile_flag(flags.get(key), self.overrides.get(key), default, key, report)
+
+    def _ignored_attribute(self, key: str, attribute: str, value: object) -> None:
+        """A context value no rule can use: logged once per flag and attribute, then ignored.
+
+        Only attributes that a rule names get here, so the set stays as small as the rules.
+        """
+        if (key, attribute) in self._ignored:
+            return
+        self._ignored.add((key, attribute))
+        log.warning(
+            "flag %s: context attribute %r is a %s, not a string, number or boolean; "
+            "rules ignore it",
+            key,
+            attribute,
+            type(value).__name__,
+        )
 
     def _recompile(self, flags: dict[str, Flag], handle: H) -> None:
         self._retired.append(handle.compiled)
@@ -79,6 +104,11 @@ class FlagTable(Generic[H]):
                     if _content(before.get(key)) != _content(after.get(key)):
                         self._recompile(after, handle)
             self.flags = after  # last: once a version shows here, every handle answers by it
+        if self.changed:
+            keys = before.keys() | after.keys()
+            changed = [k for k in keys if _content(before.get(k)) != _content(after.get(k))]
+            if changed:
+                self.changed(sorted(changed))
 
     def apply(self, key: str, version: int, flag: Flag | None) -> bool:
         """One change from the channel; False when it is older news than the flag held."""
@@ -90,8 +120,10 @@ class FlagTable(Generic[H]):
                 handle = handles.get(key)
                 if handle is not None:
                     self._recompile(updated, handle)
-            self.flags = updated
-            return True
+            held, self.flags = self.flags.get(key), updated
+        if self.changed and _content(held) != _content(flag):
+            self.changed([key])
+        return True
 
     # -- the recorder's side ---------------------------------------------------------------
 

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rollout.core import transitions
+from rollout.core.destinations import Destination, parse_destination
 from rollout.core.errors import FlagNotFound, MalformedFlag, ValidationError
-from rollout.core.model import Flag
+from rollout.core.model import SRM_HOLD, Flag
 from rollout.core.schema import CONFIG_FIELDS, flag_to_dict, parse_config, validate_key
 from rollout.services.flags import FlagService
+from rollout.services.notify import NotifyService
 
 Action = Literal["create", "update", "delete", "unchanged"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "delete", "unchanged")
@@ -33,6 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "gates": (),
     "allow": (),
     "deny": (),
+    "srm": SRM_HOLD,
+    "rules": (),
 }
 
 
@@ -67,10 +71,11 @@ class PlanEntry:
 class Plan:
     entries: tuple[PlanEntry, ...]
     applied: bool = False  # True once the changes were written (never for a dry run)
+    destinations: tuple[PlanEntry, ...] = ()  # [notify.NAME] tables, keyed by name
 
     @property
     def changed(self) -> bool:
-        return any(e.action != "unchanged" for e in self.entries)
+        return any(e.action != "unchanged" for e in (*self.entries, *self.destinations))
 
     def keys(self, action: Action) -> list[str]:
         return [e.key for e in self.entries if e.action == action]
@@ -84,6 +89,7 @@ class Plan:
             "applied": self.applied,
             "summary": self.summary(),
             "entries": [e.to_dict() for e in self.entries],
+            "notify": [e.to_dict() for e in self.destinations],
         }
 
 
@@ -101,10 +107,10 @@ def parse_document(document: object) -> dict[str, dict[str, Any]]:
     """
     if not isinstance(document, Mapping):
         raise ValidationError("the file must be a table of flags")
-    unknown = sorted(set(document) - {"flags"})
+    unknown = sorted(set(document) - {"flags", "notify"})
     if unknown:
         # A typo such as [flag.X] would otherwise apply nothing, or prune everything.
-        raise ValidationError(f"unknown table {unknown[0]!r} (allowed: flags)")
+        raise ValidationError(f"unknown table {unknown[0]!r} (allowed: flags, notify)")
     tables = document.get("flags")
     if tables is None:
         raise ValidationError("is required (an empty [flags] table declares no flags)", "flags")
@@ -134,6 +140,22 @@ def parse_document(document: object) -> dict[str, dict[str, Any]]:
     return parsed
 
 
+def parse_notify(document: Mapping[str, Any]) -> dict[str, Destination]:
+    """Every ``[notify.NAME]`` destination, validated like a flag (``notify.NAME.events[0]``)."""
+    tables = document.get("notify", {})
+    if not isinstance(tables, Mapping):
+        raise ValidationError("must be a table of destinations", "notify")
+    parsed: dict[str, Destination] = {}
+    for name, table in tables.items():
+        where = f"notify.{name}"
+        try:
+            parsed[name] = parse_destination(name, table)
+        except ValidationError as error:
+            path = f"{where}.{error.field}" if error.field and error.field != "name" else where
+            raise ValidationError(_inner_message(error), path) from None
+    return parsed
+
+
 def _external(values: Mapping[str, Any]) -> dict[str, Any]:
     """Configuration values (model form) in the external form, via the one renderer."""
     rendered = flag_to_dict(Flag(key="x").with_changes(**values))
@@ -141,12 +163,14 @@ def _external(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class ApplyService:
-    def __init__(self, flags: FlagService) -> None:
+    def __init__(self, flags: FlagService, notify: NotifyService | None = None) -> None:
         self.flags = flags
+        self.notify = notify
 
     def plan(self, document: Mapping[str, Any], *, prune: bool = False) -> Plan:
         """What ``apply`` would do; reads only. Raises before anything could be written."""
         wanted = parse_document(document)
+        destinations = self._plan_destinations(parse_notify(document), prune=prune)
         present = set(self.flags.keys())
         entries: list[PlanEntry] = []
         for key in sorted(wanted):
@@ -154,7 +178,28 @@ class ApplyService:
         if prune:
             for key in sorted(present - set(wanted)):
                 entries.append(PlanEntry("delete", key, state=self._state_of(key)))
-        return Plan(tuple(entries))
+        return Plan(tuple(entries), destinations=destinations)
+
+    def _plan_destinations(
+        self, wanted: Mapping[str, Destination], *, prune: bool
+    ) -> tuple[PlanEntry, ...]:
+        if self.notify is None:
+            return ()
+        present = {d.name: d for d in self.notify.destinations()}
+        entries = []
+        for name in sorted(wanted):
+            new = wanted[name].config()
+            if name not in present:
+                changes = tuple(FieldChange(f, None, v) for f, v in new.items() if v is not None)
+                entries.append(PlanEntry("create", name, changes, values={"d": wanted[name]}))
+                continue
+            old = present[name].config()
+            changed = tuple(FieldChange(f, old[f], new[f]) for f in new if old[f] != new[f])
+            action: Action = "update" if changed else "unchanged"
+            entries.append(PlanEntry(action, name, changed, values={"d": wanted[name]}))
+        if prune:
+            entries += [PlanEntry("delete", name) for name in sorted(set(present) - set(wanted))]
+        return tuple(entries)
 
     def _plan_one(self, key: str, config: dict[str, Any], *, exists: bool) -> PlanEntry:
         new = _external(config)
@@ -218,4 +263,11 @@ class ApplyService:
                     self.flags.delete(entry.key, actor=actor, reason=reason)
                 except FlagNotFound:
                     pass  # someone else deleted it meanwhile: the goal is reached
-        return Plan(plan.entries, applied=True)
+        for entry in plan.destinations:
+            if self.notify is None:
+                break
+            if entry.action in ("create", "update"):
+                self.notify.save(entry.values["d"])
+            elif entry.action == "delete":
+                self.notify.delete(entry.key)
+        return Plan(plan.entries, applied=True, destinations=plan.destinations)

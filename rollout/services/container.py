@@ -13,11 +13,18 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from rollout.services.apply import ApplyService
+from rollout.services.events import EventService
 from rollout.services.flags import Clock, FlagService
 from rollout.services.gates import GateService
 from rollout.services.health import HealthService
+from rollout.services.history import HistoryService
+from rollout.services.notify import NotifyService
 from rollout.services.reads import FlagReads
+from rollout.services.report import ReportService
 from rollout.services.snapshots import SnapshotService
+from rollout.services.summaries import SummaryService
+from rollout.services.trends import TrendService
+from rollout.services.triggers import TriggerService
 from rollout.settings import Settings
 
 
@@ -55,6 +62,7 @@ class Leadership:
 
     new_lock: Callable[[], Lock]
     counters: TickCounters
+    new_notifier_lock: Callable[[], Lock] | None = None  # the notifier's own leader lock
 
 
 @dataclass
@@ -66,13 +74,21 @@ class Services:
     apply: ApplyService
     health: HealthService
     reads: FlagReads
+    history: HistoryService
+    summaries: SummaryService
+    reports: ReportService
+    trends: TrendService
     leadership: Leadership
     clock: Clock
+    triggers: TriggerService
+    events: EventService
+    notify: NotifyService
     # Releases what the wiring opened (its connection pool); a client passed in by the caller
     # stays the caller's to close.
     on_close: Callable[[], None] = field(repr=False)
 
     def close(self) -> None:
         """Stop the read cache's thread and release the connections; safe to call twice."""
+        self.summaries.drain()  # the stage summaries of this process's last moves land first
         self.reads.stop()
         self.on_close()

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from rollout.core import transitions
-from rollout.core.defaults import MAX_USER
+from rollout.core.bounds import Moments
+from rollout.core.defaults import MAX_USER, WRITE_RETRY_BUDGET
 from rollout.core.errors import (
     ConcurrentUpdate,
     FlagExists,
@@ -26,6 +27,7 @@ from rollout.core.errors import (
 )
 from rollout.core.evaluation import Evaluation, evaluate
 from rollout.core.model import Flag, Status, new_flag
+from rollout.core.rules import parse_context
 from rollout.core.schema import parse_config, validate_actor, validate_key, validate_text
 from rollout.core.units import parse_percent, to_ms
 from rollout.storage.flags import AuditEntry, FlagStore
@@ -54,18 +56,25 @@ def _retrying(
     also: tuple[type[Exception], ...] = (),
     attempts: int | None = MAX_ATTEMPTS,
 ) -> Result:
-    """Run one read-compute-write ``attempt`` until no other write lands first (bounded, or
-    with ``attempts=None`` until it lands: a kill must never lose to other writers).
+    """Run one read-compute-write ``attempt`` until no other write lands first.
 
-    ``attempt`` reads afresh each time, so a retried move is judged on the flag as it now is.
+    Each lost race means another write landed, so the flag set as a whole makes progress; an
+    operator's move gives up only after ``attempts`` tries *and* ``WRITE_RETRY_BUDGET`` seconds
+    (20 writers on one flag lose 50 races in a row now and then). ``attempts=None`` retries until
+    it lands: a kill must never lose to other writers. ``attempt`` reads afresh each time, so a
+    retried move is judged on the flag as it now is.
     """
     retry_on: tuple[type[Exception], ...] = (ConcurrentUpdate, *also)
-    for tries in itertools.count() if attempts is None else range(attempts):
+    # A budget for giving up, not a timer anything waits for: the real clock is right here.
+    deadline = time.monotonic() + WRITE_RETRY_BUDGET
+    for tries in itertools.count():
         try:
             return attempt()
         except retry_on:
+            if attempts is not None and tries + 1 >= attempts and time.monotonic() >= deadline:
+                break
             _backoff(tries)
-    raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {MAX_ATTEMPTS} tries")
+    raise ConcurrentUpdate(f"flag {key!r} kept changing; gave up after {tries + 1} tries")
 
 
 class GateReader(Protocol):
@@ -73,7 +82,7 @@ class GateReader(Protocol):
 
     def failing(self, flag: Flag) -> Sequence[str]: ...
 
-    def control_p95(self, flag: Flag) -> float | None: ...
+    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, Moments]]: ...
 
 
 class FlagService:
@@ -119,10 +128,15 @@ class FlagService:
         """Every readable flag by key, and the malformed ones as problems rather than raised."""
         return self.store.load_all()
 
-    def evaluate(self, key: str, user: str) -> Evaluation:
+    def evaluate(
+        self, key: str, user: str, attributes: Mapping[str, object] | None = None
+    ) -> Evaluation:
+        """What ``key`` answers ``user`` with these context attributes (refused naming
+        ``attr.NAME`` when one is not an attribute name, or its value no scalar)."""
         if not validate_text(user, "user", MAX_USER):
             raise ValidationError("must not be empty", "user")
-        return evaluate(self.get(key), user)
+        context = parse_context(attributes)
+        return evaluate(self.get(key), user, attributes=context)
 
     def audit(self, key: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         if key is not None:
@@ -187,7 +201,8 @@ class FlagService:
     def _keep_baseline(self, before: Flag, after: Flag) -> Flag:
         if not transitions.takes_baseline(before, after):
             return after
-        return after.with_changes(baseline_p95_ms=self.gates.control_p95(before))
+        p95, values = self.gates.control_baseline(before)
+        return after.with_changes(baseline_p95_ms=p95, baseline_values=values)
 
     # -- create, update, delete ----------------------------------------------------------
 

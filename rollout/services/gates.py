@@ -7,10 +7,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rollout.core import histogram
+from rollout.core.bounds import Moments
 from rollout.core.evidence import ArmStats, Evidence
+from rollout.core.gate_schema import gate_to_dict
 from rollout.core.gates import GateSummary, Reading, Verdict, read_gates
 from rollout.core.model import Flag
-from rollout.core.schema import gate_to_dict
+from rollout.core.schema import flag_to_dict
+from rollout.core.srm import SrmReading, check_split
 from rollout.core.transitions import serving
 from rollout.core.units import render_instant, to_ms
 from rollout.storage.metrics import MetricsStore
@@ -34,6 +37,10 @@ def arm_to_dict(stats: ArmStats) -> dict[str, Any]:
         "p50_ms": p[0.5],
         "p95_ms": p[0.95],
         "p99_ms": p[0.99],
+        "values": {
+            name: {"n": m.n, "mean": m.mean, "sd": math.sqrt(m.variance) if m.n > 1 else None}
+            for name, m in sorted(stats.values.items())
+        },
     }
 
 
@@ -46,6 +53,18 @@ def reading_to_dict(reading: Reading) -> dict[str, Any]:
         "control_value": _finite(reading.control_value),
         "control_samples": reading.control_samples,
         "why": reading.why,
+    }
+
+
+def gate_summary_to_dict(summary: GateSummary) -> dict[str, Any]:
+    return {
+        **gate_to_dict(summary.gate),
+        "verdict": str(summary.verdict),
+        "why": summary.why,
+        "readings": {
+            "window": reading_to_dict(summary.window),
+            "stage": reading_to_dict(summary.stage),
+        },
     }
 
 
@@ -63,6 +82,10 @@ class GateService:
             windows_ms=[gate.window_ms for gate in flag.gates],
         )
 
+    def srm(self, flag: Flag, evidence: Evidence | None = None) -> SrmReading:
+        """The stage's arms against the split the percent implies (``core.srm``)."""
+        return check_split(flag, (evidence if evidence is not None else self.evidence(flag)).stage)
+
     def readings(self, flag: Flag, evidence: Evidence | None = None) -> list[GateSummary]:
         return read_gates(flag, evidence if evidence is not None else self.evidence(flag))
 
@@ -77,7 +100,16 @@ class GateService:
 
         None when unknown, or beyond the histogram's range (then no ratio can be judged).
         """
-        return _finite(histogram.percentile(self.evidence(flag).stage.control.latency, 0.95))
+        return self.control_baseline(flag)[0]
+
+    def control_baseline(self, flag: Flag) -> tuple[float | None, dict[str, Moments]]:
+        """What stands in for control at 100%, read once over the current stage: control's
+        p95 (None when unknown or beyond the histogram's range) and its count, mean and M2 of
+        each business value (only values with at least two observations)."""
+        control = self.evidence(flag).stage.control
+        p95 = _finite(histogram.percentile(control.latency, 0.95))
+        values = {name: m for name, m in control.values.items() if m.n >= 2}
+        return p95, values
 
     def report(self, flag: Flag) -> dict[str, Any]:
         """Readings per gate and per arm, with verdicts, counts and the controller's word."""
@@ -96,18 +128,9 @@ class GateService:
             },
             "memory_mb": evidence.memory_mb,
             "baseline_p95_ms": flag.baseline_p95_ms,
-            "gates": [
-                {
-                    **gate_to_dict(s.gate),
-                    "verdict": str(s.verdict),
-                    "why": s.why,
-                    "readings": {
-                        "window": reading_to_dict(s.window),
-                        "stage": reading_to_dict(s.stage),
-                    },
-                }
-                for s in summaries
-            ],
+            "baseline_values": flag_to_dict(flag)["baseline_values"],
+            "gates": [gate_summary_to_dict(s) for s in summaries],
+            "srm": self.srm(flag, evidence).to_dict(),
             "status": None
             if status is None
             else {"decision": status.decision, "why": status.why, "at": render_instant(status.at)},

@@ -49,3 +49,6 @@ class HealthService:
 
     def sdk_dropped(self) -> int:
         return self.metrics.sdk_dropped()
+
+    def sdk_values_dropped(self) -> int:
+        return self.metrics.sdk_values_dropped()

@@ -43,7 +43,9 @@ class FlagReads:
     ) -> None:
         self.store = store
         self._flags: dict[str, Flag] | None = None  # None: not synced, read from Redis
+        self._problems: list[str] = []
         self._lock = threading.Lock()
+        self._first_wait_over = False  # a worker's first requests may wait for its first load
         self._follower = ChannelFollower(
             lambda: redis,
             keys,
@@ -74,6 +76,30 @@ class FlagReads:
         # Not synced, or not held: a flag created a moment ago elsewhere, a malformed one
         # (the store raises the clear error), or none at all (404).
         return self.store.get(key)
+
+    def synced(self, timeout: float = 0.0) -> dict[str, Flag] | None:
+        """Every flag as last loaded and followed, never read through to Redis; None before
+        the first load and while Redis is away. The dict is never changed in place: a reader
+        may keep it.
+
+        ``timeout`` bounds a wait for the first load of a cache that has just started (the
+        cache starts with a worker's first request, which then need not be refused); once a
+        wait is over, later calls never wait."""
+        found = self.all()
+        if found is None and timeout > 0 and not self._first_wait_over:
+            self._follower.synced.wait(timeout)
+            self._first_wait_over = True
+            found = self.all()
+        return None if found is None else found[0]
+
+    def all(self) -> tuple[dict[str, Flag], list[str]] | None:
+        """Every flag held, and the stored values the last full load could not read; None
+        until synced. The dict is replaced, never changed, on every change: the same object
+        means nothing changed (the list's ETag rests on that)."""
+        if not self._follower.started:
+            self._follower.start()
+        flags = self._flags
+        return None if flags is None else (flags, self._problems)
 
     def start(self) -> None:
         """Start following now rather than at the first read."""
@@ -111,9 +137,10 @@ class FlagReads:
 
     # -- the follower's callbacks --------------------------------------------------------
 
-    def _loaded(self, flags: dict[str, Flag], _problems: list[MalformedFlag]) -> None:
+    def _loaded(self, flags: dict[str, Flag], problems: list[MalformedFlag]) -> None:
         # Malformed flags are left out: a read of one goes to Redis for its clear error.
         with self._lock:
+            self._problems = [str(p) for p in problems]
             self._flags = flags
 
     def _changed(self, key: str, version: int, flag: Flag | None) -> None:

@@ -58,6 +58,25 @@ def take_unreplicated() -> bool:
     return pending
 
 
+def append_audit(client: Any, keys: Keys, key: str, fields: Mapping[str, Any]) -> str:
+    """One audit entry on ``key``'s stream that writes no flag (a trigger's create or delete).
+
+    The same two steps as a write's, each in one slot: the global sequence number (and the
+    ``audited`` hint) on the globals' slot first, then the XADD on the flag's own stream.
+    """
+    glob = client.pipeline(transaction=False)
+    glob.sadd(keys.audited, key)
+    glob.incr(keys.audit_sequence)
+    seq = glob.execute()[-1]
+    entry = {"seq": seq, **fields}
+    return str(
+        through_failover(
+            client,
+            lambda: client.xadd(keys.audit(key), entry, maxlen=AUDIT_MAX_LEN, approximate=True),
+        )
+    )
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     actor: str

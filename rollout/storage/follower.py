@@ -177,6 +177,7 @@ class ChannelFollower:
             except Exception:  # a bug here must not end the thread and freeze every flag
                 self._log.exception("following the change channel failed; retrying")
                 self._lost()
+                self.connected = False
             finally:
                 if feed is not None:
                     feed.close()

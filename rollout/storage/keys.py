@@ -1,10 +1,11 @@
 """Every Redis key name, built from one configurable prefix.
 
 A flag's own keys carry the flag key as a hash tag (``rollout:{KEY}:flag``) so that its
-write script stays in one slot on Redis Cluster. The few global keys (index, audit sequence,
-snapshots, leader, counters) share one tag of their own, ``{@PREFIX}``: ``@`` cannot appear in
-a flag key, so no flag's keys can ever collide with them, and a multi-key operation on globals
-stays in one slot too. ``legacy_globals`` names where they lived before (for ``migrate``).
+write script stays in one slot on Redis Cluster. The global keys (index, audit sequence,
+snapshots, leaders, counters, triggers, destinations, notifier state) share one tag of their
+own, ``{@PREFIX}``: ``@`` cannot appear in a flag key, so no flag's keys can ever collide with
+them, and a multi-key operation on globals stays in one slot too. ``legacy_globals`` names
+where they lived before (for ``migrate``).
 """
 
 from __future__ import annotations
@@ -34,9 +35,26 @@ class Keys:
         self.controller_stats = self.global_key("controller:stats")
         self.sdk_stats = self.global_key("sdk:stats")
         self.layout = self.global_key("layout")  # the key layout's version, set by migrate
+        # Triggers and the notifier's state are globals too: the same tag, so their multi-key
+        # operations stay in the one slot of every other global.
+        self.triggers = self.global_key("triggers")  # hash: trigger id -> JSON (secret hash only)
+        self.destinations = self.global_key("notify:destinations")  # hash: name -> JSON (no URL)
+        self.notifier_leader = self.global_key("notifier:leader")
 
     def global_key(self, name: str) -> str:
         return f"{self.prefix}:{{@{self.prefix}}}:{name}"
+
+    def trigger_rate(self, trigger_id: str, second: int) -> str:
+        """Counter of one trigger's POSTs in one second (expires soon after)."""
+        return self.global_key(f"trigger-rate:{trigger_id}:{second}")
+
+    def notify_cursors(self, destination: str) -> str:
+        """Hash: flag key -> the last stream positions delivered to ``destination``."""
+        return self.global_key(f"notify:cursor:{destination}")
+
+    def notify_stats(self, destination: str) -> str:
+        """Hash: delivered, failed, dropped, backlog, last success and last error."""
+        return self.global_key(f"notify:stats:{destination}")
 
     def legacy_globals(self) -> dict[str, str]:
         """Layout 1 (one server only, before Cluster support): old name -> new name."""
@@ -49,8 +67,17 @@ class Keys:
             "controller:leader": self.leader,
             "controller:stats": self.controller_stats,
             "sdk:stats": self.sdk_stats,
+            "{~global}:triggers": self.triggers,
+            "{~global}:notify:destinations": self.destinations,
+            "{~global}:notifier:leader": self.notifier_leader,
         }
         return {f"{self.prefix}:{old}": new for old, new in names.items()}
+
+    def legacy_notifier_keys(self) -> tuple[str, str]:
+        """SCAN patterns of the notifier's cursors and stats under their old tag, and the
+        prefix that ``global_key`` replaces in their names (for ``migrate``)."""
+        old = f"{self.prefix}:{{~global}}:"
+        return old + "notify:*", old
 
     def _tagged(self, key: str, name: str) -> str:
         return f"{self.prefix}:{{{key}}}:{name}"
@@ -77,6 +104,14 @@ class Keys:
         """SCAN pattern of every flag's value key (the index's reconciliation)."""
         return f"{self.prefix}:{{*}}:flag"
 
+    def events(self, key: str) -> str:
+        """Stream: the controller's status events (hold, awaiting_approval, ...) for notifiers."""
+        return self._tagged(key, "events")
+
+    def event_marks(self, key: str) -> str:
+        """Hash: which once-per-stage events were already appended (stage epoch|type|gate)."""
+        return self._tagged(key, "event-marks")
+
     def high_water(self, key: str) -> str:
         """The highest version ever issued, kept past a delete so versions never repeat."""
         return self._tagged(key, "hwm")
@@ -95,3 +130,22 @@ class Keys:
     def memory(self, key: str, epoch: int) -> str:
         """Hash: process -> memory growth (MB) of each process that served the treatment."""
         return self._tagged(key, f"mem:{epoch}")
+
+    # The packed history of the charts (storage/rollups.py), at resolution RES ("f" 10 s,
+    # "c" 5 min): counts per span, errors by type and memory per group of spans.
+
+    def history_counts(self, key: str, res: str, epoch: int, span: int) -> str:
+        """String: both arms' counters over one span, as BITFIELD u32 slots."""
+        return self._tagged(key, f"h{res}:{epoch}:{span}")
+
+    def history_types(self, key: str, res: str, epoch: int, group: int) -> str:
+        """Hash: SPAN:ARM:TYPE -> errors of that type, for a group of spans."""
+        return self._tagged(key, f"h{res}e:{epoch}:{group}")
+
+    def history_memory(self, key: str, res: str, epoch: int, group: int) -> str:
+        """Sorted set: span -> highest memory growth (MB) reported in it, for a group of spans."""
+        return self._tagged(key, f"h{res}m:{epoch}:{group}")
+
+    def summaries(self, key: str) -> str:
+        """Hash: stage epoch -> JSON summary of that ended stage; never expires."""
+        return self._tagged(key, "summaries")

@@ -43,11 +43,13 @@ return 0
 
 
 class LeaderLock:
-    def __init__(self, client: Any, keys: Keys, ttl_seconds: float) -> None:
+    def __init__(self, client: Any, keys: Keys, ttl_seconds: float, key: str | None = None) -> None:
         self.redis: Any = client
-        self.key = keys.leader
+        self.key = key or keys.leader  # the controller's, unless another role's (the notifier)
         self.ttl_ms = max(100, int(ttl_seconds * 1000))
-        self.token_key = keys.leader_token
+        # One token sequence per role (same tag as its lock): the notifier's leadership never
+        # advances the fence the controller's flag writes carry.
+        self.token_key = keys.leader_token if self.key == keys.leader else f"{self.key}:fence"
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.token = 0  # the fencing token of our current leadership; 0 while not leading
 

@@ -7,6 +7,11 @@ new name with operations that change nothing when repeated (set union, fields on
 absent, the larger sequence number), then deletes the old key, so a process that dies halfway,
 or two that migrate at once, leave the same result as one clean run. The leader lock is simply
 dropped: a running controller takes the new one at its next tick.
+
+Issue 11's triggers, destinations and notifier state sat under a tag of their own,
+``{~global}``: the triggers and destinations hashes are merged like the other hashes, the
+notifier's per-destination cursors and stats (found by SCAN) too, and its leader lock is dropped
+like the controller's. Its per-second trigger rate counters expire within seconds: left alone.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ def migrate(client: Any, keys: Keys) -> int:
         kind = client.type(old)
         if kind == "none":
             continue
-        if new == keys.leader:
+        if new in (keys.leader, keys.notifier_leader):
             pass
         elif kind == "set":
             members = client.smembers(old)
@@ -47,6 +52,14 @@ def migrate(client: Any, keys: Keys) -> int:
             value = int(client.get(old) or 0)
             if int(client.get(new) or 0) < value:
                 client.set(new, value)
+        client.delete(old)
+        moved += 1
+    pattern, old_prefix = keys.legacy_notifier_keys()
+    for old in list(client.scan_iter(match=pattern, count=500)):
+        if client.type(old) == "hash":
+            new = keys.global_key(old[len(old_prefix) :])
+            for name, value in client.hgetall(old).items():
+                client.hsetnx(new, name, value)
         client.delete(old)
         moved += 1
     FlagStore(client, keys).reconcile_index()

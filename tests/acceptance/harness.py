@@ -62,19 +62,34 @@ class World:
         c_err: float = 0.01,
         t_ms: float = 20.0,
         c_ms: float = 20.0,
+        values: tuple[float, float] | None = None,
+        value_sd: float = 0.5,
+        control_records: bool = True,
     ) -> None:
-        """``n`` users through the SDK, spread over the clients, then a flush of each."""
+        """``n`` users through the SDK, spread over the clients, then a flush of each.
+
+        ``values`` = (treatment mean, control mean) of ``improvement_delta``, observed with
+        each outcome (Normal, ``value_sd``). ``control_records = False`` instruments only the
+        new path: control users are asked ``is_enabled`` but record nothing.
+        """
         for _ in range(n):
             user = f"user-{self.next_user}"
             self.next_user += 1
             handle = self.clients[self.next_user % len(self.clients)].flag(KEY)
             on = handle.is_enabled(user)
+            if not on and not control_records:
+                continue
             failed = self.rng.random() < (t_err if on else c_err)
+            observed = None
+            if values is not None:
+                mean = values[0] if on else values[1]
+                observed = {"improvement_delta": self.rng.gauss(mean, value_sd)}
             handle.record(
                 user,
                 ok=not failed,
                 duration_ms=(t_ms if on else c_ms) * self.rng.uniform(0.9, 1.1),
                 error_type="Boom" if failed else None,
+                values=observed,
             )
         for client in self.clients:
             client.flush()
@@ -118,11 +133,13 @@ def world(server: RedisProcess, *, clients: int = 3, **config: Any) -> Iterator[
         redis.close()
 
 
-def run_until(world: World, done: Any, *, timeout: float = 60.0, **traffic: Any) -> bool:
+def run_until(
+    world: World, done: Any, *, timeout: float = 60.0, users: int = 500, **traffic: Any
+) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if done():
             return True
-        world.traffic(500, **traffic)
+        world.traffic(users, **traffic)
         world.settle(2)
     return bool(done())

@@ -63,3 +63,50 @@ def test_metrics_has_arm_and_controller_figures(client: FlaskClient, services: S
     assert "rollout_controller_kills_total 1.0" in text
     assert "rollout_controller_leader_alive 1.0" in text
     assert "rollout_sdk_dropped_samples_total 0.0" in text
+    assert "rollout_sdk_dropped_values_total 0.0" in text
+
+
+def test_value_gates_through_the_api(client: FlaskClient) -> None:
+    gate = {"metric": "value:improvement_delta", "warn": -0.02, "critical": -0.05}
+    made = create(client, gates=[gate])
+    assert made["gates"][0]["direction"] == "higher_is_better"
+    assert made["gates"][0]["relative"] is True and made["baseline_values"] == {}
+    wrong = client.post(
+        "/api/v1/flags",
+        json={"key": "G", "gates": [{**gate, "warn": -0.05, "critical": -0.02}]},
+        headers=ADMIN,
+    )
+    assert wrong.status_code == 422
+    assert error_of(wrong)["field"] == "gates[0].critical"
+    assert "value:improvement_delta" in error_of(wrong)["message"]
+    for bad in ({**gate, "metric": "value:Bad"}, {**gate, "direction": "up"}):
+        response = client.post("/api/v1/flags", json={"key": "H", "gates": [bad]}, headers=ADMIN)
+        assert response.status_code == 422, response.get_json()
+    many = [{**gate, "metric": f"value:v{i}"} for i in range(21)]
+    response = client.post("/api/v1/flags", json={"key": "H", "gates": many}, headers=ADMIN)
+    assert response.status_code == 422 and "at most 20" in error_of(response)["message"]
+
+
+def test_a_sample_ratio_mismatch_holds_and_shows_in_gates_and_metrics(
+    client: FlaskClient, services: Services
+) -> None:
+    create(client, gates=GATES[:1], stages=[{"percent": 10}, {"percent": 100}], auto_advance=True)
+    assert client.post("/api/v1/flags/F/advance", headers=ADMIN).status_code == 200
+    flag = services.flags.get("F")
+    batch = Batch()
+    # Only the new path is instrumented: every healthy sample lands in the treatment.
+    batch.tally("F", flag.stage_started_at or 0, "treatment").samples = 400
+    services.gates.metrics.flush(batch, now=services.clock(), process="test")
+    build_controller(services).tick()
+    body = client.get("/api/v1/flags/F/gates", headers=READ).get_json()
+    srm = body["srm"]
+    assert (srm["verdict"], srm["expected"]) == ("mismatch", 0.1)
+    assert srm["observed"] == {"exposures": None, "samples": 1.0}
+    assert srm["statistic"]["samples"] > 7.6 and srm["statistic"]["exposures"] == 0.0
+    assert body["status"]["decision"] == "sample_ratio_mismatch"
+    assert "expected 10%" in body["status"]["why"]
+    assert services.flags.get("F").percent_bp == 1000  # held: never advanced
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'rollout_sample_ratio_mismatch{flag="F"} 1.0' in text
+    shown = client.get("/api/v1/flags/F", headers=READ).get_json()
+    assert shown["srm"] == "hold"

@@ -68,7 +68,15 @@ def test_show_adds_gate_readings_while_serving(run: Cli, services: Services) -> 
     assert set(data) == {*FLAG_FIELDS, "readings"}
     assert [g["metric"] for g in data["readings"]["gates"]] == ["error_rate"]
     assert data["readings"]["gates"][0]["verdict"] == "insufficient"
-    assert "readings:" in run.ok("show", "F").stdout
+    # The split check beside the gates (DESIGN §4.2): nothing recorded yet.
+    assert data["readings"]["srm"] == {
+        "verdict": "insufficient",
+        "expected": 0.1,
+        "observed": {"exposures": None, "samples": None},
+        "statistic": {"exposures": 0.0, "samples": 0.0},
+    }
+    human = run.ok("show", "F").stdout
+    assert "readings:" in human and "sample ratio: insufficient" in human
 
 
 def test_show_refusals(run: Cli) -> None:

@@ -93,7 +93,9 @@ def test_the_sliding_window_ends_at_the_ticks_now(services: Services, clock: Fak
     seed(services)
     outcomes(services, clock, treatment=(20_000, 100), control=(180_000, 900))
     now = clock() + 3601
-    outcomes(services, clock, treatment=(300, 60), control=(2700, 27), at=now)
+    # 30% in the last window: an hour into the stage the restart scan spends 15.7 nats on a
+    # restart there (sequential alpha spending), which 20% of 300 (~12 nats) would not reach.
+    outcomes(services, clock, treatment=(300, 90), control=(2700, 27), at=now)
     [outcome] = build_controller(services).tick(now)
     assert outcome.decision.action == "kill", outcome.decision.why
     flag = services.flags.get(KEY)
@@ -276,3 +278,26 @@ def test_the_controller_does_not_act_on_a_version_it_did_not_judge(
     [outcome] = controller.tick(clock())
     assert outcome.decision.action == "hold"  # re-decided on the fresh stage: no evidence
     assert services.flags.get(KEY).state is State.ROLLING
+
+
+def test_a_flag_killed_between_the_read_and_the_act_gets_no_status_word(
+    services: Services, clock: FakeClock
+) -> None:
+    """An operator's kill beats the controller's advance: the controller leaves the flag be."""
+    services.flags.create(
+        KEY, actor="t", stages=[{"percent": 10, "bake": "1s"}, {"percent": 50}], auto_advance=True
+    )
+    services.flags.advance(KEY, actor="t")
+    clock.advance(5)
+    controller = build_controller(services)
+    real_advance = services.flags.advance
+
+    def advance_after_a_kill_elsewhere(key: str, **kwargs: Any) -> Any:
+        services.flags.kill(key, reason="operator saw an incident", actor="operator")
+        return real_advance(key, **kwargs)
+
+    services.flags.advance = advance_after_a_kill_elsewhere  # type: ignore[method-assign]
+    [outcome] = controller.tick(clock())
+    assert outcome.decision.action == "advance" and outcome.acted is False
+    flag = services.flags.get(KEY)
+    assert flag.state is State.KILLED and flag.status is None

@@ -6,7 +6,7 @@ from statistics import NormalDist
 import pytest
 
 from rollout.core import histogram
-from rollout.core.evidence import Arms, ArmStats, Evidence
+from rollout.core.evidence import Arms, ArmStats, Evidence, WindowCounts
 from rollout.core.gates import (
     GATE_KINDS,
     GateKind,
@@ -66,8 +66,12 @@ ERROR_CASES = [
      "≥ warn 5%"),
     ("1pct-passes", arm(1000, 10), arm(9000, 90), Scope.STAGE, PASS, "< warn 5%"),
     ("zero-errors-passes", arm(100, 0), arm(900, 0), Scope.STAGE, PASS, "error_rate 0%"),
-    ("window-needs-stronger-evidence-than-stage", arm(200, 40), arm(1800, 18), Scope.WINDOW,
-     WARN, "≥ warn 5%"),
+    # Sequential bounds: a window without a series counts as one restart at the stage's start,
+    # judged at that restart's share of WINDOW_ALPHA (0.25%: 6.0 nats, stronger than the stage's
+    # 4.6), which 40/200 still crosses. Late in a stage the window needs far more: see
+    # test_a_window_late_in_a_stage_needs_stronger_evidence.
+    ("window-at-stage-start-is-a-restart-at-window-0", arm(200, 40), arm(1800, 18),
+     Scope.WINDOW, FAIL, "a regression since window 0"),
     ("window-fails-on-overwhelming-evidence", arm(300, 150), arm(2700, 27), Scope.WINDOW, FAIL,
      "worse than control"),
     ("torn-counters-do-not-crash", arm(100, 130), arm(0, 5), Scope.STAGE, FAIL, "100%"),
@@ -97,6 +101,64 @@ def test_min_samples_zero_with_no_samples_is_insufficient(metric: str) -> None:
     gate = Gate(metric, warn=0.05 if metric == "error_rate" else 1.2, critical=1.5, min_samples=0)
     for scope in Scope:
         assert read_gate(gate, arm(0, 0), arm(0, 0), scope=scope).verdict is INSUFFICIENT
+
+
+def late(index: int, treatment: ArmStats, control: ArmStats) -> list[WindowCounts]:
+    """A look-back of six 10-second windows ending at window ``index`` of the stage, the arms
+    spread evenly over them."""
+
+    def part(stats: ArmStats, i: int) -> ArmStats:
+        return arm(
+            stats.samples // 6 + (i < stats.samples % 6), stats.errors // 6 + (i < stats.errors % 6)
+        )
+
+    return [WindowCounts(index - 5 + i, part(treatment, i), part(control, i)) for i in range(6)]
+
+
+def test_a_window_late_in_a_stage_needs_stronger_evidence() -> None:
+    """The restart scan spends less of its budget on each later start: 40/200 kills at the
+    stage's start, not 48 hours in (threshold 20.5 nats), where 150/300 still does."""
+    at_start = read_gate(
+        ERRORS,
+        arm(200, 40),
+        arm(1800, 18),
+        scope=Scope.WINDOW,
+        series=late(5, arm(200, 40), arm(1800, 18)),
+    )
+    assert at_start.verdict is FAIL
+    day2 = 17_280
+    weak = read_gate(
+        ERRORS,
+        arm(200, 40),
+        arm(1800, 18),
+        scope=Scope.WINDOW,
+        series=late(day2, arm(200, 40), arm(1800, 18)),
+    )
+    assert weak.verdict is WARN and "≥ warn 5%" in weak.why
+    strong = read_gate(
+        ERRORS,
+        arm(300, 150),
+        arm(2700, 27),
+        scope=Scope.WINDOW,
+        series=late(day2, arm(300, 150), arm(2700, 27)),
+    )
+    assert strong.verdict is FAIL and "worse than control" in strong.why
+    assert strong.bound is not None and 0.10 <= strong.bound < 0.5
+
+
+def test_a_regression_in_the_last_windows_is_found_and_compared_on_the_same_suffix() -> None:
+    """Healthy windows then two bad ones: the scan restarts at the bad ones, and control over
+    those same windows decides whether it is the flag (kill) or a shared cause (hold)."""
+    healthy = [WindowCounts(17_270 + i, arm(100, 1), arm(900, 9)) for i in range(4)]
+    bad = [WindowCounts(17_274 + i, arm(100, 40), arm(900, 9)) for i in range(2)]
+    treatment = ArmStats.merge(w.treatment for w in healthy + bad)
+    control = ArmStats.merge(w.control for w in healthy + bad)
+    found = read_gate(ERRORS, treatment, control, scope=Scope.WINDOW, series=healthy + bad)
+    assert found.verdict is FAIL
+    assert "since window 17274" in found.why and "over the last 20s" in found.why
+    shared = [WindowCounts(w.index, w.treatment, arm(900, 360)) for w in bad]
+    held = read_gate(ERRORS, treatment, control, scope=Scope.WINDOW, series=healthy + shared)
+    assert held.verdict is WARN and "a shared cause, not the flag" in held.why
 
 
 def test_error_rate_reports_control_for_the_api() -> None:
@@ -261,6 +323,7 @@ def test_the_registry_names_each_kind_with_its_defaults() -> None:
         "error_rate": (100, 60_000),
         "latency_ratio": (100, 60_000),
         "memory_mb": (1, 60_000),
+        "value:": (200, 60_000),  # a family: every value:NAME
     }
     assert all(kind.description for kind in GATE_KINDS.values())
 

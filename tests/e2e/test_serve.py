@@ -40,6 +40,7 @@ def test_serve_end_to_end(data_dir: Path) -> None:
         admin = token_file.read_text().strip()
         assert str(token_file) in serve.log()  # serve told the operator where it is
         assert admin not in serve.log()  # ... without printing the token itself
+        assert f"Dashboard: {base}/" in serve.log()  # what `make run` shows
 
         # -- HTTP: the reference plan from config/flags.toml, then the moves ------------------
         plan = tomllib.loads((ROOT / "config" / "flags.toml").read_text())["flags"][KEY]

@@ -13,13 +13,12 @@ from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
 from tests.fixtures_redis import topology_client, topology_url
 from tests.support import FakeClock
-from tests.support import own_server as own_server  # a fixture, offered to the tests here
 
 
 @pytest.fixture
-def own_services(own_server: RedisProcess, clock: FakeClock) -> Iterator[Services]:
-    """Services writing to ``own_server``."""
-    redis = client_for_url(own_server.url)
+def own_services(own_redis_server: RedisProcess, clock: FakeClock) -> Iterator[Services]:
+    """Services writing to ``own_redis_server``."""
+    redis = client_for_url(own_redis_server.url)
     yield build_services(make_settings(), redis_client=redis, clock=clock)
     redis.close()
 

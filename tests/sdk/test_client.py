@@ -48,16 +48,16 @@ def test_loads_at_start_and_follows_the_channel(real_services: Services, real_ur
 
 
 def test_outage_keeps_last_known_values_logs_once_and_resyncs(
-    own_services: Services, own_server: RedisProcess, caplog: pytest.LogCaptureFixture
+    own_services: Services, own_redis_server: RedisProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
     own_services.flags.create("F", actor="t")
     own_services.flags.set_percent("F", 50, actor="t")
     odd = object()  # not a string: bucketed by its text, the same text all along
-    with RolloutClient(own_server.url, resync_interval=3600) as client:
+    with RolloutClient(own_redis_server.url, resync_interval=3600) as client:
         before, odd_before = answers(client), client.is_enabled("F", odd)
         assert any(before) and not all(before)
         caplog.set_level(logging.WARNING, logger="rollout.sdk")
-        own_server.stop()
+        own_redis_server.stop()
         assert wait_until(lambda: not client.connected, timeout=10)
         for _ in range(3):
             assert answers(client) == before  # no exception, same answers
@@ -69,23 +69,23 @@ def test_outage_keeps_last_known_values_logs_once_and_resyncs(
         # While it is down, change the flag in the server's own log without any publish:
         # only the full resync on reconnect can bring this change to the client.
         full = encode_flag(Flag(key="F", salt="F", state=State.ROLLING, percent_bp=10_000))
-        append_to_log(own_server, "HSET", Keys().flag("F"), "v", "99", "d", full)
-        own_server.start()
+        append_to_log(own_redis_server, "HSET", Keys().flag("F"), "v", "99", "d", full)
+        own_redis_server.start()
         assert wait_until(lambda: all(answers(client)), timeout=15)
         assert client.connected
 
 
 def test_bootstrap_file_serves_a_client_started_during_an_outage(
-    own_services: Services, own_server: RedisProcess, tmp_path: Path
+    own_services: Services, own_redis_server: RedisProcess, tmp_path: Path
 ) -> None:
     boot = tmp_path / "boot" / "flags.json"
     own_services.flags.create("F", actor="t", allow=["qa-alice"])
     own_services.flags.set_percent("F", 30, actor="t")
-    with RolloutClient(own_server.url, bootstrap_file=boot) as first:
+    with RolloutClient(own_redis_server.url, bootstrap_file=boot) as first:
         expected = answers(first)
     assert boot.exists()
-    own_server.stop()
-    with RolloutClient(own_server.url, bootstrap_file=boot, socket_timeout=0.5) as c:
+    own_redis_server.stop()
+    with RolloutClient(own_redis_server.url, bootstrap_file=boot, socket_timeout=0.5) as c:
         assert answers(c) == expected
         assert c.flag("F").is_enabled("qa-alice")
         assert not c.connected
@@ -141,14 +141,14 @@ def test_sdk_never_starts_the_embedded_server(tmp_path: Path) -> None:
 
 
 def test_following_and_flushing_share_one_connection_pool(
-    own_services: Services, own_server: RedisProcess
+    own_services: Services, own_redis_server: RedisProcess
 ) -> None:
     own_services.flags.create("F", actor="t")
     own_services.flags.set_percent("F", 100, actor="t")
-    probe = own_server.client()
+    probe = own_redis_server.client()
     try:
         before = len(probe.client_list())  # the probe's and the writer's connections
-        with RolloutClient(own_server.url, flush_interval=60, environ={}) as client:
+        with RolloutClient(own_redis_server.url, flush_interval=60, environ={}) as client:
             client.flag("F").record("u")
             client.flush()
             assert (

@@ -16,7 +16,8 @@ SURROGATE = "user-\ud800"
 
 
 def offline_client(flag: Flag) -> RolloutClient:
-    client = RolloutClient("redis://127.0.0.1:9/0", start=False, environ={})
+    # Never started, so it never connects: the URL is not dialled.
+    client = RolloutClient("unix:///nonexistent/rollout-test.sock", start=False, environ={})
     client.table.replace_all({flag.key: flag})
     return client
 
@@ -101,10 +102,12 @@ def test_sdk_defaults_are_bools_and_hostile_ids_never_raise() -> None:
     ],
     ids=["not-a-list", "deep", "huge-number"],
 )
-def test_a_damaged_bootstrap_file_never_stops_the_application(tmp_path: Path, content: str) -> None:
+def test_a_damaged_bootstrap_file_never_stops_the_application(
+    tmp_path: Path, content: str, dead_redis_url: str
+) -> None:
     boot = tmp_path / "boot.json"
     boot.write_text(content)
     with RolloutClient(
-        "redis://127.0.0.1:9/0", bootstrap_file=boot, socket_timeout=0.2, environ={}
+        dead_redis_url, bootstrap_file=boot, socket_timeout=0.2, environ={}
     ) as client:
         assert client.is_enabled("F", "u") is False

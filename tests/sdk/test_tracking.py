@@ -88,17 +88,17 @@ def test_is_enabled_counts_exposures_not_samples(live: Any) -> None:
     assert evidence.treatment.samples == 0
 
 
-def test_counts_wait_out_an_outage(own_services: Services, own_server: RedisProcess) -> None:
+def test_counts_wait_out_an_outage(own_services: Services, own_redis_server: RedisProcess) -> None:
     own_services.flags.create(KEY, actor="t", stages=[{"percent": 50}])
     own_services.flags.advance(KEY, actor="t")
-    with RolloutClient(own_server.url, flush_interval=60, environ={}) as client:
+    with RolloutClient(own_redis_server.url, flush_interval=60, environ={}) as client:
         flag = client.flag(KEY)
-        own_server.stop()
+        own_redis_server.stop()
         for user in users(5000, treatment=True, n=10):
             with flag.track(user):
                 pass
         client.flush()  # fails quietly; the deltas wait
-        own_server.start()
+        own_redis_server.start()
         assert wait_until(lambda: (client.flush() or stage(own_services).treatment.samples) == 10)
 
 

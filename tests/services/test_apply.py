@@ -64,13 +64,16 @@ def test_update_diff_is_in_the_external_form(services: Services) -> None:
 
 
 def test_absent_fields_mean_their_defaults(services: Services) -> None:
-    full = {"description": "d", "auto_advance": True, "allow": ["a"], "deny": ["b"]}
-    services.apply.apply(doc(F={**full, "stages": STAGES, "gates": GATES}), actor="ops")
+    full = {"description": "d", "auto_advance": True, "allow": ["a"], "deny": ["b"], "srm": "warn"}
+    rules = [{"attribute": "plan", "op": "in", "values": ["team"], "serve": "on"}]
+    services.apply.apply(
+        doc(F={**full, "stages": STAGES, "gates": GATES, "rules": rules}), actor="ops"
+    )
     plan = services.apply.apply(doc(F={}), actor="ops")
     assert {c.field for c in plan.entries[0].changes} == set(DEFAULTS)
     flag = services.flags.get("F")
     assert (flag.description, flag.auto_advance, flag.stages, flag.gates) == ("", False, (), ())
-    assert (flag.allow, flag.deny) == ((), ())
+    assert (flag.allow, flag.deny, flag.rules) == ((), (), ())
 
 
 def test_dry_run_writes_nothing(services: Services) -> None:
@@ -178,3 +181,24 @@ def test_a_flag_set_between_stages_rederives_its_stage(services: Services) -> No
     )
     flag = services.flags.get("F")
     assert (flag.state, flag.percent_bp, flag.stage) == (State.ROLLING, 3000, 1)
+
+
+def test_apply_takes_value_gates_and_refuses_the_wrong_order_naming_the_gate(
+    services: Services,
+) -> None:
+    gate = {"metric": "value:improvement_delta", "direction": "higher_is_better",
+            "warn": -0.02, "critical": -0.05, "min_samples": 200, "relative": False}  # fmt: skip
+    services.apply.apply(doc(F={"gates": [gate]}), actor="ops")
+    (stored,) = services.flags.get("F").gates
+    assert (stored.metric, stored.relative, stored.critical) == (
+        "value:improvement_delta",
+        False,
+        -0.05,
+    )
+    with pytest.raises(ValidationError) as caught:
+        services.apply.plan(doc(F={"gates": [{**gate, "warn": -0.05, "critical": -0.02}]}))
+    assert caught.value.field == "flags.F.gates[0].critical"
+    assert "value:improvement_delta: with higher_is_better" in str(caught.value)
+    many = [{**gate, "metric": f"value:v{i}"} for i in range(21)]
+    with pytest.raises(ValidationError, match="at most 20 value: gates"):
+        services.apply.plan(doc(F={"gates": many}))

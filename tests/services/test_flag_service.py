@@ -287,3 +287,22 @@ def test_an_actor_is_one_short_line(services: Services, actor: str) -> None:
         services.flags.pause("F", actor=actor)
     services.flags.update("F", {"description": "d"}, actor="x" * 256)  # the longest allowed
     assert [e["actor"] for e in services.flags.audit("F")] == ["x" * 256, "t"]
+
+
+def test_opening_100_percent_keeps_controls_value_means_as_baseline(services: Services) -> None:
+    from rollout.core.bounds import Moments
+
+    services.flags.create("F", actor="t", stages=[{"percent": 50}, {"percent": 100}])
+    services.flags.advance("F", actor="t")
+    batch = Batch()
+    epoch = services.flags.get("F").stage_started_at or 0
+    batch.tally("F", epoch, "control").values = {
+        "improvement_delta": Moments(300, 0.12, 3.0),
+        "once": Moments(1, 5.0, 0.0),  # one observation is no mean to judge against
+    }
+    batch.tally("F", epoch, "treatment").values = {"improvement_delta": Moments(30, 0.5, 1.0)}
+    services.gates.metrics.flush(batch, now=services.clock(), process="t")
+    moved = services.flags.advance("F", actor="t")
+    kept = {"improvement_delta": Moments(300, 0.12, 3.0)}
+    assert moved.baseline_values == kept
+    assert services.flags.get("F").baseline_values == kept

@@ -15,7 +15,6 @@ import pytest
 
 from rollout.storage.embedded import EmbeddedRedis
 from tests.fixtures_redis import topology_client
-from tests.support import own_server as own_server  # a fixture, offered to the tests here
 
 
 def redis_server_pids(directory: Path) -> list[int]:

@@ -161,20 +161,23 @@ def test_a_bug_in_a_callback_reconnects_and_loads_again(
 
 
 def test_an_outage_is_logged_once_and_the_return_once(
-    own_server: RedisProcess, calls: Calls, monotonic: FakeClock, caplog: pytest.LogCaptureFixture
+    own_redis_server: RedisProcess,
+    calls: Calls,
+    monotonic: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, logger=log.name)
-    redis = client_for_url(own_server.url, socket_timeout=0.5)
+    redis = client_for_url(own_redis_server.url, socket_timeout=0.5)
     follower = follower_for(redis, calls, monotonic)
     try:
         assert follower.first_sync()
         follower.start()
-        own_server.stop()
+        own_redis_server.stop()
         assert wait_until(lambda: not follower.connected, timeout=10)
         # Retries go on, each a lost attempt (a refused connection fails at once); the line
         # is not repeated.
         assert wait_until(lambda: calls.lost >= 3, timeout=10)
-        own_server.start()
+        own_redis_server.start()
         assert wait_until(lambda: follower.connected, timeout=15)
         messages = [r.getMessage() for r in caplog.records if r.name == log.name]
         assert sum("unreachable" in m for m in messages) == 1

@@ -91,8 +91,8 @@ USERS = {"sdk": SdkUser, "api-cache": ApiUser}
 
 
 @pytest.fixture
-def server(own_server: RedisProcess) -> RedisProcess:
-    return own_server  # tests here stop and start it
+def server(own_redis_server: RedisProcess) -> RedisProcess:
+    return own_redis_server  # tests here stop and start it
 
 
 @pytest.fixture

@@ -16,11 +16,12 @@ KEYS = Keys("mt")
 EPOCH = 1_799_999_000_000  # the stage's stage_started_at (ms)
 T0 = 1_800_000_000.0  # a window boundary: T0 // 10 is whole
 RETENTION = 900
+HISTORY = 7200
 
 
 @pytest.fixture
 def store(real_redis: Any) -> MetricsStore:
-    return MetricsStore(real_redis, KEYS, RETENTION)
+    return MetricsStore(real_redis, KEYS, RETENTION, HISTORY)
 
 
 def outcomes(treatment: int, control: int = 0, *, errors: int = 0) -> Batch:
@@ -39,40 +40,59 @@ def flag_keys(redis: Any) -> list[str]:
     return sorted(redis.scan_iter(match=f"{KEYS.prefix}:{{F}}:*"))
 
 
-def test_every_metrics_key_expires_after_the_retention(
-    store: MetricsStore, real_redis: Any
-) -> None:
-    batch = outcomes(5, 3)
+def windowed(names: list[str]) -> list[str]:
+    """The keys that expire on the windows' retention: windows and the 10-second history."""
+    return [n for n in names if n.split(":")[2] == "w" or n.split(":")[2].startswith("hf")]
+
+
+def test_every_metrics_key_has_its_lifetime(store: MetricsStore, real_redis: Any) -> None:
+    batch = outcomes(5, 3, errors=1)
+    batch.tally("F", EPOCH, "treatment").errors_by_type["Boom"] = 1
     batch.memory_mb[("F", EPOCH)] = 12.0
     store.flush(batch, now=T0, process="p1")
     names = flag_keys(real_redis)
-    window = int(T0 // WINDOW_SECONDS)
-    assert names == sorted(
-        [
-            KEYS.stage_metrics("F", EPOCH, "control"),
-            KEYS.stage_metrics("F", EPOCH, "treatment"),
-            KEYS.window_metrics("F", EPOCH, window, "control"),
-            KEYS.window_metrics("F", EPOCH, window, "treatment"),
-            KEYS.memory("F", EPOCH),
-        ]
-    )
+    window, span, rollup = int(T0 // WINDOW_SECONDS), int(T0 // 10), int(T0 // 300)
+    stage = [
+        KEYS.stage_metrics("F", EPOCH, "control"),
+        KEYS.stage_metrics("F", EPOCH, "treatment"),
+        KEYS.memory("F", EPOCH),
+    ]
+    fine = [
+        KEYS.window_metrics("F", EPOCH, window, "control"),
+        KEYS.window_metrics("F", EPOCH, window, "treatment"),
+        KEYS.history_counts("F", "f", EPOCH, span),
+        KEYS.history_types("F", "f", EPOCH, span // 360),
+        KEYS.history_memory("F", "f", EPOCH, span // 360),
+    ]
+    coarse = [
+        KEYS.history_counts("F", "c", EPOCH, rollup),
+        KEYS.history_types("F", "c", EPOCH, rollup // 288),
+        KEYS.history_memory("F", "c", EPOCH, rollup // 288),
+    ]
+    assert names == sorted(stage + fine + coarse)
+    # The stage's running total and memory gauge never expire while the stage lasts.
+    assert all(real_redis.ttl(name) == -1 for name in stage)
     # TTL counts down in whole seconds; a second may pass between the write and the read.
-    assert all(RETENTION - 1 <= real_redis.ttl(name) <= RETENTION for name in names)
+    assert all(RETENTION - 1 <= real_redis.ttl(name) <= RETENTION for name in fine)
+    assert all(HISTORY - 1 <= real_redis.ttl(name) <= HISTORY for name in coarse)
 
 
 def test_each_write_renews_the_retention(store: MetricsStore, real_redis: Any) -> None:
     batch = outcomes(1)
     batch.memory_mb[("F", EPOCH)] = 1.0
     store.flush(batch, now=T0, process="p1")
-    for name in flag_keys(real_redis):
+    expiring = [n for n in flag_keys(real_redis) if real_redis.ttl(n) > 0]
+    for name in expiring:
         real_redis.expire(name, 5)  # as if most of the retention had gone by
     store.flush(batch, now=T0, process="p1")  # the same window and stage again
-    assert all(real_redis.ttl(name) >= RETENTION - 1 for name in flag_keys(real_redis))
+    assert all(real_redis.ttl(name) >= RETENTION - 1 for name in expiring)
+    assert windowed(expiring) and len(expiring) > len(windowed(expiring))
 
 
 def test_a_retention_below_a_minute_is_raised_to_one(real_redis: Any) -> None:
-    MetricsStore(real_redis, KEYS, 5).flush(outcomes(1), now=T0, process="p1")
-    assert {real_redis.ttl(name) for name in flag_keys(real_redis)} <= {59, 60}
+    MetricsStore(real_redis, KEYS, 5, 5).flush(outcomes(1), now=T0, process="p1")
+    ttls = {real_redis.ttl(name) for name in flag_keys(real_redis)}
+    assert ttls - {-1} <= {59, 60} and -1 in ttls  # -1: the stage total
 
 
 def test_a_window_covers_only_its_trailing_seconds(store: MetricsStore) -> None:
@@ -119,3 +139,28 @@ def test_memory_is_the_highest_report_of_any_process(store: MetricsStore) -> Non
     assert memory() == 80.5
     report("host-b:2", 5.0)
     assert memory() == 40.0
+
+
+def test_the_window_series_numbers_windows_from_the_stage_start(store: MetricsStore) -> None:
+    """The restart scan needs each 10-second window of the look-back with its index since the
+    stage began (its alpha spending), oldest first, read in the same single round trip."""
+    store.flush(outcomes(5, 1, errors=1), now=T0 + 50, process="p1")
+    store.flush(outcomes(7, 3, errors=2), now=T0 + 70, process="p1")
+    evidence = store.evidence("F", EPOCH, now=T0 + 75, windows_ms=[30_000])
+    first = int(EPOCH / 1000 // WINDOW_SECONDS)
+    current = int((T0 + 75) // WINDOW_SECONDS)
+    series = evidence.window_series[30_000]
+    assert [w.index for w in series] == [current - 2 - first, current - 1 - first, current - first]
+    assert [(w.treatment.samples, w.treatment.errors, w.control.samples) for w in series] == [
+        (5, 1, 1),
+        (0, 0, 0),
+        (7, 2, 3),
+    ]
+    total = evidence.windows[30_000].treatment
+    assert (total.samples, total.errors) == (12, 3)
+
+
+def test_a_window_series_never_reaches_before_the_stage(store: MetricsStore) -> None:
+    start = int(T0 * 1000)  # a stage that began at T0: 15 s later it has two windows
+    evidence = store.evidence("F", start, now=T0 + 15, windows_ms=[60_000])
+    assert [w.index for w in evidence.window_series[60_000]] == [0, 1]

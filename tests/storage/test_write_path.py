@@ -182,6 +182,29 @@ def test_migration_moves_the_old_layout_once(any_redis: Any) -> None:
     assert [e["flag"] for e in legacy.audit(limit=2)] == ["NEW", "OLD"]
 
 
+def test_migration_moves_issue_11s_globals_from_their_own_tag(any_redis: Any) -> None:
+    """Triggers, destinations and the notifier's state once sat under ``{~global}``: they move
+    under the one global tag, the notifier's lock is dropped, and a second run changes nothing."""
+    old = "rt:{~global}:"
+    any_redis.hset(old + "triggers", "t1", '{"id": "t1"}')
+    any_redis.hset(old + "notify:destinations", "ops", '{"name": "ops"}')
+    any_redis.hset(old + "notify:cursor:ops", "F", "1-0|2-0")
+    any_redis.hset(old + "notify:stats:ops", mapping={"delivered": "3"})
+    any_redis.set(old + "notifier:leader", "old-host:2")
+    any_redis.hset(KEYS.triggers, "t0", '{"id": "t0"}')  # already under the new name: kept
+    assert migrate(any_redis, KEYS) == 5
+    assert any_redis.hgetall(KEYS.triggers) == {"t0": '{"id": "t0"}', "t1": '{"id": "t1"}'}
+    assert any_redis.hget(KEYS.destinations, "ops") == '{"name": "ops"}'
+    assert any_redis.hgetall(KEYS.notify_cursors("ops")) == {"F": "1-0|2-0"}
+    assert any_redis.hgetall(KEYS.notify_stats("ops")) == {"delivered": "3"}
+    assert any_redis.get(KEYS.notifier_leader) is None
+    assert [n for n in any_redis.scan_iter("*") if "~global" in n] == []
+    assert KEYS.notify_cursors("ops").startswith("rt:{@rt}:")
+    any_redis.delete(KEYS.layout)
+    assert migrate(any_redis, KEYS) == 0  # idempotent
+    assert any_redis.hgetall(KEYS.notify_cursors("ops")) == {"F": "1-0|2-0"}
+
+
 def test_a_load_with_what_the_reader_holds_decodes_only_what_changed(store: FlagStore) -> None:
     a, b = create(store, "A"), create(store, "B")
     held, _ = store.load_all()

@@ -1,0 +1,150 @@
+"""The packed history behind the charts: every span's counters in one binary string.
+
+The gates read a few 10-second window hashes at a time; a chart reads thousands of spans at
+once, and a hash of ~50 fields per span costs ~50 fields to transfer and parse. So the flush
+also keeps a packed copy at two resolutions, 10 seconds (for ``ROLLOUT_METRICS_RETENTION``) and
+5 minutes (for ``ROLLOUT_HISTORY_RETENTION``):
+
+- counts: one string per span, unsigned 32-bit counters updated with ``BITFIELD ... INCRBY``
+  (atomic across processes, saturating), both arms interleaved: offset ``2 * slot + arm`` with
+  slot 0 samples, 1 errors, 2 exposures, ``3 + i`` latency bucket ``i``, arm 0 control and
+  1 treatment. A whole stage is then one ``MGET`` and ``struct.unpack`` per span.
+- errors by type: one hash per group of spans (an hour of 10-second spans, a day of 5-minute
+  ones), field ``SPAN:ARM:TYPE``;
+- memory: one sorted set per group, member = span, score = the highest growth reported in it
+  (``ZADD GT`` keeps the maximum across processes without a read).
+
+Each key expires its resolution's retention after its last write, so a key (and its group)
+outlives the stage by that long and no more.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis.client import NEVER_DECODE
+
+from rollout.core.defaults import ROLLUP_SECONDS
+from rollout.storage.keys import Keys
+
+COUNTERS = 3  # samples, errors, exposures; then the latency buckets
+ARM_INDEX = {"control": 0, "treatment": 1}
+ARM_NAMES = ("control", "treatment")
+
+Dense = tuple[int, ...]
+"""An arm's counters over one span: samples, errors, exposures, then each latency bucket."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    code: str  # in the key names
+    seconds: int
+    group: int  # spans per errors-by-type hash and memory set
+
+
+FINE = Resolution("f", 10, 360)
+COARSE = Resolution("c", ROLLUP_SECONDS, 288)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanCounts:
+    start: int  # epoch seconds
+    control: Dense
+    treatment: Dense
+
+
+def add_tally(
+    pipe: Any,
+    keys: Keys,
+    res: Resolution,
+    ttl: int,
+    key: str,
+    epoch: int,
+    now: float,
+    arms: Iterable[tuple[str, int, int, int, dict[int, int], dict[str, int]]],
+) -> None:
+    """Queue one flush's counts of one (flag, epoch) into ``pipe`` at resolution ``res``.
+
+    ``arms``: (arm, samples, errors, exposures, latency histogram, errors by type).
+    """
+    span = int(now // res.seconds)
+    group = span // res.group
+    counts = keys.history_counts(key, res.code, epoch, span)
+    types = keys.history_types(key, res.code, epoch, group)
+    command: list[Any] = ["BITFIELD", counts, "OVERFLOW", "SAT"]
+    typed = False
+    for arm, samples, errors, exposures, latency, by_type in arms:
+        a = ARM_INDEX[arm]
+        for slot, count in ((0, samples), (1, errors), (2, exposures)):
+            if count:
+                command += ["INCRBY", "u32", f"#{2 * slot + a}", count]
+        for index, count in latency.items():
+            command += ["INCRBY", "u32", f"#{2 * (COUNTERS + index) + a}", count]
+        for name, count in by_type.items():
+            pipe.hincrby(types, f"{span}:{arm[0]}:{name}", count)
+            typed = True
+    if len(command) > 4:
+        pipe.execute_command(*command)
+        pipe.expire(counts, ttl)
+    if typed:
+        pipe.expire(types, ttl)
+
+
+def add_memory(
+    pipe: Any, keys: Keys, res: Resolution, ttl: int, key: str, epoch: int, now: float, mb: float
+) -> None:
+    span = int(now // res.seconds)
+    name = keys.history_memory(key, res.code, epoch, span // res.group)
+    pipe.zadd(name, {str(span): round(mb, 3)}, gt=True)
+    pipe.expire(name, ttl)
+
+
+class SpanRead:
+    """The commands that read one stage's spans from ``first`` to ``last`` (span numbers)."""
+
+    def __init__(
+        self, keys: Keys, res: Resolution, key: str, epoch: int, first: int, last: int
+    ) -> None:
+        self.res, self.first, self.last = res, first, last
+        self.counts = [keys.history_counts(key, res.code, epoch, s) for s in range(first, last + 1)]
+        groups = range(first // res.group, last // res.group + 1)
+        self.types = [keys.history_types(key, res.code, epoch, g) for g in groups]
+        self.memory = [keys.history_memory(key, res.code, epoch, g) for g in groups]
+
+    def queue(self, pipe: Any) -> None:
+        pipe.execute_command("MGET", *self.counts, **{NEVER_DECODE: True})
+        for name in self.types:
+            pipe.hgetall(name)
+        for name in self.memory:
+            pipe.zrange(name, 0, -1, withscores=True)
+
+    def parse(
+        self, replies: Iterator[Any]
+    ) -> tuple[list[SpanCounts], dict[tuple[int, str], dict[str, int]], list[tuple[int, float]]]:
+        """(spans with counts, errors by type {(start, arm): {type: n}}, [(start, max MB)])."""
+        spans: list[SpanCounts] = []
+        seconds = self.res.seconds
+        for offset, raw in enumerate(next(replies)):
+            if raw:
+                values = struct.unpack(f">{len(raw) // 4}I", raw)
+                spans.append(
+                    SpanCounts((self.first + offset) * seconds, values[0::2], values[1::2])
+                )
+        types: dict[tuple[int, str], dict[str, int]] = {}
+        arms = {"c": ARM_NAMES[0], "t": ARM_NAMES[1]}
+        for _name in self.types:
+            for field, count in next(replies).items():
+                span, arm, name = field.split(":", 2)
+                number = int(span)
+                if self.first <= number <= self.last:
+                    types.setdefault((number * seconds, arms[arm]), {})[name] = int(count)
+        memory: list[tuple[int, float]] = []
+        for _name in self.memory:
+            for member, score in next(replies):
+                number = int(member)
+                if self.first <= number <= self.last:
+                    memory.append((number * seconds, float(score)))
+        return spans, types, memory
