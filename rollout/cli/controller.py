@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-import signal
-
 import click
 
 from rollout.cli.context import CliState, pass_state
 from rollout.cli.errors import CliError, usage
+from rollout.cli.foreground import run_in_foreground
 from rollout.core.defaults import CONTROLLER_INTERVAL
 from rollout.wiring import build_controller
 
@@ -44,9 +42,4 @@ def controller(state: CliState, interval: float | None, once: bool) -> None:
         for outcome in outcomes:
             click.echo(f"{outcome.key}: {outcome.decision.action}: {outcome.decision.why}")
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = lambda *_: loop.stop.set()  # noqa: E731 - a signal handler
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    click.echo(f"controller {loop.lock.owner}: ticking every {loop.interval:g}s", err=True)
-    loop.run()
+    run_in_foreground(loop, f"controller {loop.lock.owner}: ticking every {loop.interval:g}s")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import os
-import signal
 import time
 
 import click
@@ -12,6 +10,7 @@ import click
 from rollout.cli import render
 from rollout.cli.context import CliState, json_option, pass_state
 from rollout.cli.errors import CliError, usage
+from rollout.cli.foreground import run_in_foreground
 from rollout.core.destinations import mask_url, resolve
 from rollout.core.errors import ValidationError
 from rollout.core.events import Event
@@ -42,12 +41,7 @@ def notifier(state: CliState, once: bool) -> None:
         finally:
             loop.lock.release()
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = lambda *_: loop.stop.set()  # noqa: E731 - a signal handler
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    click.echo(f"notifier {loop.lock.owner}: {len(destinations)} destination(s)", err=True)
-    loop.run()
+    run_in_foreground(loop, f"notifier {loop.lock.owner}: {len(destinations)} destination(s)")
 
 
 @click.group("notify")

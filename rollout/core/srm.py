@@ -10,7 +10,7 @@ beta-binomial mixture likelihood ratio of "the share is not ``expected``" agains
 (``sequential.share_evidence``, a two-arm sequential multinomial test), with its prior tightly
 around the expected share because an instrumentation bug moves it by a point, not by ten
 (``bounds.SRM_PRIOR_SIZE``). By Ville's inequality a correct split raises a mismatch at any look
-of a stage with probability at most ``bounds.SRM_ALPHA`` (0.05%) per count, whatever the number
+of a stage with probability at most ``bounds.SRM_ALPHA`` (0.02%) per count, whatever the number
 of looks: no fixed threshold corrected for looks is needed. It is chosen over a fixed
 chi-square test, which read every second would raise false alarms on nearly every long stage.
 

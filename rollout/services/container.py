@@ -90,5 +90,5 @@ class Services:
     def close(self) -> None:
         """Stop the read cache's thread and release the connections; safe to call twice."""
         self.summaries.drain()  # the stage summaries of this process's last moves land first
-        self.reads.stop()
+        self.reads.stop(timeout=5.0)  # gone before its pool closes, or it may dial a fresh one
         self.on_close()

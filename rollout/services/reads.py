@@ -114,9 +114,10 @@ class FlagReads:
         """Block until the first full load (tests and scripts; reads never need it)."""
         return self._follower.synced.wait(timeout)
 
-    def stop(self) -> None:
-        """Tell the follower to stop; it ends within one channel poll, unwaited for."""
-        self._follower.stop(timeout=0)
+    def stop(self, timeout: float = 0.0) -> None:
+        """Tell the follower to stop; it ends within one channel poll. ``timeout``: how long to
+        wait for that (closing the pool under a follower mid-resync would let it reconnect)."""
+        self._follower.stop(timeout=timeout)
 
     # -- this worker's own writes --------------------------------------------------------
 
