@@ -1,4 +1,4 @@
-"""The notifier against real HTTP receivers and a real redis-server."""
+"""The notifier against real HTTP receivers, on every topology (single, Sentinel, Cluster)."""
 
 from __future__ import annotations
 

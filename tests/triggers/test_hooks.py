@@ -1,4 +1,4 @@
-"""Inbound triggers over HTTP, on a real redis-server: create, fire, resolve, refuse."""
+"""Inbound triggers over HTTP, on every topology: create, fire, resolve, refuse."""
 
 from __future__ import annotations
 
