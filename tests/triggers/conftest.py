@@ -3,5 +3,4 @@ Cluster (``real_redis``, and with it ``real_services``); plus the API's app whos
 
 from tests.api.conftest import down_app  # noqa: F401 - a fixture, used by name
 from tests.topology_fixtures import real_redis as real_redis  # fixtures, offered here
-from tests.topology_fixtures import real_url as real_url
 from tests.topology_fixtures import topology as topology
