@@ -1,4 +1,9 @@
-"""Driver errors become ``StorageError(cause)`` here, and nowhere else."""
+"""Driver errors become ``StorageError(cause)`` here, and nowhere else.
+
+redis-py's cluster client raises some of its own outside ``RedisError``: every node gone
+("Redis Cluster cannot be connected"), a slot map the nodes disagree on or that leaves slots
+uncovered (mid-failover), ``SlotNotCoveredError``. They are outages like any other.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,11 @@ def wrapped() -> Iterator[None]:
         yield
     except redis.exceptions.WatchError:
         raise  # a lost compare-and-set, handled by the caller; not an outage
-    except (redis.exceptions.RedisError, OSError) as error:
+    except (
+        redis.exceptions.RedisError,
+        redis.exceptions.RedisClusterException,
+        OSError,
+    ) as error:
         raise StorageError(error) from error
 
 

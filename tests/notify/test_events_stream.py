@@ -1,4 +1,4 @@
-"""The controller's status events, on a real redis-server: once per stage, durable, ordered
+"""The controller's status events, on every topology: once per stage, durable, ordered
 with the audit; a controller kill's event carries its readings."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The notifier against real HTTP receivers and a real redis-server."""
+"""The notifier against real HTTP receivers, on every topology (single, Sentinel, Cluster)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import pytest
 from rollout.core.destinations import Destination
 from rollout.core.events import verify
 from rollout.notify.loop import Notifier
-from rollout.wiring import Services, build_controller, build_notifier
+from rollout.wiring import Services, build_controller, build_notifier, build_services
+from tests.conftest import make_settings
 from tests.controller.test_controller import KEY, outcomes, seed
 from tests.notify.receiver import Receiver, serving
 from tests.support import FakeClock, wait_until
@@ -156,6 +157,42 @@ def test_a_dead_destination_does_not_delay_a_live_one(
             hold.set()
             runner.join(20)
     assert [r.json["type"] for r in live.accepted] == ["create", "kill"]
+
+
+def test_the_notifier_rides_out_a_cluster_outage(
+    own_cluster: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every node of a Cluster gone and back: the notifier's loop logs the outage, keeps
+    running, and delivers again once the nodes answer."""
+    services = build_services(make_settings(redis_url=own_cluster.url))  # wired from the URL
+    destination(services)
+    services.flags.create(KEY, actor="op")
+    with serving() as receiver, caplog.at_level(logging.ERROR, logger="rollout.notifier"):
+        n = notifier(services, ("hook", receiver), interval=0.05)
+        runner = threading.Thread(target=n.run, daemon=True)
+        runner.start()
+        try:
+            assert wait_until(lambda: len(receiver.accepted) == 1, timeout=20)
+            for node in own_cluster.nodes:
+                node.stop()
+            assert wait_until(lambda: "Redis unreachable" in caplog.text, timeout=20)
+            assert runner.is_alive()
+            for node in own_cluster.nodes:
+                node.start()
+            own_cluster.wait_healthy()
+            # The test cluster keeps no data across a restart: the destination comes anew.
+            destination(services)
+            services.flags.create("AFTER", actor="op")
+            assert wait_until(lambda: len(receiver.accepted) == 2, timeout=30), caplog.text
+            assert runner.is_alive()
+        finally:
+            n.stop.set()
+            runner.join(20)
+            services.close()
+    assert [(r.json["flag"], r.json["type"]) for r in receiver.accepted] == [
+        (KEY, "create"),
+        ("AFTER", "create"),
+    ]
 
 
 def test_a_hold_is_not_repeated_every_tick(

@@ -1,5 +1,6 @@
-"""``rollout notifier`` as a process, SIGKILLed mid-backlog and started again: every event
-arrives, none skipped, the first arrivals in order (a redelivery keeps its id)."""
+"""``rollout notifier`` as a process, on every topology, SIGKILLed mid-backlog and started
+again: every event arrives, none skipped, the first arrivals in order (a redelivery keeps its
+id)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Any
 import pytest
 
 from rollout.core.destinations import Destination
-from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.notify.receiver import Receiver, serving
@@ -33,7 +33,7 @@ def start(url: str, receiver: Receiver) -> subprocess.Popen[bytes]:
 
 @pytest.mark.slow
 def test_sigkill_mid_backlog_then_restart_delivers_everything(
-    redis_server_flushed: RedisProcess, real_redis: Any
+    real_redis: Any, real_url: str
 ) -> None:
     services = build_services(make_settings(), redis_client=real_redis)
     services.notify.save(Destination("hook", "HOOK_URL"))
@@ -43,7 +43,7 @@ def test_sigkill_mid_backlog_then_restart_delivers_everything(
     written = [f"{e['id']}.F" for e in reversed(services.flags.audit("F", limit=100))]
     hold = threading.Event()
     with serving(hold=hold, hold_after=6) as receiver:
-        first = start(redis_server_flushed.url, receiver)
+        first = start(real_url, receiver)
         try:
             assert wait_until(receiver.waiting.is_set, timeout=60)  # 6 answered, the 7th hangs
             first.send_signal(signal.SIGKILL)
@@ -52,7 +52,7 @@ def test_sigkill_mid_backlog_then_restart_delivers_everything(
             if first.poll() is None:
                 first.kill()
         hold.set()
-        second = start(redis_server_flushed.url, receiver)
+        second = start(real_url, receiver)
         try:
             assert wait_until(lambda: set(written) <= set(receiver.ids()), timeout=60)
         finally:

@@ -1,4 +1,4 @@
-"""Inbound triggers over HTTP, on a real redis-server: create, fire, resolve, refuse."""
+"""Inbound triggers over HTTP, on every topology: create, fire, resolve, refuse."""
 
 from __future__ import annotations
 
@@ -255,6 +255,36 @@ def test_build_services_without_public_url_gives_a_bare_path(
     created = services.triggers.create("G", actor="seed")
     assert created.url.startswith("/hooks/triggers/" + created.trigger.id + "/")
     assert len(created.url.rsplit("/", 1)[1]) >= 43  # 32 random bytes, urlsafe base64
+
+
+def test_a_cluster_outage_is_the_same_503_as_one_server_down(
+    own_cluster: Any, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every node of a Cluster gone: a trigger's POST and create answer 503, as they do when
+    one server is down (below), never a 500; and the log shows no secret."""
+    services = build_services(
+        make_settings(
+            **TOKENS, redis_url=own_cluster.url, public_url="https://rollout.example.com/"
+        ),
+        clock=clock,
+    )  # wired from the URL, as serve and gunicorn wire it
+    try:
+        client = create_app(services).test_client()
+        services.flags.create("F", actor="seed")
+        _, path = make_trigger(client)
+        secret = path.rsplit("/", 1)[1]
+        for node in own_cluster.nodes:
+            node.stop()
+        with caplog.at_level("WARNING", logger="rollout.api"):
+            fired = client.post(path, json=FIRING)
+            created = client.post("/api/v1/flags/F/triggers", json={}, headers=ADMIN)
+        for response in (fired, created):
+            assert response.status_code == 503, response.get_data(as_text=True)
+            assert error_of(response)["code"] == "storage_unavailable"
+        assert secret not in caplog.text and secret not in fired.get_data(as_text=True)
+        assert "Traceback" not in caplog.text
+    finally:
+        services.close()
 
 
 def test_a_trigger_secret_is_never_logged_or_echoed(
