@@ -41,7 +41,7 @@ class FlagReads:
         resync_interval: float = RESYNC_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
+        self._store = store
         self._flags: dict[str, Flag] | None = None  # None: not synced, read from Redis
         self._problems: list[str] = []
         self._lock = threading.Lock()
@@ -75,7 +75,7 @@ class FlagReads:
                 return found
         # Not synced, or not held: a flag created a moment ago elsewhere, a malformed one
         # (the store raises the clear error), or none at all (404).
-        return self.store.get(key)
+        return self._store.get(key)
 
     def synced(self, timeout: float = 0.0) -> dict[str, Flag] | None:
         """Every flag as last loaded and followed, never read through to Redis; None before

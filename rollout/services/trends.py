@@ -19,7 +19,7 @@ from rollout.storage.trends import TrendStore
 
 class TrendService:
     def __init__(self, store: TrendStore, clock: Callable[[], float]) -> None:
-        self.store = store
+        self._store = store
         self.clock = clock
 
     def trends(self, flags: Iterable[Flag]) -> dict[str, Any]:
@@ -29,7 +29,7 @@ class TrendService:
         count = now // step - first + 1
         held = sorted(flags, key=lambda f: f.key)
         staged = [f for f in held if f.stage_started_at is not None]
-        rows = self.store.read([(f.key, f.stage_started_at or 0) for f in staged], first, count)
+        rows = self._store.read([(f.key, f.stage_started_at or 0) for f in staged], first, count)
         out: dict[str, dict[str, list[Any]]] = {
             f.key: {"samples": [0] * count, "error_rate": [None] * count} for f in held
         }
