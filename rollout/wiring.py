@@ -145,7 +145,7 @@ def build_services(
         health=health,
         reads=reads,
         history=history,
-        trends=TrendService(TrendStore(client, keys), clock),
+        trends=TrendService(TrendStore(client, keys), reads.flags, clock),
         summaries=summaries,
         reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,
