@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from rollout.core import transitions
 from rollout.core.bounds import Moments
-from rollout.core.defaults import MAX_USER, WRITE_RETRY_BUDGET
+from rollout.core.defaults import MAX_SALT, MAX_USER, WRITE_RETRY_BUDGET
 from rollout.core.errors import (
     ConcurrentUpdate,
     FlagExists,
@@ -211,7 +211,7 @@ class FlagService:
         validate_key(key)
         _validate_actor_and_reason(actor, reason)
         salt = config.pop("salt", None)
-        if salt is not None and not validate_text(salt, "salt", 256):
+        if salt is not None and not validate_text(salt, "salt", MAX_SALT):
             raise ValidationError("must not be empty", "salt")
         values = parse_config(config)
         now = self.now()
