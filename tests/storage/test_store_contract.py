@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -96,7 +97,11 @@ def test_audit_entries_have_every_field(store: FlagStore) -> None:
         before=flag,
     )
     newest, oldest = store.audit("F")
-    assert set(newest) >= {"flag", "actor", "action", "reason", "before", "after", "at"}
+    fields = {"id", "flag", "actor", "action", "reason", "before", "after", "at", "version", "seq"}
+    assert set(newest) == set(oldest) == fields
+    # The write's version, and the global sequence that orders all flags' entries (fresh Redis).
+    assert (newest["version"], newest["seq"], oldest["version"], oldest["seq"]) == (2, 2, 1, 1)
+    assert re.fullmatch(r"\d+-\d+", newest["id"])  # the stream's own id: the server's clock
     assert (newest["flag"], newest["actor"], newest["action"]) == ("F", "ops", "advance")
     assert newest["reason"] is None and oldest["reason"] == "why not"
     assert newest["before"]["state"] == "draft" and newest["after"]["state"] == "rolling"
