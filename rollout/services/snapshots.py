@@ -2,7 +2,9 @@
 
 A snapshot is every flag in its external form. Restore validates the whole document before it
 writes anything, then makes the flag set equal to it, flag by flag through the same audited
-compare-and-set path as every other write, so SDKs follow and old ETags stop matching.
+compare-and-set path as every other write, so SDKs follow and old ETags stop matching. The
+controller's status word is restored with each flag and published on its own channel, so
+every API worker's cache shows the restored word at once, not at its next resync.
 """
 
 from __future__ import annotations

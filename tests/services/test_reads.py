@@ -119,3 +119,34 @@ def test_an_unsynced_list_comes_from_redis_every_time(
     finally:
         reads.stop(timeout=5.0)
         down.close()
+
+
+def test_a_restored_status_word_reaches_another_worker_without_a_resync(
+    real_redis: Any, clock: FakeClock
+) -> None:
+    """Restore writes the word with the value; the reader, whose resync is an hour away, can
+    only have heard it on the channel."""
+    writer = build_services(make_settings(), redis_client=real_redis, clock=clock)
+    reader = build_services(make_settings(resync_interval=3600), redis_client=real_redis)
+
+    def word() -> str | None:
+        held = reader.reads.synced()
+        flag = None if held is None else held.get("F")
+        return None if flag is None or flag.status is None else flag.status.decision
+
+    try:
+        writer.flags.create("F", actor="t", stages=[{"percent": 10}])
+        writer.flags.advance("F", actor="t")
+        wordless = writer.snapshots.take()
+        writer.flags.record_status("F", "hold", "baking: 1h left")
+        holding = writer.snapshots.take()
+        reader.reads.start()
+        assert reader.reads.wait_synced()
+        writer.flags.record_status("F", "awaiting_approval", "all gates pass")
+        assert wait_until(lambda: word() == "awaiting_approval")
+        assert writer.snapshots.restore(holding, actor="restorer").updated == ["F"]
+        assert wait_until(lambda: word() == "hold")
+        assert writer.snapshots.restore(wordless, actor="restorer").updated == ["F"]
+        assert wait_until(lambda: word() is None and reader.reads.get("F").version == 4)
+    finally:
+        reader.close()
