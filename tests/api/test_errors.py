@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from rollout.core.defaults import MAX_LISTED_USER, MAX_SALT
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.api.conftest import ADMIN, PLAN, audit_size, create, error_of
 
 JSON = "application/json"

@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from rollout.core.bucketing import bucket
 from rollout.core.defaults import MAX_LISTED_USER, MAX_SALT
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.api.conftest import ADMIN, PLAN, READ, create, error_of
 from tests.support import store_malformed
 

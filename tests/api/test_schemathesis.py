@@ -32,7 +32,7 @@ from schemathesis.core.failures import Failure
 
 from rollout.api.app import create_app
 from rollout.core.errors import FlagExists
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.api.conftest import ADMIN, PLAN, api_services
 from tests.support import FakeClock
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rollout.cli.main import cli
+from rollout.services.container import Services
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services
 
 USER = "tester"
 ACTOR = f"cli:{USER}"

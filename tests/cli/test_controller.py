@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rollout.core.model import State
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import Cli, rolling_with_bad_evidence
 
 

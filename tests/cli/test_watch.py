@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import Cli, rolling_with_bad_evidence
 
 

@@ -14,7 +14,8 @@ from rollout.core.destinations import Destination
 from rollout.core.errors import StorageError
 from rollout.core.events import verify
 from rollout.notify.loop import Notifier
-from rollout.wiring import Services, build_controller, build_notifier
+from rollout.services.container import Services
+from rollout.wiring import build_controller, build_notifier
 from tests.controller.test_controller import KEY, outcomes, seed
 from tests.notify.receiver import Receiver, serving
 from tests.support import FakeClock, wait_until

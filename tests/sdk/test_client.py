@@ -14,10 +14,10 @@ from rollout import FlagHandle, RolloutClient
 from rollout.core.evaluation import Reason
 from rollout.core.model import Flag, State
 from rollout.sdk.values import ValueSink
+from rollout.services.container import Services
 from rollout.storage.codec import encode_flag
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.support import append_to_log, wait_until
 
 USERS = [f"user-{i}" for i in range(300)]

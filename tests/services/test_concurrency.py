@@ -14,10 +14,11 @@ import pytest
 
 from rollout.core.errors import ConcurrentUpdate, FlagNotFound
 from rollout.core.model import Flag, State
+from rollout.services.container import Services
 from rollout.services.flags import FlagService
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock
 

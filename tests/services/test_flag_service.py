@@ -17,9 +17,9 @@ from rollout.core.errors import (
     ValidationError,
 )
 from rollout.core.model import Flag, State
+from rollout.services.container import Services
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services
 from tests.evidence import ERROR_GATE, flush_failing_evidence, record, sdk
 from tests.support import FakeClock
 

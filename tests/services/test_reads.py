@@ -8,11 +8,12 @@ import pytest
 
 from rollout.core.errors import FlagNotFound, MalformedFlag
 from rollout.core.model import Flag
+from rollout.services.container import Services
 from rollout.services.reads import FlagReads
 from rollout.storage.connection import client_for_url
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until, write_quietly
 

@@ -9,12 +9,12 @@ import pytest
 
 from rollout.core.defaults import HISTORY_RETENTION
 from rollout.core.units import render_instant
+from rollout.services.container import Services
 from rollout.services.summaries import SummaryService
 from rollout.storage.connection import client_for_url
 from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch, MetricsStore
-from rollout.wiring import Services
 from tests.support import FakeClock
 
 KEYS = Keys()  # the default prefix, as the services use

@@ -13,8 +13,9 @@ import pytest
 
 from rollout.core.model import State
 from rollout.sdk.client import RolloutClient
+from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.redis_groups import sigkill
 from tests.support import FakeClock
