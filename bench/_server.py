@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rollout.services.container import Services
 from rollout.settings import Settings
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 
 
 @contextmanager

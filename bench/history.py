@@ -32,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._server import bench_server
 from rollout.api.app import create_app
 from rollout.settings import Settings
-from rollout.storage.history import Span
+from rollout.storage.connection import client_for_url
+from rollout.storage.history import HistoryStore, Span
+from rollout.storage.keys import Keys
 from rollout.storage.metrics import ARMS, Batch, window_of
 from rollout.wiring import build_services
 
@@ -147,10 +149,14 @@ def main() -> int:
         route = timed(history, args.requests)
         baseline = timed(flag, max(200, args.requests))
         span = Span(epoch, int(start), int(clock.now))
+        # The route's storage read alone, through a store of the bench's own.
+        reader = client_for_url(server.url)
+        store = HistoryStore(reader, Keys(settings.key_prefix), settings.history_retention)
         read = timed(
-            lambda: services.history.store.read(KEY, [span], coarse=True, with_moves=True),
+            lambda: store.read(KEY, [span], coarse=True, with_moves=True),
             args.requests,
         )
+        reader.close()
         with_rollups, without = flush_cost(services, rng, epoch, 300)
         services.reads.stop()
     median, p90 = statistics.median(route), sorted(route)[int(len(route) * 0.9)]

@@ -33,7 +33,8 @@ from bench._server import bench_server
 from bench.api import running_serve
 from bench.propagation import Api, Children, percentile
 from rollout.core.destinations import Destination
-from rollout.wiring import Services, build_notifier
+from rollout.services.container import Services
+from rollout.wiring import build_notifier
 
 EVENTS = 300
 FLAGS = 5

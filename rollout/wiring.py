@@ -3,6 +3,8 @@
 Entry points (the CLI, ``rollout.wsgi`` for gunicorn, tests, benches) call these functions;
 the adapters below them (``api/``, ``controller/``) receive a ``services.container.Services``
 and never import this module, so nothing but this file knows how the parts fit together.
+``Services`` is imported from ``services/container.py`` by everyone; this module does not
+re-export it (it names it only as ``container.Services``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from rollout.core.errors import StorageError, ValidationError
 from rollout.notify.http import post
 from rollout.notify.loop import Notifier
 from rollout.notify.worker import Sender
+from rollout.services import container  # the module: Services is not importable from here
 from rollout.services.apply import ApplyService
-from rollout.services.container import Leadership, Services
+from rollout.services.container import Leadership
 from rollout.services.events import EventService
 from rollout.services.flags import FlagService
 from rollout.services.gates import GateService
@@ -50,7 +53,6 @@ from rollout.storage.trends import TrendStore
 from rollout.storage.triggers import TriggerStore
 
 __all__ = [
-    "Services",
     "build_controller",
     "build_notifier",
     "build_services",
@@ -92,7 +94,7 @@ def build_services(
     redis_client: Any = None,
     clock: Callable[[], float] = time.time,
     start_embedded: bool = True,
-) -> Services:
+) -> container.Services:
     """Every service over one Redis client: ``redis_client`` (the caller's), else a new one.
 
     ``Services.close()`` closes the client only when it was made here.
@@ -134,7 +136,7 @@ def build_services(
     health = HealthService(store, metrics, counters, LeaderLock(client, keys, 1.0))
     triggers = TriggerService(flags, TriggerStore(client, keys), settings.public_url)
     notify = NotifyService(flags, NotifyStore(client, keys))
-    return Services(
+    return container.Services(
         settings=settings,
         flags=flags,
         gates=gates,
@@ -145,7 +147,7 @@ def build_services(
         health=health,
         reads=reads,
         history=history,
-        trends=TrendService(TrendStore(client, keys), clock),
+        trends=TrendService(TrendStore(client, keys), reads.flags, clock),
         summaries=summaries,
         reports=ReportService(flags, gates, summaries, history),
         leadership=leadership,
@@ -158,7 +160,7 @@ def build_services(
 
 
 def build_controller(
-    services: Services,
+    services: container.Services,
     *,
     interval: float | None = None,
     monotonic: Callable[[], float] = time.monotonic,
@@ -190,7 +192,7 @@ def build_controller(
 
 
 def build_notifier(
-    services: Services,
+    services: container.Services,
     *,
     environ: Mapping[str, str] | None = None,
     interval: float | None = None,

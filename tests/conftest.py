@@ -7,13 +7,14 @@ import fakeredis
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from rollout.services.container import Services
 from rollout.settings import Settings
 from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.support import FakeClock
 
-pytest_plugins = ["tests.fixtures_redis"]
+pytest_plugins = ["tests.fixtures_redis", "pytester"]  # pytester: tests of the fixtures
 
 # Hypothesis fails an example that takes over 200 ms by default; on a loaded 2-core machine a
 # single example (a Redis round trip, a GC pause) can take that long without any bug. Speed is

@@ -4,8 +4,9 @@
 the whole session and stopped at its end. Flushing between uses is the caller's job;
 ``redis_server_flushed`` does that. A test that stops or restarts Redis takes ``own_redis_server``
 instead: a server of its own, so no other test can find the shared one down or on a port that
-someone else took meanwhile. (``redis_server_flushed`` still restarts a shared server that a test
-left stopped, for the tests that have not moved yet.)
+someone else took meanwhile. ``redis_server_flushed`` fails a test that leaves the shared server
+stopped (at its teardown), and every later test that wants it (at setup): restarting it quietly
+would hide the test that broke the rule, and the tests that ran meanwhile against no server.
 
 ``dead_redis_url`` and ``closed_port`` are Redis addresses where nothing answers, refused at once
 and held so that nothing can start answering there during the test.
@@ -42,16 +43,28 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
         yield server
 
 
+SHARED_STOPPED = "the shared redis-server is not running"
+
+
+def require_running(server: RedisProcess, when: str) -> None:
+    """Fail the current test, loudly, when the shared ``server`` is down."""
+    if not server.running:
+        pytest.fail(
+            f"{SHARED_STOPPED} {when}: a test that stops Redis must take own_redis_server",
+            pytrace=False,
+        )
+
+
 @pytest.fixture
-def redis_server_flushed(redis_server: RedisProcess) -> RedisProcess:
-    if not redis_server.running:
-        redis_server.start()
+def redis_server_flushed(redis_server: RedisProcess) -> Iterator[RedisProcess]:
+    require_running(redis_server, "before this test (an earlier test stopped it)")
     client = redis_server.client()
     try:
         client.flushall()
     finally:
         client.close()
-    return redis_server
+    yield redis_server
+    require_running(redis_server, "after this test (this test stopped it)")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from hypothesis import settings
 
 from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess
+from tests.fixtures_redis import SHARED_STOPPED
 
 
 def test_hypothesis_runs_without_a_deadline() -> None:
@@ -50,3 +51,30 @@ def test_an_own_server_is_not_the_shared_one(
         assert own.ping()
     finally:
         own.close()
+
+
+def test_a_test_that_stops_the_shared_server_fails_and_so_does_the_next(
+    pytester: pytest.Pytester,
+) -> None:
+    """Never restarted behind the suite's back: the culprit fails at its teardown, and a
+    later test that wants the shared server fails at its setup instead of running."""
+    pytester.makeconftest('pytest_plugins = ["tests.fixtures_redis"]')
+    pytester.makepyfile(
+        """
+        def test_stops_it(redis_server_flushed):
+            redis_server_flushed.stop()
+
+        def test_wants_it_next(redis_server_flushed):
+            raise AssertionError("ran against a stopped server")
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=2)  # the first passes its call, fails its teardown
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_stops_it*",
+            f"*{SHARED_STOPPED} after this test*",
+            "*ERROR at setup of test_wants_it_next*",
+            f"*{SHARED_STOPPED} before this test*",
+        ]
+    )

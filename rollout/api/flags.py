@@ -25,13 +25,6 @@ bp = protected_blueprint("flags", __name__)
 TAGS = ["flags"]
 
 
-# The list as last rendered, with the read cache's dict it was rendered from. The cache replaces
-# that dict on every change (a status word included), so while it holds the same object the
-# list is the same: a dashboard polling every second costs a comparison and a 304, not a
-# render of every flag.
-_LISTED: tuple[object, str, str] | None = None
-
-
 def _render_list(flags: list[Flag], problems: list[str]) -> tuple[str, str]:
     body = current_app.json.dumps({"flags": [flag_to_dict(f) for f in flags], "problems": problems})
     return body, hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()
@@ -44,17 +37,7 @@ def list_flags() -> Response:
 
     The ETag is a hash of the answer; ``If-None-Match`` with it answers 304 while no flag and
     no status word has changed."""
-    global _LISTED
-    held = services().reads.all()
-    if held is None:  # the cache is not synced (yet): from Redis
-        body, etag = _render_list(*services().flags.list_with_problems())
-    else:
-        flags, problems = held
-        listed = _LISTED
-        if listed is None or listed[0] is not flags:
-            listed = (flags, *_render_list([flags[k] for k in sorted(flags)], problems))
-            _LISTED = listed
-        body, etag = listed[1], listed[2]
+    body, etag = services().reads.rendered_list(_render_list)
     response = Response(body + "\n", mimetype="application/json")
     response.set_etag(etag)
     response.make_conditional(request)

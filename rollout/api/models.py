@@ -16,9 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from rollout.core.defaults import (
+    MAX_LISTED_USER,
     MAX_RULE_TEXT,
     MAX_RULE_VALUES,
     MAX_RULES,
+    MAX_SALT,
     MAX_TEXT,
     MAX_USER,
 )
@@ -96,7 +98,7 @@ Reason = Annotated[
     ),
 ]
 FlagKey = Annotated[str, Field(pattern=KEY_PATTERN.pattern, max_length=128)]
-UserId = Annotated[str, Field(min_length=1, max_length=256, json_schema_extra=_TEXT)]
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_LISTED_USER, json_schema_extra=_TEXT)]
 UserIds = Annotated[list[UserId], Field(max_length=MAX_USERS)]
 
 
@@ -355,7 +357,7 @@ class CreateFlag(FlagConfig):
     salt: str | None = Field(
         None,
         min_length=1,
-        max_length=256,
+        max_length=MAX_SALT,
         description="default: the key",
         json_schema_extra=_TEXT,
     )

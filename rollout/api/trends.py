@@ -17,7 +17,4 @@ bp = protected_blueprint("trends", __name__)
 def all_trends() -> Response:
     """Every flag's treatment samples and error rate per 5 minutes over the last two hours of
     its current stage, on one shared time axis."""
-    found = services()
-    held = found.reads.all()
-    flags = found.flags.list_flags() if held is None else held[0].values()
-    return render(found.trends.trends(flags))
+    return render(services().trends.trends())

@@ -22,8 +22,9 @@ from rollout.core.errors import ValidationError
 from rollout.core.model import Flag
 from rollout.core.schema import flag_to_dict
 from rollout.core.units import parse_percent
+from rollout.services.container import Services
 from rollout.settings import Settings, load_settings
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 
 ServicesFactory = Callable[[str | None], Services]
 F = TypeVar("F", bound=Callable[..., Any])

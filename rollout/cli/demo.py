@@ -26,8 +26,9 @@ from rollout.core.destinations import Destination, mask_url
 from rollout.core.errors import FlagNotFound, ValidationError
 from rollout.core.model import State
 from rollout.notify.loop import Notifier
+from rollout.services.container import Services
 from rollout.settings import load_settings
-from rollout.wiring import Services, build_controller, build_notifier, build_services, server_url
+from rollout.wiring import build_controller, build_notifier, build_services, server_url
 
 KEY = "PROMPT_IMPROVER_ENABLED"
 VALUE = "improvement_delta"  # the improvement a prompt got, as a quality score (mean 1, sd 0.5)

@@ -29,7 +29,7 @@ from rollout.cli.context import CliState, default_actor
 from rollout.cli.errors import RolloutGroup, usage
 from rollout.core.errors import ValidationError
 from rollout.core.schema import validate_actor
-from rollout.wiring import Services
+from rollout.services.container import Services
 
 
 @click.group(

@@ -18,6 +18,7 @@ from rollout.core import defaults
 from rollout.core.decide import Action, Decision, decide
 from rollout.core.errors import LeadershipLost, PreconditionFailed, RolloutError, StorageError
 from rollout.core.model import Flag
+from rollout.core.outage import Outage
 from rollout.core.transitions import serving
 from rollout.core.units import to_ms
 from rollout.services.container import Lock, TickCounters
@@ -61,7 +62,7 @@ class Controller:
         self.watch_period_ms = int(watch_period * 1000)
         self.events = events  # where status events go for notifiers (None: nowhere)
         self.stop = threading.Event()
-        self._outage_logged = False
+        self._outage = Outage()  # the lock's Redis: one line when it goes, one when back
         self._leading_since: float | None = None  # monotonic time of the last lock renewal
 
     # -- one pass ------------------------------------------------------------------------
@@ -182,14 +183,12 @@ class Controller:
         try:
             leader = self.lock.acquire()
             self._leading_since = self.monotonic() if leader else None
-            if self._outage_logged:
-                self._outage_logged = False
+            if self._outage.succeeded():
                 log.warning("Redis reachable again")
             return leader
         except StorageError as error:
             self._leading_since = None
-            if not self._outage_logged:
-                self._outage_logged = True
+            if self._outage.failed():
                 log.error("Redis unreachable (%s); not leading until it answers", error)
             return False
 

@@ -104,6 +104,14 @@ MAX_TEXT = 4_096
 MAX_USER = 1_024
 """Longest user id accepted by the API and the CLI."""
 
+MAX_LISTED_USER = 256
+"""Longest user id in a flag's ``allow`` or ``deny`` list. Shorter than ``MAX_USER``: up to
+``schema.MAX_USERS`` of them sit in the flag's one document, which every change sends to every
+SDK process, so a longer id can be evaluated but not listed."""
+
+MAX_SALT = 256
+"""Longest bucketing salt (set at creation, default: the key); it is hashed on every answer."""
+
 VALUE_NAMES_PER_FLAG = 20
 """Business values (``value:NAME``): names an SDK process keeps per flag, and value gates a flag
 may have; more names are dropped and counted."""

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rollout.core.bounds import Moments
-from rollout.core.defaults import MAX_ACTOR, MAX_TEXT
+from rollout.core.defaults import MAX_ACTOR, MAX_LISTED_USER, MAX_SALT, MAX_TEXT
 from rollout.core.errors import ValidationError
 from rollout.core.gate_schema import gate_to_dict, parse_gates
 from rollout.core.model import (
@@ -104,7 +104,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 def parse_users(value: object, field: str) -> tuple[str, ...]:
     users: dict[str, None] = {}  # ordered de-duplication
     for i, user in enumerate(_list(value, field, MAX_USERS)):
-        text = _text(user, f"{field}[{i}]", 256)
+        text = _text(user, f"{field}[{i}]", MAX_LISTED_USER)
         if not text:
             raise ValidationError("must not be empty", f"{field}[{i}]")
         users[text] = None
@@ -270,7 +270,7 @@ def flag_from_dict(data: Mapping[str, Any], *, require_version: bool = False) ->
         raise ValidationError("is required", "version")
     baseline = body.get("baseline_p95_ms")
     baseline_values = _baseline_values(body.get("baseline_values", {}))
-    salt = _text(body.get("salt") or key, "salt", 256)
+    salt = _text(body.get("salt") or key, "salt", MAX_SALT)
     percent_bp = parse_percent(body.get("percent", 0))
     if state in (State.DRAFT, State.KILLED) and percent_bp:
         # Both serve no one through the bucket; a percent here would turn users on anyway.

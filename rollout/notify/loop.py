@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from rollout.core.defaults import NOTIFY_BATCH, NOTIFY_INTERVAL
 from rollout.core.destinations import Destination, resolve
 from rollout.core.errors import StorageError, ValidationError
+from rollout.core.outage import Outage
 from rollout.notify.http import post
 from rollout.notify.worker import DestinationWorker, Sender
 from rollout.services.container import Lock
@@ -122,13 +123,17 @@ class Notifier:
     def run(self) -> None:
         self.threaded = True
         leading = False
+        outage = Outage()
         try:
             while not self.stop.is_set():
                 started = time.monotonic()
                 try:
                     now_leading = self.lock.acquire()
+                    if outage.succeeded():
+                        log.warning("Redis reachable again")
                 except StorageError as error:
-                    log.error("Redis unreachable (%s)", error)
+                    if outage.failed():  # once per outage, not every interval (0.2 s)
+                        log.error("Redis unreachable (%s); not notifying until it answers", error)
                     now_leading = False
                 if now_leading != leading:
                     log.info("%s the notifier lock", "took" if now_leading else "lost")

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from rollout.core.evaluation import Evaluation, Reason, evaluate
 from rollout.core.model import KEY_PATTERN, Flag
@@ -23,6 +23,7 @@ from rollout.sdk.compiled import Check, Compiled
 from rollout.sdk.recorder import Recorder, Track, resident_mb
 from rollout.sdk.sync import FlagSync
 from rollout.sdk.table import FlagTable
+from rollout.sdk.values import ValueSink
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import connect
 from rollout.storage.keys import Keys
@@ -90,14 +91,39 @@ class _SharedRedis:
                 pass
 
 
+class Outcomes(Protocol):
+    """What a handle records into: the client's ``Recorder``, handed over by the client, so a
+    handle needs nothing else of the client but its public ``evaluate``."""
+
+    values: ValueSink
+
+    def record(
+        self,
+        compiled: Compiled,
+        user: object,
+        ok: bool,
+        duration_ms: float | None,
+        error_type: str | None,
+        attributes: object = None,
+    ) -> None: ...
+
+
 class FlagHandle:
     """``client.flag(KEY)``. Its ``is_enabled`` is swapped in place when the flag changes."""
 
-    __slots__ = ("_client", "_values", "compiled", "default", "is_enabled", "key")
+    __slots__ = ("_client", "_record", "_values", "compiled", "default", "is_enabled", "key")
 
-    def __init__(self, client: RolloutClient, key: str, default: bool, compiled: Compiled) -> None:
+    def __init__(
+        self,
+        client: RolloutClient,
+        key: str,
+        default: bool,
+        compiled: Compiled,
+        outcomes: Outcomes,
+    ) -> None:
         self._client = client
-        self._values = client._recorder.values
+        self._record = outcomes.record
+        self._values = outcomes.values
         self.key = key
         self.default = default
         self.swap(compiled)
@@ -127,7 +153,7 @@ class FlagHandle:
         ``values`` are named business values observed with it (``observe`` each); they are
         not part of the outcome sample.
         """
-        self._client._recorder.record(self.compiled, user, ok, duration_ms, error_type, attributes)
+        self._record(self.compiled, user, ok, duration_ms, error_type, attributes)
         if values is not None:
             self._values.record_values(self.compiled, user, values, attributes)
 
@@ -166,8 +192,10 @@ class RolloutClient:
         self.settings = settings or load_settings(redis_url=redis_url, **overrides)
         self.clock = clock
         overrides_env = read_overrides(os.environ if environ is None else environ)
+        # Handles are made on first use, after the recorder below exists.
         self.table: FlagTable[FlagHandle] = FlagTable(
-            overrides_env, lambda key, default, compiled: FlagHandle(self, key, default, compiled)
+            overrides_env,
+            lambda key, default, compiled: FlagHandle(self, key, default, compiled, self._recorder),
         )
         self._by_default = self.table.by_default
         self._redis = _SharedRedis(self.settings)

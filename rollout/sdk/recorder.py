@@ -24,6 +24,7 @@ from rollout.core.defaults import MEMORY_REPORT_INTERVAL, RETIRED_KEEP
 from rollout.core.errors import RolloutError
 from rollout.core.evidence import chan
 from rollout.core.histogram import UPPER_BOUNDS
+from rollout.core.outage import Outage
 from rollout.sdk.compiled import CONTROL, ON, TREATMENT, ArmCounter, Compiled
 from rollout.sdk.values import ValueSink
 from rollout.storage.metrics import ARMS, ArmTally, Batch, MetricsStore
@@ -164,7 +165,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._store: MetricsStore | None = None
-        self._outage_logged = False
+        self._outage = Outage()  # the metrics flush's: one line when it fails, one when back
         # Business values taken from the arms but not yet sent (an outage keeps them here).
         self._unsent_values: dict[tuple[str, int, str], dict[str, Moments]] = {}
         self.values = ValueSink()
@@ -329,8 +330,7 @@ class Recorder:
                     self._metrics_store().flush(batch, now=now, process=self.process)
             except RolloutError as error:
                 # The deltas wait for the next flush; flag answers are not affected.
-                if not self._outage_logged:
-                    self._outage_logged = True
+                if self._outage.failed():
                     log.warning("could not flush metrics (%s); will retry", error)
                 return
             except Exception:
@@ -346,8 +346,7 @@ class Recorder:
             self._unsent_values = {}
             self._values_dropped_sent += batch.values_dropped
             self._commit(marks, dropped_sent, now)
-            if self._outage_logged:
-                self._outage_logged = False
+            if self._outage.succeeded():
                 log.warning("metrics flushing works again")
 
     def _commit(self, marks: dict[int, Sent], dropped_sent: int, now: float) -> None:

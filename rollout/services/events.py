@@ -79,7 +79,7 @@ def _order(entry_id: str) -> tuple[int, int]:
 
 class EventService:
     def __init__(self, store: EventStorage, public_url: str | None = None) -> None:
-        self.store = store
+        self._store = store
         self.public_url = public_url
         # Marks this process already used: a hold that lasts an hour costs one script call,
         # not one a tick. Redis keeps the marks that count (across restarts and leaders).
@@ -91,7 +91,7 @@ class EventService:
         for entry in status_entries(flag, decision, at_ms, actor):
             if entry.mark is not None and (flag.key, entry.mark) in self._used:
                 continue
-            if self.store.append(flag.key, entry.mark, entry.fields) is not None:
+            if self._store.append(flag.key, entry.mark, entry.fields) is not None:
                 appended += 1
             if entry.mark is not None:
                 if len(self._used) >= 100_000:
@@ -100,18 +100,18 @@ class EventService:
         return appended
 
     def flags(self) -> list[str]:
-        return self.store.streamed_flags()
+        return self._store.streamed_flags()
 
     def read(self, key: str, since: Position, count: int) -> list[Item]:
         """Entries after ``since`` of both streams, merged in one order (audit first on a
         tie); cut where a full batch ends, so nothing later is handed out before it."""
-        audit, events = self.store.read(key, since.audit, since.events, count)
+        audit, events = self._store.read(key, since.audit, since.events, count)
         return self._merge(key, since, audit, events, count)
 
     def read_many(self, since: Mapping[str, Position], count: int) -> dict[str, list[Item]]:
         """``read`` for every flag in ``since``, in one round trip."""
         keys = sorted(since)
-        replies = self.store.read_many([(k, since[k].audit, since[k].events) for k in keys], count)
+        replies = self._store.read_many([(k, since[k].audit, since[k].events) for k in keys], count)
         return {
             k: self._merge(k, since[k], audit, events, count)
             for k, (audit, events) in zip(keys, replies, strict=True)
@@ -152,7 +152,7 @@ class EventService:
             version = str(json.loads(fields.get("before") or "{}").get("version"))
         except (ValueError, AttributeError):
             return []
-        for _id, entry in self.store.recent_events(key, entry_id):
+        for _id, entry in self._store.recent_events(key, entry_id):
             if entry.get("type") == READINGS and entry.get("version") == version:
                 try:
                     found = json.loads(entry.get("readings") or "[]")

@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from rollout.core import transitions
 from rollout.core.bounds import Moments
-from rollout.core.defaults import MAX_USER, WRITE_RETRY_BUDGET
+from rollout.core.defaults import MAX_SALT, MAX_USER, WRITE_RETRY_BUDGET
 from rollout.core.errors import (
     ConcurrentUpdate,
     FlagExists,
@@ -89,10 +89,10 @@ class FlagService:
     def replication_pending(self) -> bool:
         """True (once) when a write made by this thread since the last call stood before the
         replicas it waits for confirmed it (``ROLLOUT_WRITE_REPLICAS_TIMEOUT`` passed)."""
-        return self.store.take_unreplicated()
+        return self._store.take_unreplicated()
 
     def __init__(self, store: FlagStore, clock: Clock, gates: GateReader) -> None:
-        self.store = store
+        self._store = store
         self.clock = clock
         self.gates = gates
         # Told of every successful write (key, new value or None) and every status word:
@@ -110,23 +110,23 @@ class FlagService:
     # -- reads ---------------------------------------------------------------------------
 
     def get(self, key: str) -> Flag:
-        return self.store.get(validate_key(key))
+        return self._store.get(validate_key(key))
 
     def list_flags(self) -> list[Flag]:
-        flags, _problems = self.store.load_all()
+        flags, _problems = self._store.load_all()
         return [flags[k] for k in sorted(flags)]
 
     def list_with_problems(self) -> tuple[list[Flag], list[str]]:
-        flags, problems = self.store.load_all()
+        flags, problems = self._store.load_all()
         return [flags[k] for k in sorted(flags)], [str(p) for p in problems]
 
     def keys(self) -> list[str]:
         """Every stored key, a malformed value's too: apply can prune it, restore replace it."""
-        return self.store.keys_list()
+        return self._store.keys_list()
 
     def load_all(self) -> tuple[dict[str, Flag], list[MalformedFlag]]:
         """Every readable flag by key, and the malformed ones as problems rather than raised."""
-        return self.store.load_all()
+        return self._store.load_all()
 
     def evaluate(
         self, key: str, user: str, attributes: Mapping[str, object] | None = None
@@ -143,7 +143,7 @@ class FlagService:
             validate_key(key)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ValidationError("must be a whole number from 1 to 10000", "limit")
-        return self.store.audit(key, limit)
+        return self._store.audit(key, limit)
 
     # -- the write path ------------------------------------------------------------------
 
@@ -170,7 +170,7 @@ class FlagService:
         _validate_actor_and_reason(actor, reason)
 
         def attempt() -> Flag:
-            current = self.store.get(key)
+            current = self._store.get(key)
             if if_match is not None and current.version != if_match:
                 raise PreconditionFailed(
                     f"flag {key!r} is at version {current.version}, not {if_match}"
@@ -180,7 +180,7 @@ class FlagService:
             if new.same_content(current):
                 return current  # nothing to change: no write, no audit entry
             try:
-                stored = self.store.write(
+                stored = self._store.write(
                     new.with_changes(updated_at=at),
                     key=key,
                     expected_version=current.version,
@@ -211,12 +211,12 @@ class FlagService:
         validate_key(key)
         _validate_actor_and_reason(actor, reason)
         salt = config.pop("salt", None)
-        if salt is not None and not validate_text(salt, "salt", 256):
+        if salt is not None and not validate_text(salt, "salt", MAX_SALT):
             raise ValidationError("must not be empty", "salt")
         values = parse_config(config)
         now = self.now()
         flag = new_flag(key, now, salt=salt, **values)
-        stored = self.store.write(
+        stored = self._store.write(
             flag,
             key=key,
             expected_version=0,
@@ -257,14 +257,14 @@ class FlagService:
         _validate_actor_and_reason(actor, reason)
 
         def attempt() -> str:
-            version = self.store.version(key)
+            version = self._store.version(key)
             try:
-                current: Flag | None = self.store.get(key) if version else None
+                current: Flag | None = self._store.get(key) if version else None
             except (FlagNotFound, MalformedFlag):
                 current = None
             if current is not None and current == target.with_changes(version=current.version):
                 return "unchanged"
-            stored = self.store.write(
+            stored = self._store.write(
                 target,
                 key=key,
                 expected_version=version,
@@ -284,14 +284,14 @@ class FlagService:
         _validate_actor_and_reason(actor, reason)
 
         def attempt() -> None:
-            version = self.store.version(key)
+            version = self._store.version(key)
             if not version:
                 raise FlagNotFound(key)
             try:
-                current: Flag | None = self.store.get(key)
+                current: Flag | None = self._store.get(key)
             except MalformedFlag:
                 current = None
-            self.store.write(
+            self._store.write(
                 None,
                 key=key,
                 expected_version=version,
@@ -400,7 +400,7 @@ class FlagService:
     ) -> Status:
         """The controller's word for operators; not a change to the flag, so not audited."""
         status = Status(decision=decision, why=why, at=self.now() if now is None else now)
-        if self.store.set_status(validate_key(key), status, token=token):
+        if self._store.set_status(validate_key(key), status, token=token):
             for listener in self.status_listeners:
                 listener(key, status)
         return status

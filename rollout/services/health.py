@@ -28,27 +28,27 @@ class HealthService:
         counters: ControllerCounters,
         leader: LeaderLock,
     ) -> None:
-        self.store = store
-        self.metrics = metrics
-        self.counters = counters
-        self.leader = leader
+        self._store = store
+        self._metrics = metrics
+        self._counters = counters
+        self._leader = leader
 
     def ping(self) -> bool:
         """True when Redis answers; raises StorageError when it does not."""
-        return self.store.ping()
+        return self._store.ping()
 
     def controller(self) -> ControllerFigures:
-        counts = self.counters.read()
+        counts = self._counters.read()
         return ControllerFigures(
             ticks=counts.get("ticks", 0),
             advances=counts.get("advances", 0),
             holds=counts.get("holds", 0),
             kills=counts.get("kills", 0),
-            leader=self.leader.holder(),
+            leader=self._leader.holder(),
         )
 
     def sdk_dropped(self) -> int:
-        return self.metrics.sdk_dropped()
+        return self._metrics.sdk_dropped()
 
     def sdk_values_dropped(self) -> int:
-        return self.metrics.sdk_values_dropped()
+        return self._metrics.sdk_values_dropped()

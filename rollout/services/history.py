@@ -62,13 +62,13 @@ class HistoryService:
         clock: Clock,
         windows_retention: float,
     ) -> None:
-        self.store = store
+        self._store = store
         self.get_flag = get_flag
         self.clock = clock
         self.windows_retention_ms = int(windows_retention * 1000)
 
     def stages(self, key: str) -> list[StageSpan]:
-        return stages_from_audit(self.store.moves(key))
+        return stages_from_audit(self._store.moves(key))
 
     def metrics(
         self,
@@ -108,12 +108,12 @@ class HistoryService:
         epoch = flag.stage_started_at
         if epoch is not None and since_ms >= epoch:
             span = Span(epoch, since_ms // 1000, until_ms // 1000)
-            found = self.store.read(key, [span], coarse=coarse, with_moves=True)
+            found = self._store.read(key, [span], coarse=coarse, with_moves=True)
             stages = stages_from_audit(found.moves or [])
         else:
             stages = self.stages(key)
             spans = _spans(stages, since_ms, until_ms)
-            found = self.store.read(key, spans, coarse=coarse, with_moves=False)
+            found = self._store.read(key, spans, coarse=coarse, with_moves=False)
         return {
             "flag": flag.key,
             "step": step_s,

@@ -41,14 +41,14 @@ class NotifyStorage(Protocol):
 class NotifyService:
     def __init__(self, flags: FlagService, store: NotifyStorage) -> None:
         self.flags = flags
-        self.store = store
+        self._store = store
 
     def destinations(self) -> list[Destination]:
-        found = self.store.destinations()
+        found = self._store.destinations()
         return [found[name] for name in sorted(found)]
 
     def get(self, name: str) -> Destination:
-        found = self.store.destinations().get(name)
+        found = self._store.destinations().get(name)
         if found is None:
             raise DestinationNotFound(name)
         return found
@@ -56,33 +56,33 @@ class NotifyService:
     def save(self, destination: Destination) -> Destination:
         """Create or update; a new destination starts now (it is sent no history). "Now" is
         Redis's clock, the one stream entry ids are made of."""
-        current = self.store.destinations().get(destination.name)
-        created = current.created_at if current is not None else self.store.server_time_ms()
+        current = self._store.destinations().get(destination.name)
+        created = current.created_at if current is not None else self._store.server_time_ms()
         stored = replace(destination, created_at=created)
-        self.store.save_destination(stored)
+        self._store.save_destination(stored)
         return stored
 
     def server_time_ms(self) -> int:
-        return self.store.server_time_ms()
+        return self._store.server_time_ms()
 
     def delete(self, name: str) -> None:
-        self.store.delete_destination(name)
+        self._store.delete_destination(name)
 
     # -- the notifier's bookkeeping -----------------------------------------------------
 
     def cursors(self, name: str) -> dict[str, str]:
-        return self.store.cursors(name)
+        return self._store.cursors(name)
 
     def save_cursor(self, name: str, flag: str, position: str) -> None:
-        self.store.save_cursor(name, flag, position)
+        self._store.save_cursor(name, flag, position)
 
     def count(
         self, name: str, counts: Mapping[str, int], values: Mapping[str, str] | None = None
     ) -> None:
-        self.store.count(name, counts, values or {})
+        self._store.count(name, counts, values or {})
 
     def stats(self, name: str) -> dict[str, int | str | None]:
-        raw = self.store.stats(name)
+        raw = self._store.stats(name)
         out: dict[str, int | str | None] = {c: int(raw.get(c, 0)) for c in COUNTERS}
         out["backlog"] = int(raw.get("backlog", 0))
         out["last_success"] = raw.get("last_success") or None

@@ -8,6 +8,9 @@ Reads may trail a write made through another worker by the channel's delay (abou
 millisecond); writes are unaffected (compare-and-set in Redis), so a stale ETag can only ever
 earn a 412, never a lost update. Until the cache is synced, while Redis is away, and for any
 key it does not hold, reads go to Redis.
+
+The flag list is decided here too: from memory or from Redis, and whether the last rendering of
+it still stands (``rendered_list``), so no adapter needs to know how the memory is kept.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from rollout.core.defaults import RESYNC_INTERVAL
 from rollout.core.errors import MalformedFlag
@@ -30,6 +33,8 @@ from rollout.storage.keys import Keys
 
 log = logging.getLogger("rollout.reads")
 
+R = TypeVar("R")
+
 
 class FlagReads:
     def __init__(
@@ -41,11 +46,13 @@ class FlagReads:
         resync_interval: float = RESYNC_INTERVAL,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store = store
+        self._store = store
         self._flags: dict[str, Flag] | None = None  # None: not synced, read from Redis
         self._problems: list[str] = []
         self._lock = threading.Lock()
         self._first_wait_over = False  # a worker's first requests may wait for its first load
+        # The last rendered list: the held dict it was rendered from, the renderer, the result.
+        self._listed: tuple[dict[str, Flag], object, object] | None = None
         self._follower = ChannelFollower(
             lambda: redis,
             keys,
@@ -75,7 +82,7 @@ class FlagReads:
                 return found
         # Not synced, or not held: a flag created a moment ago elsewhere, a malformed one
         # (the store raises the clear error), or none at all (404).
-        return self.store.get(key)
+        return self._store.get(key)
 
     def synced(self, timeout: float = 0.0) -> dict[str, Flag] | None:
         """Every flag as last loaded and followed, never read through to Redis; None before
@@ -100,6 +107,33 @@ class FlagReads:
             self._follower.start()
         flags = self._flags
         return None if flags is None else (flags, self._problems)
+
+    def flags(self) -> list[Flag]:
+        """Every readable flag: the held ones when synced, else from Redis."""
+        held = self.all()
+        if held is None:
+            return self._from_redis()[0]
+        return list(held[0].values())
+
+    def rendered_list(self, render: Callable[[list[Flag], list[str]], R]) -> R:
+        """``render(flags by key, problems)``, the last result reused while nothing changed.
+
+        The held dict is replaced on every change (a status word included), so while it is the
+        same object the list is the same: a dashboard polling every second costs a comparison,
+        not a render of every flag. Not synced: read from Redis and rendered every time."""
+        held = self.all()
+        if held is None:
+            return render(*self._from_redis())
+        flags, problems = held
+        listed = self._listed
+        if listed is None or listed[0] is not flags or listed[1] is not render:
+            listed = (flags, render, render([flags[k] for k in sorted(flags)], problems))
+            self._listed = listed  # one assignment: a concurrent reader sees old or new
+        return cast(R, listed[2])
+
+    def _from_redis(self) -> tuple[list[Flag], list[str]]:
+        flags, problems = self._store.load_all()
+        return [flags[k] for k in sorted(flags)], [str(p) for p in problems]
 
     def start(self) -> None:
         """Start following now rather than at the first read."""

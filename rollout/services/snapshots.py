@@ -2,7 +2,9 @@
 
 A snapshot is every flag in its external form. Restore validates the whole document before it
 writes anything, then makes the flag set equal to it, flag by flag through the same audited
-compare-and-set path as every other write, so SDKs follow and old ETags stop matching.
+compare-and-set path as every other write, so SDKs follow and old ETags stop matching. The
+controller's status word is restored with each flag and published on its own channel, so
+every API worker's cache shows the restored word at once, not at its next resync.
 """
 
 from __future__ import annotations
@@ -136,7 +138,7 @@ class SnapshotService:
         notify: NotifyService | None = None,
     ) -> None:
         self.flags = flags
-        self.saved = saved
+        self._saved = saved
         self.summaries = summaries
         self.triggers = triggers
         self.notify = notify
@@ -221,17 +223,17 @@ class SnapshotService:
         snapshot_id = (
             f"{document['taken_at'].replace(':', '').replace('.', '')}-{secrets.token_hex(3)}"
         )
-        self.saved.save(snapshot_id, document, self.flags.now())
+        self._saved.save(snapshot_id, document, self.flags.now())
         return snapshot_id, document
 
     def list_saved(self, limit: int = 100) -> list[dict[str, Any]]:
         return [
             {"id": snapshot_id, "taken_at": render_instant(at)}
-            for snapshot_id, at in self.saved.newest(limit)
+            for snapshot_id, at in self._saved.newest(limit)
         ]
 
     def get_saved(self, snapshot_id: str) -> dict[str, Any]:
-        document = self.saved.get(snapshot_id)
+        document = self._saved.get(snapshot_id)
         if document is None:
             raise SnapshotNotFound(snapshot_id)
         return document

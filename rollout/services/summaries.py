@@ -92,8 +92,8 @@ def summarize(flag: Flag, evidence: Evidence, move: AuditMove | None) -> dict[st
 
 class SummaryService:
     def __init__(self, store: HistoryStore, metrics: MetricsStore) -> None:
-        self.store = store
-        self.metrics = metrics
+        self._store = store
+        self._metrics = metrics
         self._queue: deque[tuple[str, int | None]] = deque()
         self._busy = 0  # queued or being written
         self._cond = threading.Condition()
@@ -142,12 +142,12 @@ class SummaryService:
 
         Returns what was done: 'summarized', 'exists', 'forgotten', or None (no stage ended).
         """
-        move = self.store.entry(key, version=version)
+        move = self._store.entry(key, version=version)
         if move is None:
             return None
         epoch = serving_epoch(move.before)
         if move.after is None:
-            self.store.forget(key, epoch)
+            self._store.forget(key, epoch)
             return "forgotten"
         if epoch is None or epoch == serving_epoch(move.after):
             return None
@@ -155,25 +155,25 @@ class SummaryService:
         if move.action != "restore":
             assert move.before is not None
             flag = flag_from_dict(move.before)
-            evidence = self.metrics.evidence(
+            evidence = self._metrics.evidence(
                 key, epoch, now=move.at / 1000, windows_ms=[g.window_ms for g in flag.gates]
             )
-            if self.store.add_summary(key, epoch, summarize(flag, evidence, move)):
+            if self._store.add_summary(key, epoch, summarize(flag, evidence, move)):
                 outcome = "summarized"
-        self.store.end_stage(key, epoch)
+        self._store.end_stage(key, epoch)
         return outcome
 
     # -- reads and restore -------------------------------------------------------------------
 
     def of(self, key: str) -> list[dict[str, Any]]:
-        return self.store.summaries(key)
+        return self._store.summaries(key)
 
     def of_flags(self, keys: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
-        return self.store.all_summaries(keys)
+        return self._store.all_summaries(keys)
 
     def replace(self, key: str, summaries: Iterable[Mapping[str, Any]]) -> None:
         self.drain()  # the restore's own writes are noted first: none may land after this
-        self.store.replace_summaries(key, summaries)
+        self._store.replace_summaries(key, summaries)
 
 
 def _drain_at_exit(ref: weakref.ref[SummaryService]) -> None:

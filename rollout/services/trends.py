@@ -18,18 +18,21 @@ from rollout.storage.trends import TrendStore
 
 
 class TrendService:
-    def __init__(self, store: TrendStore, clock: Callable[[], float]) -> None:
-        self.store = store
+    def __init__(
+        self, store: TrendStore, flags: Callable[[], Iterable[Flag]], clock: Callable[[], float]
+    ) -> None:
+        self._store = store
+        self._flags = flags  # FlagReads.flags: held in memory when synced, else from Redis
         self.clock = clock
 
-    def trends(self, flags: Iterable[Flag]) -> dict[str, Any]:
+    def trends(self) -> dict[str, Any]:
         step = ROLLUP_SECONDS
         now = to_ms(self.clock()) // 1000
         first = (now - TREND_SPAN) // step
         count = now // step - first + 1
-        held = sorted(flags, key=lambda f: f.key)
+        held = sorted(self._flags(), key=lambda f: f.key)
         staged = [f for f in held if f.stage_started_at is not None]
-        rows = self.store.read([(f.key, f.stage_started_at or 0) for f in staged], first, count)
+        rows = self._store.read([(f.key, f.stage_started_at or 0) for f in staged], first, count)
         out: dict[str, dict[str, list[Any]]] = {
             f.key: {"samples": [0] * count, "error_rate": [None] * count} for f in held
         }

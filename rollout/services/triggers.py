@@ -72,7 +72,7 @@ class TriggerService:
         self, flags: FlagService, store: TriggerStorage, public_url: str | None = None
     ) -> None:
         self.flags = flags
-        self.store = store
+        self._store = store
         self.public_url = (public_url or "").rstrip("/")
 
     def create(self, key: str, *, actor: str, name: str = DEFAULT_NAME) -> Created:
@@ -89,8 +89,8 @@ class TriggerService:
             created_at=now,
             created_by=actor,
         )
-        self.store.save(trigger)
-        self.store.audit(
+        self._store.save(trigger)
+        self._store.audit(
             flag,
             actor=actor,
             action="trigger_create",
@@ -102,14 +102,14 @@ class TriggerService:
     def list(self, key: str | None = None) -> list[Trigger]:
         if key is not None:
             validate_key(key)
-        return [t for t in self.store.all() if key is None or t.flag == key]
+        return [t for t in self._store.all() if key is None or t.flag == key]
 
     def delete(self, trigger_id: str, *, actor: str) -> Trigger:
         validate_actor(actor)
         if not isinstance(trigger_id, str) or not ID_PATTERN.fullmatch(trigger_id):
             raise ValidationError("must be 16 hex digits (see 'trigger list')", "id")
-        trigger = self.store.get(trigger_id)
-        if trigger is None or not self.store.delete(trigger_id):
+        trigger = self._store.get(trigger_id)
+        if trigger is None or not self._store.delete(trigger_id):
             raise TriggerNotFound()
         self._audit(
             trigger, actor, "trigger_delete", f"trigger {trigger.name} ({trigger.id}) deleted"
@@ -121,16 +121,16 @@ class TriggerService:
             flag = self.flags.get(trigger.flag)
         except FlagNotFound:
             return  # the flag went first: there is no flag stream to note it on
-        self.store.audit(flag, actor=actor, action=action, reason=reason, at=self.flags.now())
+        self._store.audit(flag, actor=actor, action=action, reason=reason, at=self.flags.now())
 
     def fire(self, trigger_id: str, secret: str, body: bytes) -> Fired:
         """Kill the trigger's flag if the payload asks for it; see the module docstring."""
-        trigger = self.store.get(trigger_id) if ID_PATTERN.fullmatch(trigger_id) else None
+        trigger = self._store.get(trigger_id) if ID_PATTERN.fullmatch(trigger_id) else None
         matched = secret_matches(secret, trigger.secret_hash if trigger else _DUMMY_HASH)
         if trigger is None or not matched:
             raise TriggerNotFound()
         now = self.flags.now()
-        if self.store.hit(trigger.id, now // 1000) > TRIGGER_RATE:
+        if self._store.hit(trigger.id, now // 1000) > TRIGGER_RATE:
             raise RateLimited(f"more than {TRIGGER_RATE} requests a second to this trigger")
         verdict = payload_verdict(trigger.name, parse_body(body))
         try:
@@ -146,25 +146,25 @@ class TriggerService:
         except FlagNotFound:
             raise TriggerNotFound() from None
         fired = replace(trigger, last_fired_at=now)
-        if self.store.get(trigger.id) is not None:  # not deleted meanwhile
-            self.store.save(fired)
+        if self._store.get(trigger.id) is not None:  # not deleted meanwhile
+            self._store.save(fired)
         return Fired(flag.key, True, f"killed: {verdict.message}")
 
     # -- snapshots ---------------------------------------------------------------------
 
     def replace_all(self, wanted: Sequence[Trigger], *, actor: str) -> None:
         """Make the stored triggers exactly ``wanted`` (restore); audited like create/delete."""
-        present = {t.id: t for t in self.store.all()}
+        present = {t.id: t for t in self._store.all()}
         keep = {t.id for t in wanted}
         for trigger in present.values():
             if trigger.id not in keep:
-                self.store.delete(trigger.id)
+                self._store.delete(trigger.id)
                 self._audit(
                     trigger, actor, "trigger_delete", f"trigger {trigger.name} restored away"
                 )
         for trigger in wanted:
             if present.get(trigger.id) != trigger:
-                self.store.save(trigger)
+                self._store.save(trigger)
                 if trigger.id not in present:
                     self._audit(
                         trigger, actor, "trigger_create", f"trigger {trigger.name} restored"

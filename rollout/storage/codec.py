@@ -54,6 +54,12 @@ def encode_status(status: Status) -> str:
     return dumps({"decision": status.decision, "why": status.why, "at": render_instant(status.at)})
 
 
+def status_message(key: str, encoded: str) -> str:
+    """What the status channel carries (``feed.StatusChange``): the key and the encoded word,
+    "" when the word was cleared."""
+    return dumps({"key": key, "status": encoded})
+
+
 def decode_status(raw: str | None) -> Status | None:
     if not raw:
         return None

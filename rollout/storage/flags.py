@@ -37,7 +37,14 @@ from rollout.core.errors import (
 from rollout.core.model import Flag, Status
 from rollout.core.schema import flag_to_dict
 from rollout.core.units import render_instant
-from rollout.storage.codec import decode_flag, decode_status, dumps, encode_flag, encode_status
+from rollout.storage.codec import (
+    decode_flag,
+    decode_status,
+    dumps,
+    encode_flag,
+    encode_status,
+    status_message,
+)
 from rollout.storage.errors import storage_call, wrapped
 from rollout.storage.keys import Keys
 from rollout.storage.scripts import SET_STATUS, WRITE_FLAG
@@ -306,6 +313,8 @@ class FlagStore:
             WRITE_ID_TTL_MS,
             token,
             seq,
+            self.keys.status_changes,
+            status_message(key, status_value),
             *[part for item in fields.items() for part in item],
         ]
         reply = on_flag_node(
@@ -371,7 +380,7 @@ class FlagStore:
         """
         encoded = encode_status(status)
         keys = [self.keys.flag(key), self.keys.status(key), self.keys.fence(key)]
-        args = [encoded, self.keys.status_changes, token, dumps({"key": key, "status": encoded})]
+        args = [encoded, self.keys.status_changes, token, status_message(key, encoded)]
         written = int(self.redis.eval(SET_STATUS, len(keys), *keys, *args))
         if written < 0:
             raise LeadershipLost(f"flag {key!r} was written by a newer leader; not acting")

@@ -22,6 +22,7 @@ from typing import Any
 from rollout.core.defaults import BACKOFF_MAX, BACKOFF_START, FOLLOW_POLL, RESYNC_INTERVAL
 from rollout.core.errors import MalformedFlag, RolloutError
 from rollout.core.model import Flag, Status
+from rollout.core.outage import Outage
 from rollout.core.schema import flag_from_dict
 from rollout.storage.feed import Change, ChangeFeed
 from rollout.storage.flags import FlagStore
@@ -74,7 +75,7 @@ class ChannelFollower:
         self._stop = threading.Event()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._outage_logged = False
+        self._outage = Outage()
         self._ready: tuple[FlagStore, ChangeFeed] | None = None  # opened by first_sync
 
     @property
@@ -88,7 +89,7 @@ class ChannelFollower:
             self._ready = self._open()
             return True
         except RolloutError as error:
-            self._outage(error)
+            self._went_down(error)
             return False
 
     def start(self) -> None:
@@ -127,8 +128,7 @@ class ChannelFollower:
         self._on_load(flags, problems)
         self.synced.set()
         self.connected = True
-        if self._outage_logged:
-            self._outage_logged = False
+        if self._outage.succeeded():
             self._log.warning("Redis reachable again; flags resynced")
 
     def _follow(self, store: FlagStore, feed: ChangeFeed) -> None:
@@ -154,9 +154,8 @@ class ChannelFollower:
             self._log.error("flag %r: unreadable change (%s); treated as absent", change.key, error)
             return None
 
-    def _outage(self, error: BaseException) -> None:
-        if not self._outage_logged:  # once per outage, not once per retry
-            self._outage_logged = True
+    def _went_down(self, error: BaseException) -> None:
+        if self._outage.failed():  # once per outage, not once per retry
             self._log.warning("Redis unreachable (%s); %s", error, self._while_down)
         # Flipped after the log line, so whoever sees "disconnected" also finds it logged.
         self.connected = False
@@ -172,7 +171,7 @@ class ChannelFollower:
                 self._follow(store, feed)
             except RolloutError as error:
                 self._lost()
-                self._outage(error)
+                self._went_down(error)
                 self._forget_layout()
             except Exception:  # a bug here must not end the thread and freeze every flag
                 self._log.exception("following the change channel failed; retrying")

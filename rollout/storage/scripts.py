@@ -6,7 +6,12 @@ KEYS: 1 value hash, 2 status, 3 high-water mark, 4 audit stream, 5 write-id mark
 ARGV: 1 expected version, 2 new version, 3 ``set``/``del``, 4 stored document,
       5 status ``keep``/``set``/``del``, 6 status value, 7 change channel, 8 change message,
       9 audit max length, 10 write-id lifetime (ms), 11 leader token (0: none), 12 audit
-      sequence number, 13... audit fields as name, value pairs
+      sequence number, 13 status channel, 14 status message, 15... audit fields as name,
+      value pairs
+
+A write that sets or clears the status of a flag it keeps (restore) also publishes the status
+message, as ``SET_STATUS`` does: a follower keeps the word it holds across a value change, so
+without it other workers would show the old word until their next resync.
 
 Returns ``{code, number}``: ``ok`` (the version written); ``dup`` (this write id was applied
 already: its version, nothing done again); ``exists``/``missing``/``conflict`` (the stored
@@ -46,9 +51,10 @@ else
 end
 redis.call('SET', KEYS[3], ARGV[2])
 if token > 0 then redis.call('SET', KEYS[6], ARGV[11]) end
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'seq', ARGV[12], unpack(ARGV, 13))
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'seq', ARGV[12], unpack(ARGV, 15))
 redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[10])
 redis.call('PUBLISH', ARGV[7], ARGV[8])
+if ARGV[3] ~= 'del' and ARGV[5] ~= 'keep' then redis.call('PUBLISH', ARGV[13], ARGV[14]) end
 return {'ok', ARGV[2]}
 """
 

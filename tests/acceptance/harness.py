@@ -13,9 +13,10 @@ from typing import Any
 from rollout import RolloutClient
 from rollout.controller.loop import Controller
 from rollout.core.model import Flag
+from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_controller, build_services
+from rollout.wiring import build_controller, build_services
 from tests.conftest import make_settings
 from tests.support import wait_until
 

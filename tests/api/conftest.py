@@ -10,8 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from rollout.api.app import create_app
+from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock
 

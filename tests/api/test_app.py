@@ -18,7 +18,8 @@ from rollout.api import metrics
 from rollout.api.app import create_app
 from rollout.api.http import MAX_BODY
 from rollout.core.model import Flag
-from rollout.wiring import Services, build_services
+from rollout.services.container import Services
+from rollout.wiring import build_services
 from tests.api.conftest import ADMIN, ADMIN_TOKEN, READ, api_services, create, error_of
 from tests.conftest import make_settings
 from tests.support import FakeClock

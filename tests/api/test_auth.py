@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 
 from rollout.api.auth import TokenChecker
 from rollout.core.errors import AuthError
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.api.conftest import (
     ADMIN,
     ADMIN_TOKEN,

@@ -12,8 +12,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from rollout.core.units import parse_instant
+from rollout.services.container import Services
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services
 from tests.api.conftest import ADMIN, READ, create, error_of
 from tests.support import FakeClock
 

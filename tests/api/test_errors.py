@@ -8,7 +8,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from rollout.wiring import Services
+from rollout.core.defaults import MAX_LISTED_USER, MAX_SALT
+from rollout.services.container import Services
 from tests.api.conftest import ADMIN, PLAN, audit_size, create, error_of
 
 JSON = "application/json"
@@ -181,6 +182,8 @@ def test_bad_input_writes_nothing(client: FlaskClient, services: Services) -> No
         ("POST", "/api/v1/flags/F/advance", {"force": 1}),
         ("POST", "/api/v1/flags/F/pause", {"unknown": 1}),
         ("POST", "/api/v1/flags", {"key": "G", "salt": ""}),
+        ("POST", "/api/v1/flags", {"key": "G", "salt": "s" * (MAX_SALT + 1)}),
+        ("PATCH", "/api/v1/flags/F", {"allow": ["u" * (MAX_LISTED_USER + 1)]}),
         ("POST", "/api/v1/snapshots/x/restore", {"only": 5}),
     ]
     for method, path, body in bad:

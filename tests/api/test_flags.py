@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.api.conftest import ADMIN, PLAN, READ, audit_size, create, error_of
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
+from rollout.services.container import Services
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services, build_controller
+from rollout.wiring import build_controller
 from tests.api.conftest import ADMIN, READ, create, error_of
 
 GATES = [

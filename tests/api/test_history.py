@@ -8,9 +8,9 @@ from flask.testing import FlaskClient
 
 from rollout.core.histogram import bucket_upper_ms
 from rollout.core.units import render_instant
+from rollout.services.container import Services
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services
 from tests.api.conftest import ADMIN, READ, create, error_of
 from tests.support import FakeClock
 

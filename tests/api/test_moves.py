@@ -9,8 +9,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from rollout.api.app import create_app
+from rollout.services.container import Services
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.api.conftest import ADMIN, PLAN, api_services, audit_size, create, error_of
 from tests.evidence import ERROR_GATE, flush_failing_evidence
 from tests.support import FakeClock

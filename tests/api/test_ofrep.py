@@ -13,7 +13,8 @@ from flask.testing import FlaskClient
 
 from rollout.api.app import create_app
 from rollout.core.bucketing import bucket
-from rollout.wiring import Services, build_services
+from rollout.services.container import Services
+from rollout.wiring import build_services
 from tests.api.conftest import ADMIN, ADMIN_TOKEN, READ, READ_TOKEN, TOKENS
 from tests.conftest import make_settings
 from tests.support import FakeClock

@@ -8,7 +8,8 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from rollout.core.bucketing import bucket
-from rollout.wiring import Services
+from rollout.core.defaults import MAX_LISTED_USER, MAX_SALT
+from rollout.services.container import Services
 from tests.api.conftest import ADMIN, PLAN, READ, create, error_of
 from tests.support import store_malformed
 
@@ -134,6 +135,9 @@ def test_openapi_documents_bodies_from_the_models(client: FlaskClient) -> None:
     assert set(put["responses"]) >= {"200", "401", "403", "404", "409", "422", "503"}
     assert put["security"] == [{"bearerAuth": []}]
     assert document["paths"]["/healthz"]["get"].get("security", []) == []
+    create_flag = schemas["CreateFlag"]["properties"]
+    assert create_flag["salt"]["anyOf"][0]["maxLength"] == MAX_SALT
+    assert create_flag["allow"]["items"]["maxLength"] == MAX_LISTED_USER
     assert json.dumps(document)  # serialisable as is
 
 

@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from rollout.cli.main import cli
-from rollout.wiring import Services
+from rollout.services.container import Services
+from rollout.storage.metrics import Batch
 
 USER = "tester"
 ACTOR = f"cli:{USER}"
@@ -70,3 +71,20 @@ def write(path: Any, text: str) -> str:
 
 def keys(services: Services) -> Sequence[str]:
     return [f.key for f in services.flags.list_flags()]
+
+
+def rolling_with_bad_evidence(services: Services) -> None:
+    """F rolling at 10% with a failing error-rate gate: 25% treatment errors against 0.8%."""
+    services.flags.create(
+        "F",
+        actor="t",
+        gates=[{"metric": "error_rate", "warn": 0.05, "critical": 0.1, "min_samples": 100}],
+        stages=[{"percent": 10, "bake": "1h"}],
+    )
+    flag = services.flags.advance("F", actor="t")
+    batch = Batch()
+    treatment = batch.tally("F", flag.stage_started_at or 0, "treatment")
+    treatment.samples, treatment.errors = 400, 100
+    control = batch.tally("F", flag.stage_started_at or 0, "control")
+    control.samples, control.errors = 3600, 30
+    services.gates.metrics.flush(batch, now=services.clock(), process="test")

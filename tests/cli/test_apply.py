@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 from rollout.core.model import State
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import ACTOR, Cli, audit_count, keys, write
 
 REFERENCE = Path(__file__).resolve().parents[2] / "config" / "flags.toml"

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from rollout.cli.main import cli
+from rollout.services.container import Services
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.cli.conftest import ACTOR, USER, Cli, assert_one_line_error
 
 ROLLOUT = Path(sys.executable).with_name("rollout")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rollout.core.model import State
+from rollout.services.container import Services
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.cli.conftest import ACTOR, Cli, audit_count
 from tests.evidence import ERROR_GATE, flush_failing_evidence
 from tests.support import FakeClock

@@ -7,7 +7,7 @@ from typing import Any
 
 from rollout.core.bucketing import bucket
 from rollout.core.schema import FLAG_FIELDS, flag_to_dict
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import ACTOR, Cli, audit_count
 from tests.support import store_malformed
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from rollout.services.container import Services
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services
 from tests.cli.conftest import Cli
 from tests.support import FakeClock
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from rollout import RolloutClient
+from rollout.services.container import Services
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.cli.conftest import Cli, write
 
 FILE = """

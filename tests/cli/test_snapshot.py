@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import ACTOR, Cli, audit_count, keys, write
 from tests.support import FakeClock
 

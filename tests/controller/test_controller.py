@@ -12,9 +12,10 @@ from typing import Any
 
 from rollout.core.model import State
 from rollout.core.units import render_instant, to_ms
+from rollout.services.container import Services
 from rollout.storage.metrics import Batch
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_controller, build_services
+from rollout.wiring import build_controller, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from rollout.core.model import Flag
+from rollout.services.container import Services
 from rollout.storage.keys import Keys
-from rollout.wiring import Services, build_controller, build_services
+from rollout.wiring import build_controller, build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until
 

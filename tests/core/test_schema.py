@@ -4,9 +4,10 @@ from typing import Any
 
 import pytest
 
+from rollout.core.defaults import MAX_LISTED_USER, MAX_SALT
 from rollout.core.errors import ValidationError
 from rollout.core.gate_schema import parse_gates
-from rollout.core.schema import flag_from_dict, validate_actor
+from rollout.core.schema import flag_from_dict, parse_users, validate_actor
 
 
 def one_gate(**fields: Any) -> dict[str, Any]:
@@ -76,6 +77,17 @@ def test_an_actor_is_one_printable_line_of_at_most_256_characters(actor: str) ->
     with pytest.raises(ValidationError, match=r"^--actor: "):
         validate_actor(actor, "--actor")
     assert validate_actor("x" * 256) == "x" * 256
+
+
+def test_listed_user_ids_and_the_salt_have_their_one_limit() -> None:
+    longest = "u" * MAX_LISTED_USER
+    assert parse_users([longest], "allow") == (longest,)
+    with pytest.raises(ValidationError, match=r"^deny\[1\]: "):
+        parse_users(["ok", longest + "u"], "deny")
+    salt = "s" * MAX_SALT
+    assert flag_from_dict({"key": "F", "state": "draft", "salt": salt}).salt == salt
+    with pytest.raises(ValidationError, match=r"^salt: "):
+        flag_from_dict({"key": "F", "state": "draft", "salt": salt + "s"})
 
 
 def value_gate(name: str = "improvement_delta", **fields: Any) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from openfeature.exception import ErrorCode
 
 from rollout import RolloutClient
 from rollout.core.openfeature import OPENFEATURE_REASON, variant
+from rollout.services.container import Services
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.e2e.processes import Reply, Serve
 from tests.support import wait_until
 

@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from rollout.core.bucketing import bucket
-from tests.e2e.processes import Serve, descendants, gone, group_members, http, rollout_cli
+from tests.e2e.processes import (
+    Serve,
+    command_line,
+    descendants,
+    gone,
+    group_members,
+    http,
+    rollout_cli,
+)
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -155,7 +163,11 @@ def test_serve_end_to_end(data_dir: Path) -> None:
         assert embedded["running"]
         redis_pid = embedded["pid"]
         workers = children - {redis_pid}
-        assert len(workers) >= 3, children  # gunicorn master, one worker, the controller
+        # Each by its command line: gunicorn's master and its one worker (Serve passes
+        # --workers 1), the controller and the notifier; nothing else.
+        argvs = [command_line(pid) or ["(exited)"] for pid in workers]
+        roles = sorted("gunicorn" if "gunicorn" in argv else argv[-1] for argv in argvs)
+        assert roles == ["controller", "gunicorn", "gunicorn", "notifier"], roles
         assert serve.stop() == 0, serve.log()
         assert wait_until(lambda: all(gone(pid) for pid in workers), timeout=5)
         assert wait_until(lambda: not group_members(serve.pid), timeout=5)

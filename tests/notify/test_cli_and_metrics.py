@@ -7,7 +7,7 @@ import json
 from rollout.api.app import create_app
 from rollout.core.destinations import Destination
 from rollout.core.events import verify
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import Cli
 from tests.notify.receiver import serving
 

@@ -10,7 +10,7 @@ import pytest
 
 from rollout.core.destinations import Destination, mask_url, parse_destination, resolve
 from rollout.core.errors import ValidationError
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import Cli, write
 
 FILE = """

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from rollout.core.events import Event
+from rollout.services.container import Services
 from rollout.services.events import Position
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services, build_controller, build_services
+from rollout.wiring import build_controller, build_services
 from tests.conftest import make_settings
 from tests.controller.test_controller import KEY, outcomes, seed
 from tests.support import FakeClock

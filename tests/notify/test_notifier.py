@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 
 from rollout.core.destinations import Destination
+from rollout.core.errors import StorageError
 from rollout.core.events import verify
 from rollout.notify.loop import Notifier
-from rollout.wiring import Services, build_controller, build_notifier, build_services
+from rollout.services.container import Services
+from rollout.wiring import build_controller, build_notifier, build_services
 from tests.conftest import make_settings
 from tests.controller.test_controller import KEY, outcomes, seed
 from tests.notify.receiver import Receiver, serving
@@ -270,3 +272,44 @@ def test_one_notifier_leads_and_apart_from_the_controller(real_services: Service
     first.lock.release()
     assert second.lock.acquire()
     assert second.lock.holder() == second.lock.owner != controller_lock.holder()
+
+
+class FlakyLock:
+    """The notifier's lock over a Redis that is away for the first ``down`` attempts."""
+
+    owner, ttl_ms, token = "flaky", 1000, 0
+
+    def __init__(self, down: int) -> None:
+        self.down, self.attempts = down, 0
+
+    def acquire(self) -> bool:
+        self.attempts += 1
+        if self.attempts <= self.down:
+            raise StorageError("Redis unreachable: connection refused")
+        return True
+
+    def release(self) -> bool:
+        return True
+
+    def holder(self) -> str | None:
+        return self.owner
+
+
+def test_an_outage_is_logged_once_and_its_end_once(
+    real_services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock = FlakyLock(down=10)
+    n = Notifier(real_services.events, real_services.notify, lock, environ={}, interval=0.001)
+    runner = threading.Thread(target=n.run, daemon=True)
+    with caplog.at_level(logging.INFO, logger="rollout.notifier"):
+        runner.start()
+        try:
+            assert wait_until(lambda: lock.attempts > lock.down + 3)
+        finally:
+            n.stop.set()
+            runner.join(20)
+    lines = [r.getMessage() for r in caplog.records if r.name == "rollout.notifier"]
+    assert [line.split(" (")[0] for line in lines if "Redis" in line] == [
+        "Redis unreachable",  # once for ten failed attempts, not ten times
+        "Redis reachable again",
+    ]

@@ -23,9 +23,10 @@ from openfeature.track import TrackingEventDetails
 from rollout import RolloutClient
 from rollout.core.bucketing import bucket
 from rollout.openfeature import RolloutProvider
+from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess, free_port
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.support import wait_until
 

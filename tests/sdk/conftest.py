@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.fixtures_redis import topology_client
 from tests.support import FakeClock

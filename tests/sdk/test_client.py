@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from rollout import RolloutClient
+from rollout import FlagHandle, RolloutClient
 from rollout.core.evaluation import Reason
 from rollout.core.model import Flag, State
+from rollout.sdk.values import ValueSink
+from rollout.services.container import Services
 from rollout.storage.codec import encode_flag
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.support import append_to_log, wait_until
 
 USERS = [f"user-{i}" for i in range(300)]
@@ -159,3 +160,30 @@ def test_following_and_flushing_share_one_connection_pool(
             assert len(probe.client_list()) - before == 2
     finally:
         probe.close()
+
+
+def test_a_handle_records_through_the_outcomes_it_was_handed(dead_redis_url: str) -> None:
+    """A handle holds the narrow ``Outcomes`` the client gives it, not the client's recorder."""
+
+    class Sink:
+        def __init__(self) -> None:
+            self.values = ValueSink()
+            self.calls: list[tuple[Any, ...]] = []
+
+        def record(self, *args: Any) -> None:
+            self.calls.append(args)
+
+    client = RolloutClient(dead_redis_url, start=False, environ={})
+    try:
+        compiled = client.flag("F").compiled
+        sink = Sink()
+        handle = FlagHandle(client, "F", False, compiled, sink)
+        handle.record("u1", ok=False, duration_ms=3.0, error_type="Boom")
+        handle.record("u2", values=[("not", "a mapping")])  # type: ignore[arg-type]
+        assert sink.calls == [
+            (compiled, "u1", False, 3.0, "Boom", None),
+            (compiled, "u2", True, None, None, None),
+        ]
+        assert sink.values.dropped == 1  # the bad values, counted by the sink it was handed
+    finally:
+        client.close()

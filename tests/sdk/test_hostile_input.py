@@ -10,7 +10,7 @@ from rollout import RolloutClient
 from rollout.core.bucketing import bucket
 from rollout.core.errors import ValidationError
 from rollout.core.model import Flag, State
-from rollout.wiring import Services
+from rollout.services.container import Services
 
 SURROGATE = "user-\ud800"
 

@@ -16,8 +16,8 @@ from rollout.core.evaluation import ARM_OF_REASON, Reason, evaluate
 from rollout.core.model import Flag, State
 from rollout.core.rules import parse_rules
 from rollout.sdk.compiled import CONTROL, TREATMENT, compile_flag
+from rollout.services.container import Services
 from rollout.storage.keys import Keys
-from rollout.wiring import Services
 from tests.support import store_malformed, wait_until
 
 RULES = [

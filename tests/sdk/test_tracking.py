@@ -8,8 +8,8 @@ import pytest
 
 from rollout import RolloutClient
 from rollout.core.bucketing import bucket
+from rollout.services.container import Services
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.support import wait_until
 
 KEY = "F"

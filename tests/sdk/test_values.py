@@ -15,8 +15,8 @@ from rollout import RolloutClient
 from rollout.core.bounds import Moments
 from rollout.core.defaults import VALUE_NAMES_PER_FLAG
 from rollout.core.evidence import chan
+from rollout.services.container import Services
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.sdk.test_tracking import KEY, stage, users
 from tests.support import wait_until
 

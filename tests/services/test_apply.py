@@ -10,7 +10,7 @@ import pytest
 from rollout.core.errors import InvalidTransition, ValidationError
 from rollout.core.model import State
 from rollout.services.apply import DEFAULTS, parse_document
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.support import store_malformed
 
 STAGES = [{"percent": 10, "bake": "1h"}, {"percent": 50}, {"percent": 100}]

@@ -14,7 +14,11 @@ import pytest
 
 from rollout.core.errors import ConcurrentUpdate, FlagNotFound
 from rollout.core.model import Flag, State
-from rollout.wiring import Services, build_services
+from rollout.services.container import Services
+from rollout.services.flags import FlagService
+from rollout.storage.flags import FlagStore
+from rollout.storage.keys import Keys
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock
 
@@ -154,13 +158,15 @@ def test_a_kill_outlasts_any_run_of_lost_races(
     real_services: Services, real_redis: Any, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Deterministic contention: another worker's write lands between every read and write."""
-    flags = real_services.flags
+    # This worker's flag service over a store built here, so its reads can be made to lose.
+    store = FlagStore(real_redis, Keys())
+    flags = FlagService(store, clock, real_services.gates)
     other = build_services(make_settings(), redis_client=real_redis, clock=clock).flags
     flags.create("F", actor="setup", **PLAN)
     flags.advance("F", actor="setup")
     races = 120  # more than any bound on the retries of an ordinary move
     lost = 0
-    read = flags.store.get
+    read = store.get
 
     def read_then_lose_the_race(key: str) -> Flag:
         nonlocal lost
@@ -170,7 +176,7 @@ def test_a_kill_outlasts_any_run_of_lost_races(
             other.update(key, {"description": f"race {lost}"}, actor="other-worker")
         return current
 
-    monkeypatch.setattr(flags.store, "get", read_then_lose_the_race)
+    monkeypatch.setattr(store, "get", read_then_lose_the_race)
     killed = flags.kill("F", reason="stop", actor="oncall")
     assert killed.state is State.KILLED and lost == races
     actions = [e["action"] for e in audit_of(real_services, "F")]

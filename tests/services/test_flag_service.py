@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from rollout.core import histogram
+from rollout.core.defaults import MAX_SALT
 from rollout.core.errors import (
     FlagExists,
     FlagNotFound,
@@ -16,9 +17,9 @@ from rollout.core.errors import (
     ValidationError,
 )
 from rollout.core.model import Flag, State
+from rollout.services.container import Services
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch
-from rollout.wiring import Services
 from tests.evidence import ERROR_GATE, flush_failing_evidence, record, sdk
 from tests.support import FakeClock
 
@@ -306,3 +307,9 @@ def test_opening_100_percent_keeps_controls_value_means_as_baseline(services: Se
     kept = {"improvement_delta": Moments(300, 0.12, 3.0)}
     assert moved.baseline_values == kept
     assert services.flags.get("F").baseline_values == kept
+
+
+def test_a_salt_is_at_most_max_salt_characters(services: Services) -> None:
+    with pytest.raises(ValidationError, match="salt"):
+        services.flags.create("F", actor="t", salt="s" * (MAX_SALT + 1))
+    assert services.flags.create("F", actor="t", salt="s" * MAX_SALT).salt == "s" * MAX_SALT

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from rollout.core.model import Flag
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.evidence import ERROR_GATE, Memory, record, sdk, users
 from tests.support import FakeClock
 

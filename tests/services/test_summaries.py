@@ -9,11 +9,12 @@ import pytest
 
 from rollout.core.defaults import HISTORY_RETENTION
 from rollout.core.units import render_instant
+from rollout.services.container import Services
 from rollout.services.summaries import SummaryService
 from rollout.storage.connection import client_for_url
+from rollout.storage.history import HistoryStore
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch, MetricsStore
-from rollout.wiring import Services
 from tests.support import FakeClock
 
 KEYS = Keys()  # the default prefix, as the services use
@@ -110,7 +111,10 @@ def test_the_summary_write_is_idempotent(
     stored = any_redis.hgetall(KEYS.summaries("F"))
     assert services.summaries.handle("F", moved.version) == "exists"
     flush(services, treatment=(5, 5), control=(5, 5))  # even with other data, nothing changes
-    other = SummaryService(services.summaries.store, services.gates.metrics)  # another process
+    # Another process: its own stores over the same Redis.
+    other = SummaryService(
+        HistoryStore(any_redis, KEYS, HISTORY_RETENTION), MetricsStore(any_redis, KEYS, 60)
+    )
     assert other.handle("F", moved.version) == "exists"
     assert any_redis.hgetall(KEYS.summaries("F")) == stored
     assert first["ended_by"] == "set"
@@ -168,10 +172,12 @@ def test_summaries_go_with_the_flag(services: Services, any_redis: Any, clock: F
 
 
 def test_a_failing_summary_never_fails_the_move(
-    services: Services, caplog: pytest.LogCaptureFixture, closed_port: int
+    services: Services, any_redis: Any, caplog: pytest.LogCaptureFixture, closed_port: int
 ) -> None:
     down = client_for_url(f"redis://127.0.0.1:{closed_port}", socket_timeout=0.2)
-    broken = SummaryService(services.summaries.store, MetricsStore(down, KEYS, 60))
+    broken = SummaryService(
+        HistoryStore(any_redis, KEYS, HISTORY_RETENTION), MetricsStore(down, KEYS, 60)
+    )
     services.flags.listeners.append(broken.after_write)
     rolling(services)
     with caplog.at_level(logging.ERROR, logger="rollout.summaries"):

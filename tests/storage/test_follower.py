@@ -11,11 +11,12 @@ import pytest
 
 from rollout.core.errors import MalformedFlag
 from rollout.core.model import Flag, Status
+from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
 from rollout.storage.follower import ChannelFollower
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, wait_until
 

@@ -17,13 +17,14 @@ from rollout import RolloutClient
 from rollout.core.errors import FlagNotFound, StorageError
 from rollout.core.model import Flag, State
 from rollout.core.schema import flag_to_dict
+from rollout.services.container import Services
 from rollout.services.reads import FlagReads
 from rollout.storage.codec import encode_flag
 from rollout.storage.connection import client_for_url
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.support import FakeClock, append_to_log, wait_until, write_quietly
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from rollout.core.errors import ConcurrentUpdate, FlagExists, FlagNotFound, MalformedFlag
 from rollout.core.model import Flag, State, Status, new_flag
-from rollout.storage.feed import ChangeFeed
+from rollout.storage.feed import Change, ChangeFeed, StatusChange
 from rollout.storage.flags import AuditEntry, FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.snapshots import SnapshotStore
@@ -96,7 +97,11 @@ def test_audit_entries_have_every_field(store: FlagStore) -> None:
         before=flag,
     )
     newest, oldest = store.audit("F")
-    assert set(newest) >= {"flag", "actor", "action", "reason", "before", "after", "at"}
+    fields = {"id", "flag", "actor", "action", "reason", "before", "after", "at", "version", "seq"}
+    assert set(newest) == set(oldest) == fields
+    # The write's version, and the global sequence that orders all flags' entries (fresh Redis).
+    assert (newest["version"], newest["seq"], oldest["version"], oldest["seq"]) == (2, 2, 1, 1)
+    assert re.fullmatch(r"\d+-\d+", newest["id"])  # the stream's own id: the server's clock
     assert (newest["flag"], newest["actor"], newest["action"]) == ("F", "ops", "advance")
     assert newest["reason"] is None and oldest["reason"] == "why not"
     assert newest["before"]["state"] == "draft" and newest["after"]["state"] == "rolling"
@@ -123,6 +128,43 @@ def test_every_write_is_published(store: FlagStore, any_redis: Any) -> None:
     assert created is not None and (created.key, created.version) == ("F", 1)
     assert created.flag is not None and created.flag["key"] == "F"
     assert deleted is not None and (deleted.version, deleted.flag) == (2, None)
+
+
+def test_a_write_that_sets_the_status_publishes_it_too(store: FlagStore, any_redis: Any) -> None:
+    """Restore sets the word with the value: followers hear both, in that order."""
+    flag = create(store)
+    feed = ChangeFeed(any_redis, KEYS, statuses=True)
+    feed.subscribe()
+    word = Status("hold", "restored", 5000)
+    set_ = store.write(
+        flag.with_changes(status=word),
+        key="F",
+        expected_version=1,
+        audit=entry(),
+        before=flag,
+        write_status=True,
+    )
+    assert set_ is not None
+    store.write(set_, key="F", expected_version=2, audit=entry(), before=set_)  # word kept
+    store.write(
+        set_.with_changes(status=None),
+        key="F",
+        expected_version=3,
+        audit=entry(),
+        before=set_,
+        write_status=True,
+    )
+    heard = [feed.next_change(timeout=2) for _ in range(5)]
+    assert feed.next_change(timeout=0.2) is None  # nothing more: a kept word is not sent
+    feed.close()
+    told = [("value", h.version) if isinstance(h, Change) else ("status", h) for h in heard]
+    assert told == [
+        ("value", 2),
+        ("status", StatusChange("F", word)),
+        ("value", 3),
+        ("value", 4),
+        ("status", StatusChange("F", None)),  # cleared
+    ]
 
 
 def test_malformed_value_names_the_key_and_spares_the_others(

@@ -13,8 +13,9 @@ import pytest
 
 from rollout.core.model import State
 from rollout.sdk.client import RolloutClient
+from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.redis_groups import sigkill
 from tests.support import FakeClock
@@ -208,7 +209,10 @@ def test_a_write_during_a_resharding_follows_moved_and_applies_once(
     import redis
     from redis.crc import key_slot
 
-    services = services_at(own_cluster.url, clock)
+    # The services' own client, built here so the test can send through its slot map.
+    cluster_client = client_for_url(own_cluster.url, socket_timeout=1.0)
+    services = build_services(make_settings(), redis_client=cluster_client, clock=clock)
+    services.on_close = cluster_client.close  # type: ignore[misc]
     try:
         services.flags.create("F", actor="t", **PLAN)
         rolling = services.flags.advance("F", actor="t")
@@ -230,7 +234,6 @@ def test_a_write_during_a_resharding_follows_moved_and_applies_once(
         # The client's slot map still names the old owner: the script path meets MOVED.
         from rollout.storage.topology import on_flag_node
 
-        cluster_client = services.flags.store.redis
         sent: list[int] = []
 
         def send(pipe: Any) -> None:

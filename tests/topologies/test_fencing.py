@@ -9,7 +9,8 @@ import pytest
 
 from rollout.core.errors import LeadershipLost
 from rollout.core.model import State
-from rollout.wiring import Services, build_controller, build_services
+from rollout.services.container import Services
+from rollout.wiring import build_controller, build_services
 from tests.conftest import make_settings
 from tests.controller.test_controller import KEY, outcomes, seed
 from tests.fixtures_redis import topology_client

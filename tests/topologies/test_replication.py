@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from rollout.api.app import create_app
+from rollout.services.container import Services
 from rollout.storage.topology import Replication, node_for
-from rollout.wiring import Services, build_services
+from rollout.wiring import build_services
 from tests.api.conftest import ADMIN, TOKENS
 from tests.cli.conftest import Cli
 from tests.conftest import make_settings

@@ -10,7 +10,7 @@ from typing import Any
 from gunicorn.config import Config
 
 from rollout.cli.accesslog import RedactingLogger
-from rollout.wiring import Services
+from rollout.services.container import Services
 from tests.cli.conftest import ACTOR, Cli
 
 

@@ -11,7 +11,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from rollout.api.app import create_app
-from rollout.wiring import Services, build_services
+from rollout.services.container import Services
+from rollout.wiring import build_services
 from tests.api.conftest import ADMIN, READ, TOKENS, error_of
 from tests.conftest import make_settings
 from tests.support import FakeClock

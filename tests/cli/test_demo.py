@@ -1,63 +1,11 @@
-"""controller, watch and demo from the CLI."""
+"""``rollout demo`` (cli/demo.py): the kill endings, the notify URL, refused regressions."""
 
 from __future__ import annotations
 
 import pytest
 
-from rollout.core.model import State
-from rollout.storage.metrics import Batch
 from rollout.storage.redis_process import RedisProcess
-from rollout.wiring import Services
 from tests.cli.conftest import Cli
-
-GATES = '[{"metric": "error_rate", "warn": 0.05, "critical": 0.1, "min_samples": 100}]'
-
-
-def rolling_with_bad_evidence(services: Services) -> None:
-    services.flags.create(
-        "F",
-        actor="t",
-        gates=[{"metric": "error_rate", "warn": 0.05, "critical": 0.1, "min_samples": 100}],
-        stages=[{"percent": 10, "bake": "1h"}],
-    )
-    flag = services.flags.advance("F", actor="t")
-    batch = Batch()
-    treatment = batch.tally("F", flag.stage_started_at or 0, "treatment")
-    treatment.samples, treatment.errors = 400, 100
-    control = batch.tally("F", flag.stage_started_at or 0, "control")
-    control.samples, control.errors = 3600, 30
-    services.gates.metrics.flush(batch, now=services.clock(), process="test")
-
-
-def test_controller_once_acts_and_reports(run: Cli, services: Services) -> None:
-    rolling_with_bad_evidence(services)
-    out = run.ok("controller", "--once").stdout
-    assert out.startswith("F: kill: error_rate")
-    assert services.flags.get("F").state is State.KILLED
-
-
-def test_controller_once_refuses_when_another_leads(run: Cli, services: Services) -> None:
-    from rollout.wiring import build_controller
-
-    assert build_controller(services).lead()
-    assert "another controller" in run.fails(1, "controller", "--once")
-
-
-@pytest.mark.parametrize("interval", ["0", "-1", "abc", "99999"])
-def test_controller_interval_is_checked(run: Cli, interval: str) -> None:
-    run.fails(2, "controller", "--interval", interval, "--once")
-
-
-def test_watch_shows_state_readings_and_status(run: Cli, services: Services) -> None:
-    rolling_with_bad_evidence(services)
-    out = run.ok("watch", "F", "--count", "1").stdout
-    assert "rolling at 10%" in out
-    assert "treatment" in out and "25.00%" in out
-    assert "error_rate" in out
-
-
-def test_watch_unknown_flag_is_refused(run: Cli) -> None:
-    run.fails(1, "watch", "NOPE", "--count", "1")
 
 
 @pytest.mark.slow
