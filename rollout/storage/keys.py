@@ -127,6 +127,16 @@ class Keys:
         """Hash: the same over one 10-second window (window = epoch seconds // 10)."""
         return self._tagged(key, f"w:{epoch}:{window}:{arm}")
 
+    def flush_marker(self, key: str, epoch: int, process: str) -> str:
+        """The highest batch sequence of ``process`` applied to this stage, for a while: a retry
+        of a batch finds it and adds nothing twice. In the flag's slot, outside its
+        ``PREFIX:{KEY}:*`` names (the stage's keys, as a scan of them lists them)."""
+        return f"{self.prefix}:fm:{{{key}}}:{epoch}:{process}"
+
+    def sdk_flush_marker(self, process: str) -> str:
+        """The same marker for the process's SDK-wide counters (``sdk_stats``)."""
+        return f"{self.prefix}:fm:{{@{self.prefix}}}:{process}"
+
     def memory(self, key: str, epoch: int) -> str:
         """Hash: process -> memory growth (MB) of each process that served the treatment."""
         return self._tagged(key, f"mem:{epoch}")

@@ -56,6 +56,50 @@ class SpanCounts:
     treatment: Dense
 
 
+Arm = tuple[str, int, int, int, dict[int, int], dict[str, int]]
+"""(arm, samples, errors, exposures, latency histogram, errors by type)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TallyParts:
+    """What one flush adds to one (flag, epoch) at one resolution."""
+
+    counts: str  # the span's packed counts
+    offsets: list[tuple[int, int]]  # (u32 index, increment)
+    types: str  # the group's errors-by-type hash
+    typed: list[tuple[str, int]]  # (field, increment)
+
+
+def tally_parts(
+    keys: Keys, res: Resolution, key: str, epoch: int, now: float, arms: Iterable[Arm]
+) -> TallyParts:
+    span = int(now // res.seconds)
+    group = span // res.group
+    offsets: list[tuple[int, int]] = []
+    typed: list[tuple[str, int]] = []
+    for arm, samples, errors, exposures, latency, by_type in arms:
+        a = ARM_INDEX[arm]
+        for slot, count in ((0, samples), (1, errors), (2, exposures)):
+            if count:
+                offsets.append((2 * slot + a, count))
+        for index, count in latency.items():
+            offsets.append((2 * (COUNTERS + index) + a, count))
+        for name, count in by_type.items():
+            typed.append((f"{span}:{arm[0]}:{name}", count))
+    return TallyParts(
+        keys.history_counts(key, res.code, epoch, span),
+        offsets,
+        keys.history_types(key, res.code, epoch, group),
+        typed,
+    )
+
+
+def memory_key(keys: Keys, res: Resolution, key: str, epoch: int, now: float) -> tuple[str, str]:
+    """(the group's memory set, the span's member) for a memory report at ``now``."""
+    span = int(now // res.seconds)
+    return keys.history_memory(key, res.code, epoch, span // res.group), str(span)
+
+
 def add_tally(
     pipe: Any,
     keys: Keys,
@@ -64,33 +108,23 @@ def add_tally(
     key: str,
     epoch: int,
     now: float,
-    arms: Iterable[tuple[str, int, int, int, dict[int, int], dict[str, int]]],
+    arms: Iterable[Arm],
 ) -> None:
     """Queue one flush's counts of one (flag, epoch) into ``pipe`` at resolution ``res``.
 
     ``arms``: (arm, samples, errors, exposures, latency histogram, errors by type).
     """
-    span = int(now // res.seconds)
-    group = span // res.group
-    counts = keys.history_counts(key, res.code, epoch, span)
-    types = keys.history_types(key, res.code, epoch, group)
-    command: list[Any] = ["BITFIELD", counts, "OVERFLOW", "SAT"]
-    typed = False
-    for arm, samples, errors, exposures, latency, by_type in arms:
-        a = ARM_INDEX[arm]
-        for slot, count in ((0, samples), (1, errors), (2, exposures)):
-            if count:
-                command += ["INCRBY", "u32", f"#{2 * slot + a}", count]
-        for index, count in latency.items():
-            command += ["INCRBY", "u32", f"#{2 * (COUNTERS + index) + a}", count]
-        for name, count in by_type.items():
-            pipe.hincrby(types, f"{span}:{arm[0]}:{name}", count)
-            typed = True
-    if len(command) > 4:
+    parts = tally_parts(keys, res, key, epoch, now, arms)
+    if parts.offsets:
+        command: list[Any] = ["BITFIELD", parts.counts, "OVERFLOW", "SAT"]
+        for offset, count in parts.offsets:
+            command += ["INCRBY", "u32", f"#{offset}", count]
         pipe.execute_command(*command)
-        pipe.expire(counts, ttl)
-    if typed:
-        pipe.expire(types, ttl)
+        pipe.expire(parts.counts, ttl)
+    for name, count in parts.typed:
+        pipe.hincrby(parts.types, name, count)
+    if parts.typed:
+        pipe.expire(parts.types, ttl)
 
 
 def add_memory(

@@ -192,3 +192,37 @@ def test_outcomes_before_and_after_a_change_in_one_stage_add_up(live: Any) -> No
     assert (evidence.samples, evidence.errors) == (3, 2)
     assert evidence.errors_by_type == {"Timeout": 2}
     assert sum(evidence.latency.values()) == 3
+
+
+def test_a_flush_whose_reply_was_lost_is_sent_again_and_counted_once(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch landed but the flush failed (a node died before answering): the next flush
+    sends the same batch again, which adds nothing, then what was recorded since."""
+    from rollout.core.errors import StorageError
+
+    services, client = live
+    flag = client.flag(KEY)
+    treated = users(5000, treatment=True, n=15)
+    for user in treated[:10]:
+        with flag.track(user):
+            pass
+    store = client._recorder._metrics_store()
+    real_flush = store.flush
+    sequences: list[int] = []
+
+    def lands_then_fails(batch: Any, **kwargs: Any) -> None:
+        sequences.append(batch.sequence)
+        real_flush(batch, **kwargs)
+        if len(sequences) == 1:
+            raise StorageError(ConnectionError("the reply was lost"))
+
+    monkeypatch.setattr(store, "flush", lands_then_fails)
+    client.flush()  # landed, reported failed: kept
+    assert stage(services).treatment.samples == 10
+    for user in treated[10:]:
+        with flag.track(user):
+            pass
+    client.flush()  # the same batch again (applied once), then the 5 recorded since
+    assert sequences[:2] == [sequences[0]] * 2 and sequences[2] > sequences[0]
+    assert stage(services).treatment.samples == 15
