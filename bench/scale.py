@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import itertools
 import math
 import random
 import statistics
@@ -115,6 +116,9 @@ def process_batch(rng: random.Random, flags: list[str], percent: float) -> Batch
     return batch
 
 
+RUNS = itertools.count(1)
+
+
 def flush_cost(batch: Batch, store: MetricsStore) -> tuple[int, int]:
     """(commands, request bytes) that one flush of ``batch`` sends, counted on a recording
     pipeline (the same code path, nothing sent)."""
@@ -153,6 +157,9 @@ def ingestion(url: str, ports: list[int], flags: int, percent: float, args: Any)
     pool = [process_batch(rng, names, percent) for _ in range(64)]
     commands, size = flush_cost(pool[0], store)
     total = args.processes * args.seconds
+    # Each process numbers its batches upwards (the flush marker): every run goes on from the
+    # last, or its batches would be taken for retries of an earlier run's and skipped.
+    first = next(RUNS) * 1_000_000
     before = server_counters(ports)
     started = time.perf_counter()
     counter = iter(range(total))
@@ -166,8 +173,9 @@ def ingestion(url: str, ports: list[int], flags: int, percent: float, args: Any)
                 index = next(counter, None)
             if index is None:
                 break
+            sequence = first + index // args.processes
             own_store.flush(
-                dataclasses.replace(pool[index % len(pool)], sequence=index // args.processes + 1),
+                dataclasses.replace(pool[index % len(pool)], sequence=sequence),
                 now=1_000_000.0 + index // args.processes,
                 process=f"p{index % args.processes}",
             )
