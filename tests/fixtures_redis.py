@@ -96,52 +96,33 @@ def dead_redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[Any]:
     """Three masters with a replica each, shared by the session; tests flush, never kill it."""
-    from tests.redis_groups import ClusterGroup
-
-    with _short_dir("ro-cluster-") as directory:
-        group = ClusterGroup(directory)
-        try:
-            group.start()
-            yield group
-        finally:
-            group.stop()
+    yield from _started("ClusterGroup", "ro-cluster-")
 
 
 @pytest.fixture(scope="session")
 def sentinel_group() -> Iterator[Any]:
     """A master, a replica and three sentinels, shared by the session; never killed."""
-    from tests.redis_groups import SentinelGroup
-
-    with _short_dir("ro-sentinel-") as directory:
-        group = SentinelGroup(directory)
-        try:
-            group.start()
-            yield group
-        finally:
-            group.stop()
+    yield from _started("SentinelGroup", "ro-sentinel-")
 
 
 @pytest.fixture
 def own_cluster() -> Iterator[Any]:
     """A cluster only this test uses: it may SIGKILL a master."""
-    from tests.redis_groups import ClusterGroup
-
-    with _short_dir("ro-own-cluster-") as directory:
-        group = ClusterGroup(directory)
-        try:
-            group.start()
-            yield group
-        finally:
-            group.stop()
+    yield from _started("ClusterGroup", "ro-own-cluster-")
 
 
 @pytest.fixture
 def own_sentinel() -> Iterator[Any]:
     """A Sentinel group only this test uses: it may SIGKILL the master."""
-    from tests.redis_groups import SentinelGroup
+    yield from _started("SentinelGroup", "ro-own-sentinel-")
 
-    with _short_dir("ro-own-sentinel-") as directory:
-        group = SentinelGroup(directory)
+
+def _started(kind: str, prefix: str) -> Iterator[Any]:
+    """A Sentinel or Cluster group started in a short directory of its own, stopped after."""
+    from tests import redis_groups
+
+    with _short_dir(prefix) as directory:
+        group = getattr(redis_groups, kind)(directory)
         try:
             group.start()
             yield group

@@ -11,8 +11,11 @@ from rollout.storage.connection import client_for_url
 from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import Services, build_services
 from tests.conftest import make_settings
-from tests.fixtures_redis import topology_client, topology_url
+from tests.fixtures_redis import topology_client
 from tests.support import FakeClock
+from tests.topology_fixtures import real_redis as real_redis  # fixtures, offered here
+from tests.topology_fixtures import real_url as real_url
+from tests.topology_fixtures import topology as topology
 
 
 @pytest.fixture
@@ -21,28 +24,6 @@ def own_services(own_redis_server: RedisProcess, clock: FakeClock) -> Iterator[S
     redis = client_for_url(own_redis_server.url)
     yield build_services(make_settings(), redis_client=redis, clock=clock)
     redis.close()
-
-
-# The SDK suite's real-server tests run on every topology: single, Sentinel and Cluster.
-TOPOLOGIES = ["redis-server", "sentinel", "cluster"]
-
-
-@pytest.fixture(params=TOPOLOGIES)
-def topology(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def real_redis(request: pytest.FixtureRequest, topology: str) -> Iterator[Any]:
-    client = topology_client(request, topology)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def real_url(request: pytest.FixtureRequest, topology: str, real_redis: Any) -> str:
-    """The URL of ``real_redis``'s topology, for the SDK clients under test."""
-    return topology_url(request, topology)
 
 
 @pytest.fixture(params=["fakeredis", "redis-server"])

@@ -8,9 +8,11 @@ from typing import Any
 import fakeredis
 import pytest
 
-from tests.fixtures_redis import topology_client, topology_url
-
-TOPOLOGIES = ["redis-server", "sentinel", "cluster"]
+from tests.fixtures_redis import topology_client
+from tests.topology_fixtures import TOPOLOGIES
+from tests.topology_fixtures import real_redis as real_redis  # fixtures, offered here
+from tests.topology_fixtures import real_url as real_url
+from tests.topology_fixtures import topology as topology
 
 
 @pytest.fixture(params=["fakeredis", *TOPOLOGIES])
@@ -21,21 +23,3 @@ def any_redis(request: pytest.FixtureRequest) -> Iterator[Any]:
     client = topology_client(request, request.param)
     yield client
     client.close()
-
-
-@pytest.fixture(params=TOPOLOGIES)
-def topology(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def real_redis(request: pytest.FixtureRequest, topology: str) -> Iterator[Any]:
-    client = topology_client(request, topology)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def real_url(request: pytest.FixtureRequest, topology: str, real_redis: Any) -> str:
-    """The URL of ``real_redis``'s topology, for SDK clients of the same data."""
-    return topology_url(request, topology)
