@@ -94,6 +94,16 @@ def tally_parts(
     )
 
 
+def unpack_counts(raw: bytes | None, *, wide: bool = False) -> tuple[Dense, Dense]:
+    """(control, treatment) from one packed string: u32 slots, or i64 (``wide``, the stage's
+    running total). A missing key is two empty tuples."""
+    if not raw:
+        return (), ()
+    size, code = (8, "q") if wide else (4, "I")
+    values = struct.unpack(f">{len(raw) // size}{code}", raw[: len(raw) // size * size])
+    return values[0::2], values[1::2]
+
+
 def memory_key(keys: Keys, res: Resolution, key: str, epoch: int, now: float) -> tuple[str, str]:
     """(the group's memory set, the span's member) for a memory report at ``now``."""
     span = int(now // res.seconds)
