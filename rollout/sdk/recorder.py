@@ -82,6 +82,10 @@ def _added(held: ArmTally | None, more: ArmTally) -> ArmTally:
     )
 
 
+def _process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 class Track:
     """``with flag.track(user) as enabled:`` — one evaluation, one outcome in its arm.
 
@@ -153,7 +157,8 @@ class Recorder:
         self.memory_probe = memory_probe
         self.memory_start = memory_probe()
         # Several clients may live in one process; each reports under its own name.
-        self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.process = _process_name()
+        self._pid = os.getpid()
         # What was sent last, per answer function and arm: samples, errors, by type, latency.
         self._sent: dict[int, Sent] = {}
         # The batch a failed flush kept (with its marks and time), sent again first; batches
@@ -323,6 +328,11 @@ class Recorder:
 
     def flush(self, *, settle: bool = False) -> None:
         with self._lock:
+            if os.getpid() != self._pid:
+                # A forked child (a pre-fork server) numbers its batches from the parent's
+                # count: under the parent's name the flush markers would take them for the
+                # parent's and skip them. A name of its own keeps its outcomes.
+                self._pid, self.process = os.getpid(), _process_name()
             if self._retry is not None and not self._send(*self._retry):
                 return  # the batch that failed goes first, as it was, so it lands once
             now = self.clock()
