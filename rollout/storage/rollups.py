@@ -110,42 +110,6 @@ def memory_key(keys: Keys, res: Resolution, key: str, epoch: int, now: float) ->
     return keys.history_memory(key, res.code, epoch, span // res.group), str(span)
 
 
-def add_tally(
-    pipe: Any,
-    keys: Keys,
-    res: Resolution,
-    ttl: int,
-    key: str,
-    epoch: int,
-    now: float,
-    arms: Iterable[Arm],
-) -> None:
-    """Queue one flush's counts of one (flag, epoch) into ``pipe`` at resolution ``res``.
-
-    ``arms``: (arm, samples, errors, exposures, latency histogram, errors by type).
-    """
-    parts = tally_parts(keys, res, key, epoch, now, arms)
-    if parts.offsets:
-        command: list[Any] = ["BITFIELD", parts.counts, "OVERFLOW", "SAT"]
-        for offset, count in parts.offsets:
-            command += ["INCRBY", "u32", f"#{offset}", count]
-        pipe.execute_command(*command)
-        pipe.expire(parts.counts, ttl)
-    for name, count in parts.typed:
-        pipe.hincrby(parts.types, name, count)
-    if parts.typed:
-        pipe.expire(parts.types, ttl)
-
-
-def add_memory(
-    pipe: Any, keys: Keys, res: Resolution, ttl: int, key: str, epoch: int, now: float, mb: float
-) -> None:
-    span = int(now // res.seconds)
-    name = keys.history_memory(key, res.code, epoch, span // res.group)
-    pipe.zadd(name, {str(span): round(mb, 3)}, gt=True)
-    pipe.expire(name, ttl)
-
-
 class SpanRead:
     """The commands that read one stage's spans from ``first`` to ``last`` (span numbers)."""
 
