@@ -4,14 +4,17 @@
 
 Figures (issue 8, item 7):
 
-- **Metrics ingestion.** The flush traffic of ``--processes`` SDK processes, each seeing 10
-  requests a second per gated flag at 10% and 50%, 1% errors, lognormal latency (median 20 ms,
-  sigma 0.5), flushing once a second. The real flush code (``storage.metrics.MetricsStore``)
-  sends batches built like the recorder's (``Batch``/``ArmTally``, ``core.histogram``
-  buckets); a few sender threads play all the processes. Reported: redis-server CPU seconds per
-  second of simulated traffic (``INFO cpu``, summed over the primaries), commands/s, the
-  processes one node carries at 50% of a core, commands and bytes per flag per flush, and on the
-  Cluster the busiest node's load against the share its slots would give it (ideal split).
+- **Metrics ingestion.** Each figure twice: with the flush (one script call per flag and stage)
+  and with the baseline it replaced (``PipelinedFlush``: a HINCRBY per field), in the same run
+  on the same servers, and their ratio. The flush traffic of ``--processes`` SDK processes, each
+  seeing 10 requests a second per gated flag at 10% and 50%, 1% errors, lognormal latency
+  (median 20 ms, sigma 0.5), flushing once a second. The real flush code
+  (``storage.metrics.MetricsStore``) sends batches built like the recorder's
+  (``Batch``/``ArmTally``, ``core.histogram`` buckets); a few sender threads play all the
+  processes. Reported: redis-server CPU seconds per second of simulated traffic (``INFO cpu``,
+  summed over the primaries), commands/s, the processes one node carries at 50% of a core,
+  commands and bytes per flag per flush, and on the Cluster the busiest node's load against the
+  share its slots would give it (ideal split).
 - **Controller tick at 1,000 flags**, 50 serving with fresh evidence, the rest draft, complete
   past their watch or killed: ms per tick (the status writes count).
 - **Fan-out** of one change to 1,000 asyncio subscribers in one process: p50/p99 ms.
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import itertools
 import math
 import random
 import statistics
@@ -42,6 +47,7 @@ from redis.crc import key_slot
 
 from rollout.core.histogram import bucket_index
 from rollout.settings import Settings
+from rollout.storage import rollups
 from rollout.storage.connection import client_for_url
 from rollout.storage.keys import Keys
 from rollout.storage.metrics import Batch, MetricsStore
@@ -114,7 +120,59 @@ def process_batch(rng: random.Random, flags: list[str], percent: float) -> Batch
     return batch
 
 
-def flush_cost(batch: Batch, store: MetricsStore) -> tuple[int, int]:
+RUNS = itertools.count(1)
+
+
+class PipelinedFlush:
+    """The baseline: the flush before the one-script flush, rebuilt here to be measured in the
+    same run. One pipeline per batch; per arm a HINCRBY per non-zero field into the stage's and
+    the window's hash and an EXPIRE of the window; per (flag, stage) a BITFIELD and an EXPIRE
+    for each history span, and a HINCRBY (+ EXPIRE) per error type. No guard: a batch sent
+    again counts again."""
+
+    def __init__(self, client: Any, keys: Keys, ttl: int) -> None:
+        self.redis, self.keys, self.ttl = client, keys, ttl
+
+    def flush(self, batch: Batch, *, now: float, process: str) -> None:
+        window = int(now // 10)
+        pipe = self.redis.pipeline(transaction=False)
+        for (key, epoch, arm), tally in batch.tallies.items():
+            stage = self.keys.stage_metrics(key, epoch, arm)
+            current = self.keys.window_metrics(key, epoch, window, arm)
+            fields = {"n": tally.samples, "e": tally.errors, "x": tally.exposures}
+            fields.update({f"t:{name}": n for name, n in tally.errors_by_type.items()})
+            fields.update({f"b:{index}": n for index, n in tally.latency.items()})
+            for name, count in fields.items():
+                if count:
+                    pipe.hincrby(stage, name, count)
+                    pipe.hincrby(current, name, count)
+            pipe.expire(current, self.ttl)
+        stages: dict[tuple[str, int], list[Any]] = {}
+        for (key, epoch, arm), t in batch.tallies.items():
+            arms = stages.setdefault((key, epoch), [])
+            arms.append((arm, t.samples, t.errors, t.exposures, t.latency, t.errors_by_type))
+        for (key, epoch), arms in stages.items():
+            for res in (rollups.FINE, rollups.COARSE):
+                parts = rollups.tally_parts(self.keys, res, key, epoch, now, arms)
+                command: list[Any] = ["BITFIELD", parts.counts, "OVERFLOW", "SAT"]
+                for offset, count in parts.offsets:
+                    command += ["INCRBY", "u32", f"#{offset}", count]
+                pipe.execute_command(*command)
+                pipe.expire(parts.counts, self.ttl)
+                for name, count in parts.typed:
+                    pipe.hincrby(parts.types, name, count)
+                if parts.typed:
+                    pipe.expire(parts.types, self.ttl)
+        pipe.execute()
+
+
+FLUSHES: dict[str, Callable[[Any, Keys, int], Any]] = {
+    "one script": MetricsStore,
+    "baseline: pipelined HINCRBY": PipelinedFlush,
+}
+
+
+def flush_cost(batch: Batch, keys: Keys, flush: Callable[[Any, Keys, int], Any]) -> tuple[int, int]:
     """(commands, request bytes) that one flush of ``batch`` sends, counted on a recording
     pipeline (the same code path, nothing sent)."""
     recorded: list[tuple[Any, ...]] = []
@@ -134,22 +192,33 @@ def flush_cost(batch: Batch, store: MetricsStore) -> tuple[int, int]:
         def pipeline(self, **_: Any) -> Recording:
             return Recording()
 
-    MetricsStore(Client(), store.keys, store.ttl).flush(batch, now=1_000_000.0, process="p")
+    # Numbered as the recorder numbers its batches (the marker that makes a retry apply once).
+    numbered = dataclasses.replace(batch, sequence=1)
+    flush(Client(), keys, 3600).flush(numbered, now=1_000_000.0, process="p")
     size = sum(len(str(part)) + 3 for call in recorded for part in call)
     return len(recorded), size
 
 
-def ingestion(url: str, ports: list[int], flags: int, percent: float, args: Any) -> dict[str, Any]:
+def ingestion(
+    url: str,
+    ports: list[int],
+    flags: int,
+    percent: float,
+    args: Any,
+    flush: Callable[[Any, Keys, int], Any] = MetricsStore,
+) -> dict[str, Any]:
     rng = random.Random(7)
     keys = Keys("scale")
     names = [f"FLAG_{i:03d}" for i in range(flags)]
     client = client_for_url(url, socket_timeout=10)
-    store = MetricsStore(client, keys, 3600)
     # A pool of distinct process-seconds, reused round robin: building 1,000 x seconds batches
     # in Python would measure the bench, not Redis.
     pool = [process_batch(rng, names, percent) for _ in range(64)]
-    commands, size = flush_cost(pool[0], store)
+    commands, size = flush_cost(pool[0], keys, flush)
     total = args.processes * args.seconds
+    # Each process numbers its batches upwards (the flush marker): every run goes on from the
+    # last, or its batches would be taken for retries of an earlier run's and skipped.
+    first = next(RUNS) * 1_000_000
     before = server_counters(ports)
     started = time.perf_counter()
     counter = iter(range(total))
@@ -157,14 +226,15 @@ def ingestion(url: str, ports: list[int], flags: int, percent: float, args: Any)
 
     def sender() -> None:
         own = client_for_url(url, socket_timeout=10)
-        own_store = MetricsStore(own, keys, 3600)
+        own_store = flush(own, keys, 3600)
         while True:
             with lock:
                 index = next(counter, None)
             if index is None:
                 break
+            sequence = first + index // args.processes
             own_store.flush(
-                pool[index % len(pool)],
+                dataclasses.replace(pool[index % len(pool)], sequence=sequence),
                 now=1_000_000.0 + index // args.processes,
                 process=f"p{index % args.processes}",
             )
@@ -327,13 +397,30 @@ def main() -> int:
             print(f"== {name} ({len(ports)} primar{'y' if len(ports) == 1 else 'ies'})")
             for flags in (10, 50):
                 for percent in (0.10, 0.50):
-                    figures = ingestion(url, ports, flags, percent, args)
-                    shown = "  ".join(
-                        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in figures.items()
-                    )
                     head = f"ingestion {args.processes} procs x {flags} flags at {percent:.0%}"
-                    print(f"{head}: {shown}")
+                    measured = {}
+                    for label, flush in FLUSHES.items():
+                        figures = measured[label] = ingestion(
+                            url, ports, flags, percent, args, flush
+                        )
+                        shown = "  ".join(
+                            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in figures.items()
+                        )
+                        print(f"{head}, {label}: {shown}")
+                    now, before = measured.values()
+                    ratios = {
+                        k: now[k] / before[k]
+                        for k in (
+                            "busiest_node_cpu",
+                            "commands_per_flag_flush",
+                            "bytes_per_flag_flush",
+                        )
+                    }
+                    print(
+                        f"{head}, one script / baseline: "
+                        + "  ".join(f"{k}={v:.2f}x" for k, v in ratios.items())
+                    )
             print("controller tick, 1000 flags:", controller_tick(url))
             print("fan-out to 1000 subscribers:", fan_out(url, ports))
             print("SDK full resync, 1000 flags unchanged:", resync(url))

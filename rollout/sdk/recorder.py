@@ -4,7 +4,9 @@ The caller's side adds to counters that belong to the flag value it evaluated (n
 allocation beyond the context manager, never a raise). Once a second the flusher sends what grew
 since the last successful flush, with this process's memory growth, in one pipeline. When Redis
 is away the deltas simply wait: nothing is lost unless more than ``metrics_buffer`` replaced flag
-values pile up unsent, and then the oldest are dropped and counted.
+values pile up unsent, and then the oldest are dropped and counted. A batch whose flush failed is
+kept and sent again first, unchanged and under its number, so a part of it that had landed is not
+counted twice (``MetricsStore.flush``).
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ def _added(held: ArmTally | None, more: ArmTally) -> ArmTally:
     )
 
 
+def _process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 class Track:
     """``with flag.track(user) as enabled:`` — one evaluation, one outcome in its arm.
 
@@ -152,9 +158,14 @@ class Recorder:
         self.memory_probe = memory_probe
         self.memory_start = memory_probe()
         # Several clients may live in one process; each reports under its own name.
-        self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.process = _process_name()
+        self._pid = os.getpid()
         # What was sent last, per answer function and arm: samples, errors, by type, latency.
         self._sent: dict[int, Sent] = {}
+        # The batch a failed flush kept (with its marks and time), sent again first; batches
+        # are numbered per process so that a retry is recognised where it already landed.
+        self._retry: tuple[Batch, dict[int, Sent], float] | None = None
+        self._sequence = 0
         # Replaced answer functions, with when they were replaced: a track() block that began
         # before the change still records into them, so they are flushed for a while longer.
         self._pending_retired: list[tuple[Compiled, float]] = []
@@ -318,36 +329,55 @@ class Recorder:
 
     def flush(self, *, settle: bool = False) -> None:
         with self._lock:
+            if os.getpid() != self._pid:
+                # A forked child (a pre-fork server) numbers its batches from the parent's
+                # count: under the parent's name the flush markers would take them for the
+                # parent's and skip them. A name of its own keeps its outcomes.
+                self._pid, self.process = os.getpid(), _process_name()
+            if self._retry is not None and not self._send(*self._retry):
+                return  # the batch that failed goes first, as it was, so it lands once
             now = self.clock()
             try:
                 batch, marks = self.collect(now, settle=settle)
             except Exception:
                 log.exception("metrics: could not collect outcomes")
                 return
-            dropped_sent = batch.dropped
-            try:
-                if batch:
-                    self._metrics_store().flush(batch, now=now, process=self.process)
-            except RolloutError as error:
-                # The deltas wait for the next flush; flag answers are not affected.
-                if self._outage.failed():
-                    log.warning("could not flush metrics (%s); will retry", error)
-                return
-            except Exception:
-                # Not an outage but a batch that cannot be sent: retrying it would block every
-                # later flush, so it is dropped (and counted) and flushing goes on.
-                log.exception("metrics: dropped a batch that could not be sent")
-                self.dropped += sum(t.samples for t in batch.tallies.values())
-                self.values.dropped += sum(
-                    m.n for t in batch.tallies.values() for m in t.values.values()
-                )
-                dropped_sent = 0  # the drops it carried were not sent either
-                batch.values_dropped = 0
-            self._unsent_values = {}
-            self._values_dropped_sent += batch.values_dropped
-            self._commit(marks, dropped_sent, now)
-            if self._outage.succeeded():
-                log.warning("metrics flushing works again")
+            self._sequence += 1
+            batch.sequence = self._sequence
+            self._send(batch, marks, now)
+
+    def _send(self, batch: Batch, marks: dict[int, Sent], now: float) -> bool:
+        """Send ``batch``; False when Redis is away and it is kept to be sent again, unchanged
+        (same sequence, same ``now``): a part that landed before the failure is not added twice
+        (``MetricsStore.flush``)."""
+        dropped_sent = batch.dropped
+        try:
+            if batch:
+                self._metrics_store().flush(batch, now=now, process=self.process)
+        except RolloutError as error:
+            # The deltas wait for the next flush; flag answers are not affected.
+            self._retry = (batch, marks, now)
+            self._unsent_values = {}  # they are in the batch kept
+            if self._outage.failed():
+                log.warning("could not flush metrics (%s); will retry", error)
+            return False
+        except Exception:
+            # Not an outage but a batch that cannot be sent: retrying it would block every
+            # later flush, so it is dropped (and counted) and flushing goes on.
+            log.exception("metrics: dropped a batch that could not be sent")
+            self.dropped += sum(t.samples for t in batch.tallies.values())
+            self.values.dropped += sum(
+                m.n for t in batch.tallies.values() for m in t.values.values()
+            )
+            dropped_sent = 0  # the drops it carried were not sent either
+            batch.values_dropped = 0
+        self._retry = None
+        self._unsent_values = {}
+        self._values_dropped_sent += batch.values_dropped
+        self._commit(marks, dropped_sent, now)
+        if self._outage.succeeded():
+            log.warning("metrics flushing works again")
+        return True
 
     def _commit(self, marks: dict[int, Sent], dropped_sent: int, now: float) -> None:
         self._sent = marks

@@ -9,6 +9,7 @@ library's defaults (which changed between versions) never decide.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +82,49 @@ def _sentinel(target: RedisTarget, options: dict[str, Any]) -> Any:
     return sentinel.master_for(target.service, db=target.db)  # type: ignore[no-untyped-call]
 
 
+def _script_routing() -> dict[str, Any]:
+    """redis-py 8's cluster client looks up a command's routing policy first, and for a
+    command its table lacks and whose keys move (EVAL, EVALSHA) asks a server with
+    ``COMMAND GETKEYS``: one more round trip to one node for every script call, which made that
+    node the Cluster's busiest (1.35x its share in ``bench/scale.py``). Our scripts are always
+    keyed by their KEYS, which the client reads without asking."""
+    try:
+        from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
+        from redis.commands.policies import BasePolicyResolver, PolicyResolver
+    except ImportError:  # redis-py before 8: routes EVALSHA by its keys without a lookup
+        return {}
+    if "policy_resolver" not in inspect.signature(RedisCluster.__init__).parameters:
+        return {}
+    keyed = CommandPolicies(
+        request_policy=RequestPolicy.DEFAULT_KEYED, response_policy=ResponsePolicy.DEFAULT_KEYED
+    )
+
+    class Scripts(BasePolicyResolver):
+        def with_fallback(self, fallback: PolicyResolver) -> PolicyResolver:
+            return Scripts(self._policies, fallback)
+
+    return {"policy_resolver": Scripts({"core": {"eval": keyed, "evalsha": keyed}})}
+
+
+class _RoutedCluster(RedisCluster):
+    """A cluster client whose pipelines route scripts as it does: redis-py 8.1's ``pipeline()``
+    does not hand the client's ``policy_resolver`` on to the pipeline."""
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction, shard_hint)  # type: ignore[no-untyped-call]
+        if getattr(self, "_policy_resolver", None) is not None:
+            pipe._policy_resolver = self._policy_resolver
+        return pipe
+
+
 def _cluster(target: RedisTarget, options: dict[str, Any]) -> Any:
     nodes = [ClusterNode(host, port) for host, port in target.hosts]  # type: ignore[no-untyped-call]
     try:
-        return RedisCluster(
+        return _RoutedCluster(
             startup_nodes=nodes,
             require_full_coverage=True,
             reinitialize_steps=1,  # re-read the slot map at the first MOVED: failovers move slots
+            **_script_routing(),
             **options,
         )
     except redis.exceptions.RedisClusterException as error:

@@ -133,6 +133,7 @@ class HistoryStore:
     def _expire_stage(self, pipe: Any, key: str, epoch: int) -> None:
         for arm in ARMS:
             pipe.expire(self.keys.stage_metrics(key, epoch, arm), self.history_ttl)
+        pipe.expire(self.keys.stage_counts(key, epoch), self.history_ttl)
         pipe.expire(self.keys.memory(key, epoch), self.history_ttl)
 
     # -- summaries ---------------------------------------------------------------------------

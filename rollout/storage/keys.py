@@ -119,13 +119,29 @@ class Keys:
     # Metrics are keyed by the stage's epoch (its stage_started_at): a new stage, a manual move
     # or a revive starts from fresh keys, so old evidence can never count again.
 
+    def stage_counts(self, key: str, epoch: int) -> str:
+        """String: both arms' counters and latency histograms over the whole stage, as BITFIELD
+        i64 slots (the layout of ``history_counts``). A window's are its 10-second span's."""
+        return self._tagged(key, f"sc:{epoch}")
+
     def stage_metrics(self, key: str, epoch: int, arm: str) -> str:
-        """Hash: the arm's counters and latency histogram over the whole stage."""
+        """Hash: the arm's errors by type and business values over the whole stage (and, from
+        the layout before ``stage_counts``, its counters and histogram)."""
         return self._tagged(key, f"s:{epoch}:{arm}")
 
     def window_metrics(self, key: str, epoch: int, window: int, arm: str) -> str:
         """Hash: the same over one 10-second window (window = epoch seconds // 10)."""
         return self._tagged(key, f"w:{epoch}:{window}:{arm}")
+
+    def flush_marker(self, key: str, epoch: int, process: str) -> str:
+        """The highest batch sequence of ``process`` applied to this stage, for a while: a retry
+        of a batch finds it and adds nothing twice. In the flag's slot, outside its
+        ``PREFIX:{KEY}:*`` names (the stage's keys, as a scan of them lists them)."""
+        return f"{self.prefix}:fm:{{{key}}}:{epoch}:{process}"
+
+    def sdk_flush_marker(self, process: str) -> str:
+        """The same marker for the process's SDK-wide counters (``sdk_stats``)."""
+        return f"{self.prefix}:fm:{{@{self.prefix}}}:{process}"
 
     def memory(self, key: str, epoch: int) -> str:
         """Hash: process -> memory growth (MB) of each process that served the treatment."""

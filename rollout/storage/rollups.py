@@ -56,50 +56,58 @@ class SpanCounts:
     treatment: Dense
 
 
-def add_tally(
-    pipe: Any,
-    keys: Keys,
-    res: Resolution,
-    ttl: int,
-    key: str,
-    epoch: int,
-    now: float,
-    arms: Iterable[tuple[str, int, int, int, dict[int, int], dict[str, int]]],
-) -> None:
-    """Queue one flush's counts of one (flag, epoch) into ``pipe`` at resolution ``res``.
+Arm = tuple[str, int, int, int, dict[int, int], dict[str, int]]
+"""(arm, samples, errors, exposures, latency histogram, errors by type)."""
 
-    ``arms``: (arm, samples, errors, exposures, latency histogram, errors by type).
-    """
+
+@dataclass(frozen=True, slots=True)
+class TallyParts:
+    """What one flush adds to one (flag, epoch) at one resolution."""
+
+    counts: str  # the span's packed counts
+    offsets: list[tuple[int, int]]  # (u32 index, increment)
+    types: str  # the group's errors-by-type hash
+    typed: list[tuple[str, int]]  # (field, increment)
+
+
+def tally_parts(
+    keys: Keys, res: Resolution, key: str, epoch: int, now: float, arms: Iterable[Arm]
+) -> TallyParts:
     span = int(now // res.seconds)
     group = span // res.group
-    counts = keys.history_counts(key, res.code, epoch, span)
-    types = keys.history_types(key, res.code, epoch, group)
-    command: list[Any] = ["BITFIELD", counts, "OVERFLOW", "SAT"]
-    typed = False
+    offsets: list[tuple[int, int]] = []
+    typed: list[tuple[str, int]] = []
     for arm, samples, errors, exposures, latency, by_type in arms:
         a = ARM_INDEX[arm]
         for slot, count in ((0, samples), (1, errors), (2, exposures)):
             if count:
-                command += ["INCRBY", "u32", f"#{2 * slot + a}", count]
+                offsets.append((2 * slot + a, count))
         for index, count in latency.items():
-            command += ["INCRBY", "u32", f"#{2 * (COUNTERS + index) + a}", count]
+            offsets.append((2 * (COUNTERS + index) + a, count))
         for name, count in by_type.items():
-            pipe.hincrby(types, f"{span}:{arm[0]}:{name}", count)
-            typed = True
-    if len(command) > 4:
-        pipe.execute_command(*command)
-        pipe.expire(counts, ttl)
-    if typed:
-        pipe.expire(types, ttl)
+            typed.append((f"{span}:{arm[0]}:{name}", count))
+    return TallyParts(
+        keys.history_counts(key, res.code, epoch, span),
+        offsets,
+        keys.history_types(key, res.code, epoch, group),
+        typed,
+    )
 
 
-def add_memory(
-    pipe: Any, keys: Keys, res: Resolution, ttl: int, key: str, epoch: int, now: float, mb: float
-) -> None:
+def unpack_counts(raw: bytes | None, *, wide: bool = False) -> tuple[Dense, Dense]:
+    """(control, treatment) from one packed string: u32 slots, or i64 (``wide``, the stage's
+    running total). A missing key is two empty tuples."""
+    if not raw:
+        return (), ()
+    size, code = (8, "q") if wide else (4, "I")
+    values = struct.unpack(f">{len(raw) // size}{code}", raw[: len(raw) // size * size])
+    return values[0::2], values[1::2]
+
+
+def memory_key(keys: Keys, res: Resolution, key: str, epoch: int, now: float) -> tuple[str, str]:
+    """(the group's memory set, the span's member) for a memory report at ``now``."""
     span = int(now // res.seconds)
-    name = keys.history_memory(key, res.code, epoch, span // res.group)
-    pipe.zadd(name, {str(span): round(mb, 3)}, gt=True)
-    pipe.expire(name, ttl)
+    return keys.history_memory(key, res.code, epoch, span // res.group), str(span)
 
 
 class SpanRead:

@@ -208,9 +208,12 @@ def test_packed_history_expires_on_its_own_clocks(
         assert any_redis.hgetall(keys.history_types("F", res, epoch, span // group)) == {
             f"{span}:t:Timeout": "1"
         }
-    window = keys.window_metrics("F", epoch, int(clock.now // 10), "control")
+    # The treatment's error type is in its window's and stage's hashes; the control had none.
+    window = keys.window_metrics("F", epoch, int(clock.now // 10), "treatment")
     assert 6 * 3600 - 5 <= any_redis.ttl(window) <= 6 * 3600
-    assert any_redis.ttl(keys.stage_metrics("F", epoch, "control")) == -1
+    assert any_redis.ttl(keys.stage_metrics("F", epoch, "treatment")) == -1
+    assert any_redis.ttl(keys.stage_counts("F", epoch)) == -1
+    assert not any_redis.exists(keys.window_metrics("F", epoch, int(clock.now // 10), "control"))
 
 
 def test_memory_keeps_the_highest_report_per_step(

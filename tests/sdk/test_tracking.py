@@ -192,3 +192,67 @@ def test_outcomes_before_and_after_a_change_in_one_stage_add_up(live: Any) -> No
     assert (evidence.samples, evidence.errors) == (3, 2)
     assert evidence.errors_by_type == {"Timeout": 2}
     assert sum(evidence.latency.values()) == 3
+
+
+def test_a_flush_whose_reply_was_lost_is_sent_again_and_counted_once(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch landed but the flush failed (a node died before answering): the next flush
+    sends the same batch again, which adds nothing, then what was recorded since."""
+    from rollout.core.errors import StorageError
+
+    services, client = live
+    flag = client.flag(KEY)
+    treated = users(5000, treatment=True, n=15)
+    for user in treated[:10]:
+        with flag.track(user):
+            pass
+    store = client._recorder._metrics_store()
+    real_flush = store.flush
+    sequences: list[int] = []
+
+    def lands_then_fails(batch: Any, **kwargs: Any) -> None:
+        sequences.append(batch.sequence)
+        real_flush(batch, **kwargs)
+        if len(sequences) == 1:
+            raise StorageError(ConnectionError("the reply was lost"))
+
+    monkeypatch.setattr(store, "flush", lands_then_fails)
+    client.flush()  # landed, reported failed: kept
+    assert stage(services).treatment.samples == 10
+    for user in treated[10:]:
+        with flag.track(user):
+            pass
+    client.flush()  # the same batch again (applied once), then the 5 recorded since
+    assert sequences[:2] == [sequences[0]] * 2 and sequences[2] > sequences[0]
+    assert stage(services).treatment.samples == 15
+
+
+def test_a_forked_child_flushes_under_a_name_of_its_own(live: Any) -> None:
+    """A pre-fork server's workers inherit the client and its batch numbers: under the
+    parent's name the flush markers would take a child's batches for the parent's and skip
+    them. Each child reports as itself, so both count."""
+    import os
+
+    services, client = live
+    flag = client.flag(KEY)
+    treated = users(5000, treatment=True, n=2)
+    with flag.track(treated[0]):
+        pass
+    client.flush()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's exit code is the assertion
+        try:
+            with flag.track(treated[1]):
+                pass
+            client.flush()
+            os._exit(0)
+        finally:
+            os._exit(4)
+    with flag.track(treated[1]):
+        pass
+    client.flush()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert wait_until(lambda: stage(services).treatment.samples == 3)
+    assert stage(services).treatment.samples == 3

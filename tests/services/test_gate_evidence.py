@@ -119,10 +119,10 @@ def test_metrics_keys_live_for_the_configured_retention(
     kinds: dict[str, list[str]] = {}
     for name in names:
         kinds.setdefault(name.split(":")[2], []).append(name)
-    # Window hashes for both arms and the 10-second history live for the retention...
-    windowed = kinds["w"] + kinds["hf"] + kinds.get("hfm", [])
-    assert len(kinds["w"]) == 2 and kinds["hf"]
+    # The 10-second history (which holds the gates' windows) lives for the retention...
+    windowed = kinds["hf"] + kinds.get("hfm", [])
+    assert len(kinds["hf"]) == 1 and "w" not in kinds  # no error types, no values: no hashes
     assert all(4320 <= real_redis.ttl(name) <= 4321 for name in windowed), windowed
-    # ...while the stage's totals and memory gauge last as long as the stage does.
-    assert len(kinds["s"]) == 2 and len(kinds["mem"]) == 1
-    assert all(real_redis.ttl(name) == -1 for name in kinds["s"] + kinds["mem"])
+    # ...while the stage's packed totals and memory gauge last as long as the stage does.
+    assert len(kinds["sc"]) == 1 and len(kinds["mem"]) == 1 and "s" not in kinds
+    assert all(real_redis.ttl(name) == -1 for name in kinds["sc"] + kinds["mem"])

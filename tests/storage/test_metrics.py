@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rollout.storage.keys import Keys
-from rollout.storage.metrics import WINDOW_SECONDS, Batch, MetricsStore
+from rollout.storage.metrics import WINDOW_SECONDS, Batch, MetricsStore, window_of
 
 KEYS = Keys("mt")
 EPOCH = 1_799_999_000_000  # the stage's stage_started_at (ms)
@@ -52,13 +52,13 @@ def test_every_metrics_key_has_its_lifetime(store: MetricsStore, real_redis: Any
     store.flush(batch, now=T0, process="p1")
     names = flag_keys(real_redis)
     window, span, rollup = int(T0 // WINDOW_SECONDS), int(T0 // 10), int(T0 // 300)
+    # Counters are packed; an arm's hashes exist once it has an error type (or a value).
     stage = [
-        KEYS.stage_metrics("F", EPOCH, "control"),
+        KEYS.stage_counts("F", EPOCH),
         KEYS.stage_metrics("F", EPOCH, "treatment"),
         KEYS.memory("F", EPOCH),
     ]
     fine = [
-        KEYS.window_metrics("F", EPOCH, window, "control"),
         KEYS.window_metrics("F", EPOCH, window, "treatment"),
         KEYS.history_counts("F", "f", EPOCH, span),
         KEYS.history_types("F", "f", EPOCH, span // 360),
@@ -77,16 +77,42 @@ def test_every_metrics_key_has_its_lifetime(store: MetricsStore, real_redis: Any
     assert all(HISTORY - 1 <= real_redis.ttl(name) <= HISTORY for name in coarse)
 
 
-def test_each_write_renews_the_retention(store: MetricsStore, real_redis: Any) -> None:
+def test_a_key_gets_its_retention_when_a_flush_creates_it(
+    store: MetricsStore, real_redis: Any
+) -> None:
     batch = outcomes(1)
     batch.memory_mb[("F", EPOCH)] = 1.0
     store.flush(batch, now=T0, process="p1")
     expiring = [n for n in flag_keys(real_redis) if real_redis.ttl(n) > 0]
-    for name in expiring:
-        real_redis.expire(name, 5)  # as if most of the retention had gone by
-    store.flush(batch, now=T0, process="p1")  # the same window and stage again
-    assert all(real_redis.ttl(name) >= RETENTION - 1 for name in expiring)
     assert windowed(expiring) and len(expiring) > len(windowed(expiring))
+    for name in expiring:
+        real_redis.expire(name, 500)  # as if most of the retention had gone by
+    # The same window and stage again: adding to keys that exist leaves their TTL (one EXPIRE
+    # per key and flush saved; a key is written only during its own span).
+    store.flush(batch, now=T0, process="p1")
+    assert all(0 < real_redis.ttl(name) <= 500 for name in expiring)
+    # Once expired, the next flush creates the key again, with the whole retention.
+    real_redis.delete(*expiring)
+    store.flush(batch, now=T0, process="p1")
+    assert all(real_redis.ttl(name) >= RETENTION - 1 for name in expiring)
+
+
+def test_a_new_field_in_a_key_renews_its_retention(store: MetricsStore, real_redis: Any) -> None:
+    def typed(name: str) -> Batch:
+        batch = outcomes(1, errors=1)
+        batch.tally("F", EPOCH, "treatment").errors_by_type[name] = 1
+        return batch
+
+    store.flush(typed("Boom"), now=T0, process="p1")
+    window = KEYS.window_metrics("F", EPOCH, window_of(T0), "treatment")
+    real_redis.expire(window, 500)
+    store.flush(typed("Boom"), now=T0, process="p1")
+    assert 0 < real_redis.ttl(window) <= 500
+    store.flush(typed("Timeout"), now=T0, process="p1")  # a field the window lacked
+    assert real_redis.ttl(window) >= RETENTION - 1
+    assert store.evidence("F", EPOCH, now=T0, windows_ms=[10_000]).windows[
+        10_000
+    ].treatment.errors_by_type == {"Boom": 2, "Timeout": 1}
 
 
 def test_a_retention_below_a_minute_is_raised_to_one(real_redis: Any) -> None:
