@@ -126,10 +126,11 @@ class ChannelFollower:
     def _load(self, store: FlagStore) -> None:
         flags, problems = store.load_all(known=self._known() if self._known else None)
         self._on_load(flags, problems)
-        self.synced.set()
-        self.connected = True
+        # The line comes before ``connected`` reads true: whoever sees it back sees it logged.
         if self._outage.succeeded():
             self._log.warning("Redis reachable again; flags resynced")
+        self.synced.set()
+        self.connected = True
 
     def _follow(self, store: FlagStore, feed: ChangeFeed) -> None:
         next_resync = self._monotonic() + self.resync_interval
