@@ -117,6 +117,12 @@ def own_sentinel() -> Iterator[Any]:
     yield from _started("SentinelGroup", "ro-own-sentinel-")
 
 
+@pytest.fixture(scope="module")
+def small_cluster() -> Iterator[Any]:
+    """Three masters without replicas, for one module that may move slots between them."""
+    yield from _started("ClusterGroup", "ro-small-cluster-", replicas=0)
+
+
 # -- The same over TLS, with an ACL user (tests/tls_servers.py) ------------------------------
 
 TLS_USER, TLS_PASSWORD = "app", "tls-Pa55-w0rd"
