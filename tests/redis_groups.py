@@ -57,7 +57,7 @@ def _process(
 class _Nodes:
     tls: Tls | None = None
 
-    def _client(self, port: int) -> redis.Redis:
+    def client(self, port: int) -> redis.Redis:
         """The group's own plain client of one node (TLS and the user when the group has)."""
         if self.tls is not None:
             return self.tls.client(port, decode_responses=True)
@@ -120,10 +120,10 @@ class ClusterGroup(_Nodes):
         per = SLOTS // self.masters
         for index in range(self.masters):
             end = SLOTS if index == self.masters - 1 else (index + 1) * per
-            self._client(self.nodes[index].port).execute_command(
+            self.client(self.nodes[index].port).execute_command(
                 "CLUSTER", "ADDSLOTS", *range(index * per, end)
             )
-        first = self._client(self.nodes[0].port)
+        first = self.client(self.nodes[0].port)
         for node in self.nodes[1:]:
             first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
         total = len(self.nodes)
@@ -131,13 +131,13 @@ class ClusterGroup(_Nodes):
             _wait(
                 "every node to know the others",
                 lambda n=node: (
-                    len(self._client(n.port).execute_command("CLUSTER", "NODES").splitlines())
+                    len(self.client(n.port).execute_command("CLUSTER", "NODES").splitlines())
                     == total
                 ),
             )
         for index in range(self.masters * self.replicas):
-            master_id = self._client(self.nodes[index].port).execute_command("CLUSTER", "MYID")
-            replica = self._client(self.nodes[self.masters + index].port)
+            master_id = self.client(self.nodes[index].port).execute_command("CLUSTER", "MYID")
+            replica = self.client(self.nodes[self.masters + index].port)
             _wait(
                 "a replica to take its master",
                 lambda r=replica, m=master_id: r.execute_command("CLUSTER", "REPLICATE", m),
@@ -150,7 +150,7 @@ class ClusterGroup(_Nodes):
             for node in self.nodes:
                 if not node.running:
                     continue
-                client = self._client(node.port)
+                client = self.client(node.port)
                 if client.cluster("info")["cluster_state"] != "ok":
                     return False
                 info = client.info("replication")
@@ -167,10 +167,10 @@ class ClusterGroup(_Nodes):
         for node in self.nodes:
             if not node.running:
                 continue
-            info = self._client(node.port).info("replication")
+            info = self.client(node.port).info("replication")
             if info["role"] != "master":
                 continue
-            for line in self._client(node.port).execute_command("CLUSTER", "NODES").splitlines():
+            for line in self.client(node.port).execute_command("CLUSTER", "NODES").splitlines():
                 fields = line.split()
                 if "myself" in fields[2]:
                     for span in fields[8:]:
@@ -186,7 +186,7 @@ class ClusterGroup(_Nodes):
             for node in self.nodes:
                 if not node.running:
                     continue
-                if self._client(node.port).cluster("info")["cluster_state"] != "ok":
+                if self.client(node.port).cluster("info")["cluster_state"] != "ok":
                     return None
             try:
                 master = self.master_of(key)
@@ -198,7 +198,7 @@ class ClusterGroup(_Nodes):
 
     def flush(self) -> None:
         for node in self.nodes:
-            client = self._client(node.port)
+            client = self.client(node.port)
             if node.running and client.info("replication")["role"] == "master":
                 client.flushall()
 
@@ -261,7 +261,7 @@ class SentinelGroup(_Nodes):
         self.wait_healthy()
 
     def current_master(self) -> RedisProcess:
-        _host, port = self._client(self.sentinels[0].port).execute_command(
+        _host, port = self.client(self.sentinels[0].port).execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE
         )
         return next(n for n in self.data_nodes if n.port == int(port))
@@ -269,11 +269,11 @@ class SentinelGroup(_Nodes):
     def wait_healthy(self, timeout: float = 30.0) -> None:
         def healthy() -> bool:
             master = self.current_master()
-            info = self._client(master.port).info("replication")
+            info = self.client(master.port).info("replication")
             if info["role"] != "master" or info.get("connected_slaves", 0) < 1:
                 return False
             for sentinel in self.sentinels:
-                fields = self._client(sentinel.port).sentinel_master(SERVICE)
+                fields = self.client(sentinel.port).sentinel_master(SERVICE)
                 if int(fields["num-other-sentinels"]) < len(self.sentinels) - 1:
                     return False
                 if int(fields["num-slaves"]) < 1 or fields["ip"] != "127.0.0.1":
@@ -291,13 +291,13 @@ class SentinelGroup(_Nodes):
             master = self.current_master()
             if master is dead or not master.running:
                 return None
-            role = self._client(master.port).info("replication")["role"]
+            role = self.client(master.port).info("replication")["role"]
             return master if role == "master" else None
 
         return _wait("the sentinels to promote the replica", promoted, timeout)  # type: ignore[no-any-return]
 
     def flush(self) -> None:
-        self._client(self.current_master().port).flushall()
+        self.client(self.current_master().port).flushall()
 
     def stop(self) -> None:
         for node in [*self.sentinels, *self.data_nodes]:

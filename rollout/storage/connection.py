@@ -9,7 +9,8 @@ library's defaults (which changed between versions) never decide.
 TLS applies to every connection of a topology: the data nodes, the sentinels, and the Cluster
 nodes that the client discovers from its seeds. The CA file is checked before anything
 connects; a server whose certificate does not verify is reported in those words, and a Sentinel
-group that no sentinel could be verified with is not retried as if it were an outage.
+group that no sentinel could be verified with, or that knows no such service, is not retried
+as if it were a failover.
 """
 
 from __future__ import annotations
@@ -85,9 +86,11 @@ TLS_HINT = "is ROLLOUT_REDIS_CA_FILE the CA that signed the servers' certificate
 _CONNECTING = re.compile(r"^Error -?\d+ connecting to \S+:\d+\.\s*")
 
 
-class TlsRefused(redis.exceptions.RedisError):
-    """No server could be verified: a wrong CA file or certificate. Not a ConnectionError, so
-    no retry spends seconds on it; it still becomes a StorageError like any driver error."""
+class SentinelRefused(redis.exceptions.RedisError):
+    """The sentinels were asked and no retry will change their answer: not one could be
+    verified over TLS (a wrong CA file or certificate), or every one answered and none knows
+    the service (a typo in the URL). Not a ConnectionError, so no retry spends seconds on it
+    as if it were a failover; it still becomes a StorageError like any driver error."""
 
 
 def _tls_failure(error: BaseException) -> bool:
@@ -109,7 +112,7 @@ class _Sentinel(Sentinel):
 
     def discover_master(self, service_name: str) -> tuple[str, int]:
         reasons: dict[str, list[str]] = {}  # what went wrong -> the sentinels it happened at
-        tls_only = bool(self.sentinels)
+        tls_only = unknown_only = bool(self.sentinels)
         for number, sentinel in enumerate(self.sentinels):
             kwargs = sentinel.connection_pool.connection_kwargs
             address = f"{kwargs.get('host')}:{kwargs.get('port')}"
@@ -117,7 +120,7 @@ class _Sentinel(Sentinel):
                 masters: Any = sentinel.sentinel_masters()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
                 tls = _tls_failure(error)
-                tls_only = tls_only and tls
+                tls_only, unknown_only = tls_only and tls, False
                 text = _CONNECTING.sub("", str(error)).rstrip(". ") or type(error).__name__
                 reasons.setdefault(f"TLS: {text}" if tls else text, []).append(address)
                 continue
@@ -126,13 +129,16 @@ class _Sentinel(Sentinel):
             if state and self.check_master_state(state, service_name):  # type: ignore[no-untyped-call]
                 self.sentinels[0], self.sentinels[number] = sentinel, self.sentinels[0]
                 return state["ip"], state["port"]
+            unknown_only = unknown_only and not state
             why = "knows no such service" if not state else "names no usable master now"
             reasons.setdefault(why, []).append(address)
         said = "; ".join(f"{', '.join(where)}: {why}" for why, where in reasons.items())
         message = f"No master found for {service_name!r} (sentinels {said})"
         if tls_only:
-            raise TlsRefused(f"{message} ({TLS_HINT})")
-        raise MasterNotFoundError(message)
+            raise SentinelRefused(f"{message} ({TLS_HINT})")
+        if unknown_only:
+            raise SentinelRefused(message)
+        raise MasterNotFoundError(message)  # a failover under way, sentinels down: retried
 
 
 def _sentinel(target: RedisTarget, options: dict[str, Any]) -> Any:
