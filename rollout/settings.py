@@ -16,7 +16,7 @@ from pydantic_settings.exceptions import SettingsError
 
 from rollout.core import defaults
 from rollout.core.errors import ValidationError as RolloutValidationError
-from rollout.core.redis_url import parse_redis_url
+from rollout.core.redis_url import ca_file_problem, parse_redis_url
 
 _TOKEN_PAIR = re.compile(r"^([A-Za-z0-9_.@-]{1,64}):(\S{16,512})$")
 
@@ -192,6 +192,18 @@ class Settings(BaseSettings):
             return None
         if value is not None:
             parse_redis_url(value)  # RedisUrlError is a ValueError: one line, no secret
+        return value
+
+    @field_validator("redis_ca_file", mode="before")
+    @classmethod
+    def _ca_file_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("redis_ca_file")
+    @classmethod
+    def _ca_file(cls, value: Path | None) -> Path | None:
+        if value is not None and (problem := ca_file_problem(value)) is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("key_prefix")

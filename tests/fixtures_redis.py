@@ -130,12 +130,49 @@ def own_sentinel() -> Iterator[Any]:
     yield from _started("SentinelGroup", "ro-own-sentinel-")
 
 
-def _started(kind: str, prefix: str) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def small_cluster() -> Iterator[Any]:
+    """Three masters without replicas, for one module that may move slots between them."""
+    yield from _started("ClusterGroup", "ro-small-cluster-", replicas=0)
+
+
+# -- The same over TLS, with an ACL user (tests/tls_servers.py) ------------------------------
+
+TLS_USER, TLS_PASSWORD = "app", "tls-Pa55-w0rd"
+
+
+@pytest.fixture(scope="session")
+def tls_files() -> Iterator[Any]:
+    """A throwaway CA and server certificate (``Tls``) with the ACL user of the TLS groups.
+
+    Skips, saying why, where Debian's TLS-built redis-server (or openssl) is missing."""
+    from tests.tls_servers import make_certs, tls_unavailable
+
+    reason = tls_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with _short_dir("ro-certs-") as directory:
+        yield make_certs(directory).with_user(TLS_USER, TLS_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def tls_sentinel_group(tls_files: Any) -> Iterator[Any]:
+    """A master, a replica and three sentinels, all TLS-only and all behind the ACL user."""
+    yield from _started("SentinelGroup", "ro-tls-sentinel-", tls=tls_files)
+
+
+@pytest.fixture(scope="module")
+def tls_cluster(tls_files: Any) -> Iterator[Any]:
+    """Three TLS-only masters (``tls-cluster yes``), no replicas, behind the ACL user."""
+    yield from _started("ClusterGroup", "ro-tls-cluster-", replicas=0, tls=tls_files)
+
+
+def _started(kind: str, prefix: str, **options: Any) -> Iterator[Any]:
     """A Sentinel or Cluster group started in a short directory of its own, stopped after."""
     from tests import redis_groups
 
     with _short_dir(prefix) as directory:
-        group = getattr(redis_groups, kind)(directory)
+        group = getattr(redis_groups, kind)(directory, **options)
         try:
             group.start()
             yield group

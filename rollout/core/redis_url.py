@@ -10,14 +10,17 @@ the client of the topology it names. Forms::
     redis+cluster://[user:pass@]host[:port][,host[:port]...]
 
 TLS: the ``rediss`` form of each (``rediss+sentinel://``, ``rediss+cluster://``) or
-``?tls=true`` on any TCP form; ``ROLLOUT_REDIS_CA_FILE`` names the CA bundle. ``user:pass``
-always authenticate to the data nodes (ACL user, or only a password: ``:pass@``).
+``?tls=true`` on any TCP form; ``ROLLOUT_REDIS_CA_FILE`` names the CA bundle (checked at start
+by ``ca_file_problem``). ``user:pass`` always authenticate to the data nodes (ACL user, or only
+a password: ``:pass@``).
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -219,3 +222,21 @@ def mask_secrets(text: str, url: str | None) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+def ca_file_problem(path: Path) -> str | None:
+    """What is wrong with ``path`` as a CA bundle (missing, unreadable, no PEM certificate in
+    it), in one line; None when it loads. Checked at start, so that a bad file is named as such
+    rather than surfacing later as a connection error that looks like an outage."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except FileNotFoundError:
+        return f"no such file {str(path)!r}"
+    except IsADirectoryError:
+        return f"{str(path)!r} is a directory, not a PEM file"
+    except PermissionError:
+        return f"{str(path)!r} is not readable"
+    except (ssl.SSLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", None) or str(error)
+        return f"{str(path)!r} holds no usable PEM certificate ({reason})"
+    return None

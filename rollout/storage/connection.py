@@ -5,11 +5,19 @@ got. Every client has bounded timeouts (an outage becomes an error, never a hang
 ``Retry`` with explicit settings: a few retries with exponential, fully jittered backoff, so a
 dropped connection or a Sentinel failover is ridden out without a thundering herd, and the
 library's defaults (which changed between versions) never decide.
+
+TLS applies to every connection of a topology: the data nodes, the sentinels, and the Cluster
+nodes that the client discovers from its seeds. The CA file is checked before anything
+connects; a server whose certificate does not verify is reported in those words, and a Sentinel
+group that no sentinel could be verified with, or that knows no such service, is not retried
+as if it were a failover.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +25,7 @@ import redis
 from redis.backoff import AbstractBackoff, EqualJitterBackoff, ExponentialWithJitterBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from rollout.core.defaults import (
     REDIS_BACKOFF_BASE,
@@ -27,7 +35,13 @@ from rollout.core.defaults import (
     SOCKET_TIMEOUT,
 )
 from rollout.core.errors import StorageError, ValidationError
-from rollout.core.redis_url import RedisTarget, RedisUrlError, mask_secrets, parse_redis_url
+from rollout.core.redis_url import (
+    RedisTarget,
+    RedisUrlError,
+    ca_file_problem,
+    mask_secrets,
+    parse_redis_url,
+)
 from rollout.storage.errors import wrapped
 
 
@@ -69,6 +83,65 @@ def _single(target: RedisTarget, options: dict[str, Any]) -> Any:
     return redis.Redis(host=host, port=port, db=target.db, **options)
 
 
+TLS_HINT = "is ROLLOUT_REDIS_CA_FILE the CA that signed the servers' certificates?"
+_CONNECTING = re.compile(r"^Error -?\d+ connecting to \S+:\d+\.\s*")
+
+
+class SentinelRefused(redis.exceptions.RedisError):
+    """The sentinels were asked and no retry will change their answer: not one could be
+    verified over TLS (a wrong CA file or certificate), or every one answered and none knows
+    the service (a typo in the URL). Not a ConnectionError, so no retry spends seconds on it
+    as if it were a failover; it still becomes a StorageError like any driver error."""
+
+
+def _tls_failure(error: BaseException) -> bool:
+    """Whether ``error`` (redis-py wraps the ssl module's error) came from the TLS handshake."""
+    seen: BaseException | None = error
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _Sentinel(Sentinel):
+    """redis-py's Sentinel, with a failed discovery in words: each sentinel's address and what
+    it said. (redis-py lists the sentinel clients' reprs, which hide a certificate or a password
+    error behind "network:ConnectionError".)"""
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        reasons: dict[str, list[str]] = {}  # what went wrong -> the sentinels it happened at
+        tls_only = unknown_only = bool(self.sentinels)
+        for number, sentinel in enumerate(self.sentinels):
+            kwargs = sentinel.connection_pool.connection_kwargs
+            address = f"{kwargs.get('host')}:{kwargs.get('port')}"
+            try:
+                masters: Any = sentinel.sentinel_masters()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as error:
+                tls = _tls_failure(error)
+                tls_only, unknown_only = tls_only and tls, False
+                text = _CONNECTING.sub("", str(error)).rstrip(". ") or type(error).__name__
+                reasons.setdefault(f"TLS: {text}" if tls else text, []).append(address)
+                continue
+            tls_only = False
+            state = masters.get(service_name)
+            if state and self.check_master_state(state, service_name):  # type: ignore[no-untyped-call]
+                self.sentinels[0], self.sentinels[number] = sentinel, self.sentinels[0]
+                return state["ip"], state["port"]
+            unknown_only = unknown_only and not state
+            why = "knows no such service" if not state else "names no usable master now"
+            reasons.setdefault(why, []).append(address)
+        said = "; ".join(f"{', '.join(where)}: {why}" for why, where in reasons.items())
+        message = f"No master found for {service_name!r} (sentinels {said})"
+        if tls_only:
+            raise SentinelRefused(f"{message} ({TLS_HINT})")
+        if unknown_only:
+            raise SentinelRefused(message)
+        raise MasterNotFoundError(message)  # a failover under way, sentinels down: retried
+
+
 def _sentinel(target: RedisTarget, options: dict[str, Any]) -> Any:
     sentinel_options = {k: v for k, v in options.items() if k.startswith(("socket_", "ssl"))}
     sentinel_options["retry"] = driver_retry(0)  # a dead sentinel: ask the next one at once
@@ -76,7 +149,7 @@ def _sentinel(target: RedisTarget, options: dict[str, Any]) -> Any:
     sentinel_options["username"] = target.sentinel_username
     sentinel_options["password"] = target.sentinel_password
     options["health_check_interval"] = 30
-    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    sentinel = _Sentinel(list(target.hosts), sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
     # The client asks the sentinels for the master before each new connection, so it follows
     # a failover by itself once the old master's connections fail.
     return sentinel.master_for(target.service, db=target.db)  # type: ignore[no-untyped-call]
@@ -128,10 +201,10 @@ def _cluster(target: RedisTarget, options: dict[str, Any]) -> Any:
             **options,
         )
     except redis.exceptions.RedisClusterException as error:
-        raise StorageError(
-            f"no Redis Cluster at {target.masked}: {error} "
-            "(is each seed a cluster node, with every slot assigned?)"
-        ) from None
+        # redis-py keeps only the text of the seeds' errors: tell a TLS one by its words.
+        tls = target.tls and ("[SSL" in str(error) or "[X509" in str(error))
+        hint = TLS_HINT if tls else "is each seed a cluster node, with every slot assigned?"
+        raise StorageError(f"no Redis Cluster at {target.masked}: {error} ({hint})") from None
 
 
 def client_for_url(
@@ -143,6 +216,9 @@ def client_for_url(
     except RedisUrlError as error:
         # A URL that cannot even be parsed is the operator's typo, not an outage.
         raise ValidationError(f"invalid Redis URL: {error}", "redis_url") from None
+    if target.tls and ca_file is not None and (problem := ca_file_problem(ca_file)) is not None:
+        message = f"invalid CA file (ROLLOUT_REDIS_CA_FILE): {problem}"
+        raise ValidationError(message, "redis_ca_file")
     options = _common(target, socket_timeout, ca_file)
     try:
         with wrapped():

