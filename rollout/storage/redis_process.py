@@ -62,20 +62,31 @@ def read_pidfile(path: Path) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def pid_alive(pid: int) -> bool:
+def _answers_signal_0(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # exists, owned by someone else
+        pass  # exists, owned by someone else
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a zombie, or one being reaped, does not. Once it answers False for a
+    process, it never answers True for it again (a reaper thread may reap it at any moment)."""
+    if not _answers_signal_0(pid):
+        return False
     # A dead process whose parent has not reaped it yet still answers kill(0); it is gone for us.
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return True
+        # Reaped between the two looks (its entry vanished, or went while being read): kill(0)
+        # now says so. Without /proc at all, kill(0) is all there is to go by.
+        return _answers_signal_0(pid)
     # The state follows the parenthesised command name, which may itself contain spaces.
-    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+    # Z: a zombie; X: being reaped at this very moment.
+    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
 
 
 def is_redis_server(pid: int) -> bool:

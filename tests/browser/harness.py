@@ -103,11 +103,15 @@ class Stack:
 
 @dataclass
 class Traffic:
-    """SDK clients recording outcomes for some flags, in a thread, until stopped."""
+    """SDK clients recording outcomes for some flags, in a thread, until stopped.
+
+    ``treatment_error_rate``: the users who get the treatment fail this often instead (a flag
+    that is worse than its control, which is what makes a gate read fail)."""
 
     client: RolloutClient
     keys: list[str]
     error_rate: float = 0.02
+    treatment_error_rate: float | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -123,9 +127,11 @@ class Traffic:
             for flag in flags:
                 for _ in range(10):
                     user = f"user-{rng.randrange(5000)}"
-                    ok = rng.random() >= self.error_rate
+                    treated = flag.is_enabled(user)
+                    worse = treated and self.treatment_error_rate is not None
+                    rate = self.treatment_error_rate if worse else self.error_rate
+                    ok = rng.random() >= rate
                     latency = rng.lognormvariate(3.0, 0.4)
-                    flag.is_enabled(user)
                     flag.record(user, ok=ok, duration_ms=latency, error_type=None if ok else "E")
             self.stop.wait(0.05)
 
@@ -192,9 +198,14 @@ def serve(
         redis.stop()
 
 
-def start_traffic(stack: Stack, keys: list[str], error_rate: float = 0.02) -> Traffic:
+def start_traffic(
+    stack: Stack,
+    keys: list[str],
+    error_rate: float = 0.02,
+    treatment_error_rate: float | None = None,
+) -> Traffic:
     client = RolloutClient(stack.redis_url, flush_interval=0.2, environ={})
-    stack.traffic = Traffic(client, keys, error_rate).start()
+    stack.traffic = Traffic(client, keys, error_rate, treatment_error_rate).start()
     return stack.traffic
 
 

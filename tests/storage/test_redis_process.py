@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +120,27 @@ def test_detached_server_runs_in_its_own_session(short_tmp: Path) -> None:
     finally:
         assert process.stop() is True
     assert not pid_alive(pid)
+
+
+def test_a_process_reaped_between_the_two_looks_is_dead(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pid_alive asks kill(0), then /proc; a reaper thread (a detached server's) may reap the
+    # zombie in between. Here the real reap happens at that very point, every time.
+    child = subprocess.Popen(["/bin/true"])
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: a zombie
+    real_path = redis_process.Path
+
+    class ReapedBeforeTheRead:
+        def __init__(self, name: str) -> None:
+            self.path = real_path(name)
+
+        def read_text(self) -> str:
+            child.wait()
+            return self.path.read_text()
+
+    monkeypatch.setattr(redis_process, "Path", ReapedBeforeTheRead)
+    assert not pid_alive(child.pid)
+    monkeypatch.undo()
+    assert child.returncode == 0 and not pid_alive(child.pid)
 
 
 def test_stop_works_from_another_instance(stopped: RedisProcess) -> None:

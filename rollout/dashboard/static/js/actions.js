@@ -58,32 +58,41 @@ export function actions(key, problem, changed) {
   }
 
   function offerForce() {
-    replace(
-      panel,
-      h("span", { class: "muted", text: "A gate reads fail. Advance anyway?" }),
-      h("button", {
-        type: "button",
-        class: "danger",
-        text: "Force advance",
-        onclick: () => run("Force advance", () => post(flagPath(key, "/advance"), { force: true })),
-      }),
-      cancelButton(),
+    // Past a gate that reads fail: the operator says why, and the reason goes to the audit.
+    const reason = field("Reason", { type: "text", maxlength: "4096" });
+    ask(
+      reason,
+      "Force advance",
+      (text) => {
+        if (!text.trim()) problem.show("A forced advance needs a reason.");
+        else
+          run("Force advance", () =>
+            post(flagPath(key, "/advance"), { force: true, reason: text.trim() }),
+          );
+      },
+      "A gate reads fail. Advance anyway?",
     );
-    panel.hidden = false;
   }
 
   function cancelButton() {
     return h("button", { type: "button", class: "quiet", text: "Cancel", onclick: close });
   }
 
-  function ask(input, confirmLabel, send) {
+  function ask(input, confirmLabel, send, question = null) {
+    const danger = confirmLabel === "Confirm kill" || confirmLabel === "Force advance";
     const confirm = h("button", {
       type: "button",
-      class: confirmLabel === "Confirm kill" ? "danger" : "primary",
+      class: danger ? "danger" : "primary",
       text: confirmLabel,
       onclick: () => send(input ? input.input.value : null),
     });
-    replace(panel, input ? input.row : null, confirm, cancelButton());
+    replace(
+      panel,
+      question ? h("span", { class: "muted", text: question }) : null,
+      input ? input.row : null,
+      confirm,
+      cancelButton(),
+    );
     panel.hidden = false;
     if (input) {
       input.input.addEventListener("keydown", (event) => {
