@@ -65,7 +65,7 @@ class PointOut(BaseModel):
     p99_ms: float | None
     exposures: int
     values: dict[str, ValueMeanOut] = Field(
-        description="each business value's count and mean (empty until values are recorded)"
+        description="each business value's count and mean in the step, merged across processes"
     )
 
 

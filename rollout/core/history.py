@@ -16,8 +16,10 @@ from itertools import accumulate
 from typing import Any
 
 from rollout.core import histogram
+from rollout.core.bounds import Moments
 from rollout.core.defaults import MAX_HISTORY_STEPS, ROLLUP_SECONDS
 from rollout.core.errors import RolloutError, ValidationError
+from rollout.core.evidence import chan
 from rollout.core.transitions import SERVING
 from rollout.core.units import parse_instant, parse_percent, render_instant, render_percent
 
@@ -228,12 +230,11 @@ def _at(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(seconds))
 
 
-def point(at: str, counts: Dense, by_type: Mapping[str, int]) -> dict[str, Any]:
-    """One step of one arm as the API renders it.
-
-    ``values`` will hold each business value's ``{"n", "mean"}`` once values are recorded
-    (issue 10); until then it is empty.
-    """
+def point(
+    at: str, counts: Dense, by_type: Mapping[str, int], values: Mapping[str, Moments]
+) -> dict[str, Any]:
+    """One step of one arm as the API renders it; ``values``: each business value's
+    ``{"n", "mean"}`` in the step."""
     samples, errors, exposures = (*counts[:3], 0, 0, 0)[:3]
     p50, p95, p99 = dense_quantiles(counts[3:])
     return {
@@ -246,7 +247,7 @@ def point(at: str, counts: Dense, by_type: Mapping[str, int]) -> dict[str, Any]:
         "p95_ms": p95,
         "p99_ms": p99,
         "exposures": exposures,
-        "values": {},
+        "values": {name: {"n": m.n, "mean": m.mean} for name, m in sorted(values.items())},
     }
 
 
@@ -256,10 +257,12 @@ def series(
     since_ms: int,
     until_ms: int,
     step: int,
+    values: Mapping[tuple[int, str], Mapping[str, Moments]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Per-arm points for every step in [since, until], empty steps included (charts need
     the gaps). ``spans``: (start in seconds, control, treatment); ``types``: errors by type
-    per (span start, arm)."""
+    and ``values``: business values' moments, per (span start, arm). Spans of one step merge
+    exactly (counts add, moments by Chan's formula)."""
     first = (since_ms // 1000) // step
     count = step_count(since_ms, until_ms, step)
     parts: dict[int, tuple[list[Dense], list[Dense]]] = {}
@@ -275,14 +278,22 @@ def series(
         merged = typed.setdefault((index, arm), {})
         for name, n in by_type.items():
             merged[name] = merged.get(name, 0) + n
+    observed: dict[tuple[int, str], dict[str, Moments]] = {}
+    for (start, arm), moments in (values or {}).items():
+        index = start // step - first
+        held = observed.setdefault((index, arm), {})
+        for name, m in moments.items():
+            held[name] = chan((held[name], m)) if name in held else m
     out: dict[str, list[dict[str, Any]]] = {"treatment": [], "control": []}
     nothing: dict[str, int] = {}
+    none: dict[str, Moments] = {}
     for index in range(count):
         at = _at((first + index) * step)
         control_parts, treatment_parts = parts.get(index, ([], []))
         for arm, arm_parts in (("treatment", treatment_parts), ("control", control_parts)):
             counts = _sum(arm_parts) if arm_parts else ()
-            out[arm].append(point(at, counts, typed.get((index, arm), nothing)))
+            where = (index, arm)
+            out[arm].append(point(at, counts, typed.get(where, nothing), observed.get(where, none)))
     return out
 
 

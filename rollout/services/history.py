@@ -126,6 +126,7 @@ class HistoryService:
                 since_ms,
                 until_ms,
                 step_s,
+                found.values,
             ),
             "memory_mb": memory_series(found.memory, since_ms, step_s),
         }

@@ -15,7 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rollout.core.bounds import Moments
 from rollout.core.errors import RolloutError
+from rollout.core.evidence import chan
 from rollout.core.history import STAGE_ACTIONS, AuditMove
 from rollout.core.units import parse_instant
 from rollout.storage.codec import dumps
@@ -42,6 +44,7 @@ class HistoryRows:
     spans: list[SpanCounts]
     types: dict[tuple[int, str], dict[str, int]]
     memory: list[tuple[int, float]]
+    values: dict[tuple[int, str], dict[str, Moments]]  # (span start, arm) -> {name: moments}
 
 
 def _decode(text: str | None) -> Any:
@@ -95,15 +98,19 @@ class HistoryStore:
             read.queue(pipe)
         replies = iter(pipe.execute())
         moves = [m for _id, f in next(replies) if (m := _move(f))] if with_moves else None
-        found = HistoryRows(moves=moves, spans=[], types={}, memory=[])
+        found = HistoryRows(moves=moves, spans=[], types={}, memory=[], values={})
         for read in reads:
-            counts, types, memory = read.parse(replies)
-            found.spans += counts
-            for where, by_type in types.items():
+            parts = read.parse(replies)
+            found.spans += parts.spans
+            for where, by_type in parts.types.items():
                 merged = found.types.setdefault(where, {})
                 for name, count in by_type.items():
                     merged[name] = merged.get(name, 0) + count
-            found.memory += memory
+            found.memory += parts.memory
+            for where, moments in parts.values.items():
+                held = found.values.setdefault(where, {})
+                for name, part in moments.items():
+                    held[name] = chan((held[name], part)) if name in held else part
         return found
 
     # -- after a move ------------------------------------------------------------------------

@@ -158,6 +158,10 @@ class Keys:
         """Hash: SPAN:ARM:TYPE -> errors of that type, for a group of spans."""
         return self._tagged(key, f"h{res}e:{epoch}:{group}")
 
+    def history_values(self, key: str, res: str, epoch: int, group: int) -> str:
+        """Hash: SPAN:ARM:NAME:n|mean|m2 -> each business value's moments, for a group of spans."""
+        return self._tagged(key, f"h{res}v:{epoch}:{group}")
+
     def history_memory(self, key: str, res: str, epoch: int, group: int) -> str:
         """Sorted set: span -> highest memory growth (MB) reported in it, for a group of spans."""
         return self._tagged(key, f"h{res}m:{epoch}:{group}")

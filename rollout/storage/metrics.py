@@ -69,9 +69,10 @@ ARMS = ("control", "treatment")
 #   c: n ('#slot', increment) by one BITFIELD OVERFLOW SAT per key
 #   h: n (field, increment) for HINCRBY        s: n (field, value) for HSET
 #   z: n (member, score) for ZADD GT
-#   v: n (name, n, mean, M2) folded in with Chan et al.: n = na + nb, d = mb - ma,
-#      mean = ma + d nb / n, M2 = M2a + M2b + d^2 na nb / n ('%.17g' keeps every double exactly;
-#      the SDK bounds each observation, so nothing here can reach infinity).
+#   v: n (field prefix, n, mean, M2) into PREFIX:n, PREFIX:mean and PREFIX:m2, folded in with
+#      Chan et al.: n = na + nb, d = mb - ma, mean = ma + d nb / n,
+#      M2 = M2a + M2b + d^2 na nb / n ('%.17g' keeps every double exactly; the SDK bounds each
+#      observation, so nothing here can reach infinity).
 APPLY_FLUSH = """
 local sequence = tonumber(ARGV[1])
 if sequence > 0 then
@@ -128,7 +129,7 @@ while i <= #ARGV do
       end
     elseif op == 'v' then
       for k = first + 1, stop, 4 do
-        local prefix = 'v:' .. ARGV[k] .. ':'
+        local prefix = ARGV[k] .. ':'
         local nb, mb, qb = tonumber(ARGV[k + 1]), tonumber(ARGV[k + 2]), tonumber(ARGV[k + 3])
         local held = redis.call('HMGET', key, prefix .. 'n', prefix .. 'mean', prefix .. 'm2')
         local na = tonumber(held[1]) or 0
@@ -252,6 +253,11 @@ def arm_stats(raw: Mapping[str, str]) -> ArmStats:
     )
 
 
+def _moments(observed: list[tuple[str, Moments]], prefix: str) -> list[Any]:
+    """A ``v`` operation's items: (field prefix, n, mean, M2) per business value."""
+    return [p for name, m in observed for p in (prefix + name, m.n, repr(m.mean), repr(m.m2))]
+
+
 def dense_stats(counts: rollups.Dense) -> ArmStats:
     """An arm's packed counters (samples, errors, exposures, then each latency bucket)."""
     if not counts:
@@ -351,14 +357,13 @@ class MetricsStore:
                 ]
                 if typed:
                     stage_call(key, epoch).op("h", hashes, typed)
-                moments = [
-                    part
-                    for name, m in tally.values.items()
-                    if m.n > 0
-                    for part in (name, m.n, repr(m.mean), repr(m.m2))
-                ]
-                if moments:
-                    stage_call(key, epoch).op("v", hashes, moments)
+                observed = [(name, m) for name, m in tally.values.items() if m.n > 0]
+                if observed:
+                    call = stage_call(key, epoch)
+                    call.op("v", hashes, _moments(observed, "v:"))
+                    for res, ttl in ((rollups.FINE, self.ttl), (rollups.COARSE, self.history_ttl)):
+                        name, span = rollups.values_key(self.keys, res, key, epoch, now)
+                        call.op("v", [(name, ttl)], _moments(observed, f"{span}:{arm[0]}:"))
         for (key, epoch), megabytes in batch.memory_mb.items():
             call = stage_call(key, epoch)
             call.op("s", [(self.keys.memory(key, epoch), 0)], [process, f"{megabytes:.3f}"])

@@ -11,6 +11,8 @@ also keeps a packed copy at two resolutions, 10 seconds (for ``ROLLOUT_METRICS_R
   1 treatment. A whole stage is then one ``MGET`` and ``struct.unpack`` per span.
 - errors by type: one hash per group of spans (an hour of 10-second spans, a day of 5-minute
   ones), field ``SPAN:ARM:TYPE``;
+- business values: one hash per group, fields ``SPAN:ARM:NAME:n|mean|m2`` (each value's
+  moments in the span, merged across processes by the flush script with Chan's formula);
 - memory: one sorted set per group, member = span, score = the highest growth reported in it
   (``ZADD GT`` keeps the maximum across processes without a read).
 
@@ -27,6 +29,7 @@ from typing import Any
 
 from redis.client import NEVER_DECODE
 
+from rollout.core.bounds import Moments
 from rollout.core.defaults import ROLLUP_SECONDS
 from rollout.storage.keys import Keys
 
@@ -104,10 +107,26 @@ def unpack_counts(raw: bytes | None, *, wide: bool = False) -> tuple[Dense, Dens
     return values[0::2], values[1::2]
 
 
+def values_key(keys: Keys, res: Resolution, key: str, epoch: int, now: float) -> tuple[str, str]:
+    """(the group's business-values hash, the span's number) for values flushed at ``now``."""
+    span = int(now // res.seconds)
+    return keys.history_values(key, res.code, epoch, span // res.group), str(span)
+
+
 def memory_key(keys: Keys, res: Resolution, key: str, epoch: int, now: float) -> tuple[str, str]:
     """(the group's memory set, the span's member) for a memory report at ``now``."""
     span = int(now // res.seconds)
     return keys.history_memory(key, res.code, epoch, span // res.group), str(span)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanParts:
+    """What one ``SpanRead`` found."""
+
+    spans: list[SpanCounts]
+    types: dict[tuple[int, str], dict[str, int]]  # (start, arm) -> {type: n}
+    memory: list[tuple[int, float]]  # (start, max MB)
+    values: dict[tuple[int, str], dict[str, Moments]]  # (start, arm) -> {name: moments}
 
 
 class SpanRead:
@@ -121,6 +140,7 @@ class SpanRead:
         groups = range(first // res.group, last // res.group + 1)
         self.types = [keys.history_types(key, res.code, epoch, g) for g in groups]
         self.memory = [keys.history_memory(key, res.code, epoch, g) for g in groups]
+        self.values = [keys.history_values(key, res.code, epoch, g) for g in groups]
 
     def queue(self, pipe: Any) -> None:
         pipe.execute_command("MGET", *self.counts, **{NEVER_DECODE: True})
@@ -128,19 +148,17 @@ class SpanRead:
             pipe.hgetall(name)
         for name in self.memory:
             pipe.zrange(name, 0, -1, withscores=True)
+        for name in self.values:
+            pipe.hgetall(name)
 
-    def parse(
-        self, replies: Iterator[Any]
-    ) -> tuple[list[SpanCounts], dict[tuple[int, str], dict[str, int]], list[tuple[int, float]]]:
-        """(spans with counts, errors by type {(start, arm): {type: n}}, [(start, max MB)])."""
+    def parse(self, replies: Iterator[Any]) -> SpanParts:
+        """The replies of ``queue``'s commands, in order."""
         spans: list[SpanCounts] = []
         seconds = self.res.seconds
         for offset, raw in enumerate(next(replies)):
             if raw:
-                values = struct.unpack(f">{len(raw) // 4}I", raw)
-                spans.append(
-                    SpanCounts((self.first + offset) * seconds, values[0::2], values[1::2])
-                )
+                slots = struct.unpack(f">{len(raw) // 4}I", raw)
+                spans.append(SpanCounts((self.first + offset) * seconds, slots[0::2], slots[1::2]))
         types: dict[tuple[int, str], dict[str, int]] = {}
         arms = {"c": ARM_NAMES[0], "t": ARM_NAMES[1]}
         for _name in self.types:
@@ -155,4 +173,23 @@ class SpanRead:
                 number = int(member)
                 if self.first <= number <= self.last:
                     memory.append((number * seconds, float(score)))
-        return spans, types, memory
+        parts: dict[tuple[int, str], dict[str, dict[str, str]]] = {}
+        for _name in self.values:
+            for field, value in next(replies).items():
+                head, part = field.rsplit(":", 1)
+                span, arm, name = head.split(":", 2)
+                number = int(span)
+                if self.first <= number <= self.last:
+                    where = parts.setdefault((number * seconds, arms[arm]), {})
+                    where.setdefault(name, {})[part] = value
+        values = {
+            where: {
+                name: Moments(
+                    int(m.get("n", 0)), float(m.get("mean", 0.0)), float(m.get("m2", 0.0))
+                )
+                for name, m in names.items()
+                if int(m.get("n", 0)) > 0
+            }
+            for where, names in parts.items()
+        }
+        return SpanParts(spans, types, memory, values)

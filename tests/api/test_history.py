@@ -6,6 +6,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
+from rollout.core.bounds import Moments
 from rollout.core.histogram import bucket_upper_ms
 from rollout.core.units import render_instant
 from rollout.services.container import Services
@@ -245,3 +246,40 @@ def test_the_report_route(client: FlaskClient, services: Services, clock: FakeCl
     assert body["decisions"][0]["verdict"] == "no-go"
     missing = client.get("/api/v1/flags/NOPE/report", headers=READ)
     assert missing.status_code == 404 and error_of(missing)["code"] == "flag_not_found"
+
+
+def test_business_values_are_in_every_step_at_both_resolutions(
+    client: FlaskClient, services: Services, clock: FakeClock
+) -> None:
+    """Each step carries each value's count and mean, merged exactly across processes and
+    spans (Chan's formula in the flush script, again when a step covers several spans)."""
+    rolling(client)
+    start = clock.now
+    epoch = services.flags.get("F").stage_started_at or 0
+
+    def observe(at: float, process: str, arm: str, moments: Moments) -> None:
+        batch = Batch()
+        tally = batch.tally("F", epoch, arm)
+        tally.samples = moments.n
+        tally.values = {"improvement_delta": moments}
+        services.gates.metrics.flush(batch, now=at, process=process)
+
+    observe(start + 1, "proc-1", "treatment", Moments(2, 1.0, 0.5))
+    observe(start + 2, "proc-2", "treatment", Moments(3, 2.0, 1.0))
+    observe(start + 25, "proc-1", "treatment", Moments(5, 4.0, 2.0))
+    observe(start + 25, "proc-2", "control", Moments(4, 0.5, 0.2))
+    clock.advance(40)
+    fine = metrics(client)["series"]
+    assert [p["values"] for p in fine["treatment"][:3]] == [
+        {"improvement_delta": {"n": 5, "mean": 1.6}},
+        {},
+        {"improvement_delta": {"n": 5, "mean": 4.0}},
+    ]
+    assert fine["control"][2]["values"] == {"improvement_delta": {"n": 4, "mean": 0.5}}
+    assert fine["control"][0]["values"] == {}
+    since = render_instant(int(start // 300 * 300 * 1000))
+    coarse = metrics(client, f"?since={since}&step=300")["series"]
+    (step,) = [p for p in coarse["treatment"] if p["values"]]
+    assert step["values"] == {"improvement_delta": {"n": 10, "mean": 2.8}}
+    (step,) = [p for p in coarse["control"] if p["values"]]
+    assert step["values"] == {"improvement_delta": {"n": 4, "mean": 0.5}}

@@ -57,7 +57,8 @@ def totals(store: MetricsStore, key: str) -> tuple[Any, ...]:
         read = SpanRead(KEYS, res, key, EPOCH, span, span)
         pipe = store.redis.pipeline(transaction=False)
         read.queue(pipe)
-        counts, types, _memory = read.parse(iter(pipe.execute()))
+        parts = read.parse(iter(pipe.execute()))
+        counts, types = parts.spans, parts.types
         spans.append((counts[0].treatment[:3] if counts else None, types))
     return (
         arm.samples,

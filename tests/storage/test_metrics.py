@@ -190,3 +190,24 @@ def test_a_window_series_never_reaches_before_the_stage(store: MetricsStore) -> 
     start = int(T0 * 1000)  # a stage that began at T0: 15 s later it has two windows
     evidence = store.evidence("F", start, now=T0 + 15, windows_ms=[60_000])
     assert [w.index for w in evidence.window_series[60_000]] == [0, 1]
+
+
+def test_business_values_go_to_the_history_at_both_resolutions(
+    store: MetricsStore, real_redis: Any
+) -> None:
+    from rollout.core.bounds import Moments
+
+    batch = outcomes(3)
+    batch.tally("F", EPOCH, "treatment").values = {"delta": Moments(3, 0.5, 0.25)}
+    store.flush(batch, now=T0, process="p1")
+    batch.sequence = 0
+    store.flush(batch, now=T0 + 1, process="p2")  # another process, the same spans
+    fine = KEYS.history_values("F", "f", EPOCH, int(T0 // 10) // 360)
+    coarse = KEYS.history_values("F", "c", EPOCH, int(T0 // 300) // 288)
+    assert RETENTION - 1 <= real_redis.ttl(fine) <= RETENTION
+    assert HISTORY - 1 <= real_redis.ttl(coarse) <= HISTORY
+    span = int(T0 // 10)
+    held = real_redis.hgetall(fine)
+    assert set(held) == {f"{span}:t:delta:n", f"{span}:t:delta:mean", f"{span}:t:delta:m2"}
+    assert (held[f"{span}:t:delta:n"], float(held[f"{span}:t:delta:mean"])) == ("6", 0.5)
+    assert float(held[f"{span}:t:delta:m2"]) == 0.5  # two equal means: M2s add
