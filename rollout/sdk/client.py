@@ -10,10 +10,12 @@ the recorder share, and nothing below imports it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -54,6 +56,17 @@ def _as_bool(value: object) -> bool:
         return False
 
 
+def _after_fork(ref: weakref.ref[RolloutClient]) -> None:
+    """A forked child's copy of a client: locks that a parent's thread may have held are new,
+    and the recorder reports as the child (threads do not survive a fork: build the client
+    after it, see the README)."""
+    client = ref()
+    if client is not None:
+        client.table.after_fork()
+        client._redis.after_fork()
+        client._recorder.after_fork()
+
+
 class _SharedRedis:
     """One redis-py client for the follower and the recorder, made when Redis is first reached.
 
@@ -80,6 +93,9 @@ class _SharedRedis:
                     )
                 client = self._client
         return client
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
 
     def close(self) -> None:
         with self._lock:
@@ -211,6 +227,7 @@ class RolloutClient:
             memory_probe=memory_probe,
         )
         self._sync = FlagSync(self.table, self._redis, self.settings, monotonic=monotonic)
+        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
         if start:
             self._sync.start()
             self._recorder.start()

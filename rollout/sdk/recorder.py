@@ -327,13 +327,31 @@ class Recorder:
             self._served &= live_epochs
             self._memory_reported &= live_epochs
 
+    def after_fork(self) -> None:
+        """In a forked child (the client calls it; no thread runs here yet).
+
+        The child gets a name of its own: under the parent's, the flush markers would take its
+        batches for the parent's and skip them. What the parent had recorded and not yet sent
+        (a kept batch, counts since its last flush) is the parent's to send, so the child
+        marks it sent and counts from the fork. The lock is new: another thread of the parent
+        may have held it at the fork, and that thread does not exist here.
+        """
+        self._lock = threading.Lock()
+        self._pid, self.process = os.getpid(), _process_name()
+        self._retry = None
+        now = self.clock()
+        try:
+            batch, marks = self.collect(now)
+        except Exception:
+            log.exception("metrics: could not take over the counts after a fork")
+            return
+        self._unsent_values = {}
+        self._settling = []
+        self._values_dropped_sent += batch.values_dropped
+        self._commit(marks, batch.dropped, now)
+
     def flush(self, *, settle: bool = False) -> None:
         with self._lock:
-            if os.getpid() != self._pid:
-                # A forked child (a pre-fork server) numbers its batches from the parent's
-                # count: under the parent's name the flush markers would take them for the
-                # parent's and skip them. A name of its own keeps its outcomes.
-                self._pid, self.process = os.getpid(), _process_name()
             if self._retry is not None and not self._send(*self._retry):
                 return  # the batch that failed goes first, as it was, so it lands once
             now = self.clock()

@@ -52,6 +52,10 @@ class FlagTable(Generic[H]):
         self.changed: Listeners[list[str]] = Listeners()  # keys whose answers may differ
         self._ignored: set[tuple[str, str]] = set()  # (flag, attribute) already logged
 
+    def after_fork(self) -> None:
+        """In a forked child: a writer of the parent may have held the lock at the fork."""
+        self._write_lock = threading.Lock()
+
     # -- handles ---------------------------------------------------------------------------
 
     def handle(self, key: str, default: bool) -> H:

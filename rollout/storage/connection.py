@@ -163,7 +163,11 @@ def _script_routing() -> dict[str, Any]:
     keyed by their KEYS, which the client reads without asking."""
     try:
         from redis._parsers.commands import CommandPolicies, RequestPolicy, ResponsePolicy
-        from redis.commands.policies import BasePolicyResolver, PolicyResolver
+        from redis.commands.policies import (
+            BasePolicyResolver,
+            PolicyResolver,
+            StaticPolicyResolver,
+        )
     except ImportError:  # redis-py before 8: routes EVALSHA by its keys without a lookup
         return {}
     if "policy_resolver" not in inspect.signature(RedisCluster.__init__).parameters:
@@ -176,7 +180,9 @@ def _script_routing() -> dict[str, Any]:
         def with_fallback(self, fallback: PolicyResolver) -> PolicyResolver:
             return Scripts(self._policies, fallback)
 
-    return {"policy_resolver": Scripts({"core": {"eval": keyed, "evalsha": keyed}})}
+    # redis-py's own table stays the fallback for every other command.
+    scripts = Scripts({"core": {"eval": keyed, "evalsha": keyed}}, StaticPolicyResolver())
+    return {"policy_resolver": scripts}
 
 
 class _RoutedCluster(RedisCluster):

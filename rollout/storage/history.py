@@ -23,7 +23,7 @@ from rollout.core.units import parse_instant
 from rollout.storage.codec import dumps
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
-from rollout.storage.metrics import ARMS
+from rollout.storage.metrics import ARMS, ENDED_FIELD
 from rollout.storage.rollups import COARSE, FINE, SpanCounts, SpanRead
 
 
@@ -138,9 +138,15 @@ class HistoryStore:
         pipe.execute()
 
     def _expire_stage(self, pipe: Any, key: str, epoch: int) -> None:
+        # Each key is made to exist first (adding nothing, or a field readers skip): a late
+        # flush would otherwise create a missing one with no TTL, and it would never expire.
+        counts = self.keys.stage_counts(key, epoch)
+        pipe.execute_command("BITFIELD", counts, "OVERFLOW", "SAT", "INCRBY", "i64", "#0", 0)
+        pipe.expire(counts, self.history_ttl)
         for arm in ARMS:
+            pipe.hincrby(self.keys.stage_metrics(key, epoch, arm), ENDED_FIELD, 0)
             pipe.expire(self.keys.stage_metrics(key, epoch, arm), self.history_ttl)
-        pipe.expire(self.keys.stage_counts(key, epoch), self.history_ttl)
+        pipe.hsetnx(self.keys.memory(key, epoch), ENDED_FIELD, "")
         pipe.expire(self.keys.memory(key, epoch), self.history_ttl)
 
     # -- summaries ---------------------------------------------------------------------------

@@ -55,6 +55,11 @@ from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
 WINDOW_SECONDS = 10
+# A window is its 10-second span of the packed history (``evidence`` reads it there).
+assert rollups.FINE.seconds == WINDOW_SECONDS
+# A field ``HistoryStore.end_stage`` puts in the stage's hashes so that each exists when it is
+# given its TTL (a flush after it adds to a key with a TTL, never creates one without).
+ENDED_FIELD = "_ended"
 ARMS = ("control", "treatment")
 
 # One stage's part of one flush, in the flag's slot. KEYS[1]: the process's marker there,
@@ -268,25 +273,31 @@ def dense_stats(counts: rollups.Dense) -> ArmStats:
     return ArmStats(samples=samples, errors=errors, exposures=exposures, latency=latency)
 
 
+_COUNTER_FIELDS = ("n", "e", "x")
+
+
+def _typed_and_values(raw: Mapping[str, str]) -> dict[str, str]:
+    """A window hash without the counter fields an SDK before the packed layout also wrote
+    there: that SDK wrote the same counts to the window's 10-second span, which is read."""
+    return {k: v for k, v in raw.items() if k not in _COUNTER_FIELDS and not k.startswith("b:")}
+
+
 def _pair(
     packed: tuple[rollups.Dense, rollups.Dense],
     control: Mapping[str, str],
     treatment: Mapping[str, str],
+    *,
+    legacy_counts: bool,
 ) -> tuple[ArmStats, ArmStats]:
-    """(control, treatment): the packed counters plus what each arm's hash holds."""
+    """(control, treatment): the packed counters plus what each arm's hash holds. The stage's
+    hashes may hold counters of the layout before ``stage_counts`` (``legacy_counts``), added;
+    a window's counters are its span's only."""
+    if not legacy_counts:
+        control, treatment = _typed_and_values(control), _typed_and_values(treatment)
     return (
         ArmStats.merge([dense_stats(packed[0]), arm_stats(control)]),
         ArmStats.merge([dense_stats(packed[1]), arm_stats(treatment)]),
     )
-
-
-def _arms(
-    packed: tuple[rollups.Dense, rollups.Dense],
-    control: Mapping[str, str],
-    treatment: Mapping[str, str],
-) -> Arms:
-    c, t = _pair(packed, control, treatment)
-    return Arms(control=c, treatment=t)
 
 
 class MetricsStore:
@@ -421,13 +432,21 @@ class MetricsStore:
         for window in windows_back:
             for arm in ARMS:
                 pipe.hgetall(self.keys.window_metrics(key, epoch, window, arm))
-        pipe.hvals(self.keys.memory(key, epoch))
+        pipe.hgetall(self.keys.memory(key, epoch))
         replies = pipe.execute()
-        stage = _arms(rollups.unpack_counts(replies[0], wide=True), replies[1], replies[2])
+        control, treatment = _pair(
+            rollups.unpack_counts(replies[0], wide=True), replies[1], replies[2], legacy_counts=True
+        )
+        stage = Arms(control=control, treatment=treatment)
         packed = replies[3] if windows_back else []
         hashes = replies[4 if windows_back else 3 : -1]
         per_window = [
-            _pair(rollups.unpack_counts(packed[i]), hashes[2 * i], hashes[2 * i + 1])
+            _pair(
+                rollups.unpack_counts(packed[i]),
+                hashes[2 * i],
+                hashes[2 * i + 1],
+                legacy_counts=False,
+            )
             for i in range(widest)
         ]
         # Windows are numbered from the stage's first (the restart scan's alpha spending); none
@@ -444,7 +463,7 @@ class MetricsStore:
                 WindowCounts(max(current - offset - first, 0), t, c)
                 for offset, (c, t) in reversed(list(enumerate(per_window[:count])))
             ]
-        reports = [float(v) for v in replies[-1]]
+        reports = [float(v) for name, v in replies[-1].items() if name != ENDED_FIELD]
         return Evidence(
             stage=stage,
             windows=windows,

@@ -157,7 +157,7 @@ class SpanRead:
         seconds = self.res.seconds
         for offset, raw in enumerate(next(replies)):
             if raw:
-                slots = struct.unpack(f">{len(raw) // 4}I", raw)
+                slots = struct.unpack(f">{len(raw) // 4}I", raw[: len(raw) // 4 * 4])
                 spans.append(SpanCounts((self.first + offset) * seconds, slots[0::2], slots[1::2]))
         types: dict[tuple[int, str], dict[str, int]] = {}
         arms = {"c": ARM_NAMES[0], "t": ARM_NAMES[1]}

@@ -256,3 +256,72 @@ def test_a_forked_child_flushes_under_a_name_of_its_own(live: Any) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert wait_until(lambda: stage(services).treatment.samples == 3)
     assert stage(services).treatment.samples == 3
+
+
+def test_a_forked_child_leaves_the_parents_unsent_counts_and_lock_to_the_parent(
+    live: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the parent had recorded and not sent (here a batch kept after a failed flush) is
+    sent once, by the parent; a lock held at the fork (by a thread that does not exist in the
+    child) does not hang the child."""
+    import os
+    import threading
+
+    from rollout.core.errors import StorageError
+
+    services, client = live
+    flag = client.flag(KEY)
+    treated = users(5000, treatment=True, n=12)
+    for user in treated[:10]:
+        with flag.track(user):
+            pass
+    store = client._recorder._metrics_store()
+    real_flush = store.flush
+    failures = [StorageError(ConnectionError("away"))]
+
+    def fails_once(batch: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        real_flush(batch, **kwargs)
+
+    monkeypatch.setattr(store, "flush", fails_once)
+    client.flush()  # failed: the batch is kept by the parent
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with client._recorder._lock:
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert held.wait(10)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's exit code is the assertion
+        try:
+            with flag.track(treated[10]):
+                pass
+            client.flush()  # neither hangs on the parent's lock nor resends the parent's batch
+            os._exit(0)
+        finally:
+            os._exit(4)
+    release.set()
+    holder.join()
+    ended: list[int] = []
+
+    def child_ended() -> bool:
+        pid, status = os.waitpid(child, os.WNOHANG)
+        if pid:
+            ended.append(os.waitstatus_to_exitcode(status))
+        return bool(pid)
+
+    if not wait_until(child_ended, timeout=30):
+        os.kill(child, 9)
+        os.waitpid(child, 0)
+        pytest.fail("the forked child hung on the parent's lock")
+    assert ended == [0]
+    with flag.track(treated[11]):
+        pass
+    client.flush()  # the kept batch, then one more
+    assert wait_until(lambda: stage(services).treatment.samples == 12)
+    assert stage(services).treatment.samples == 12

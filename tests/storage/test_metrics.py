@@ -211,3 +211,42 @@ def test_business_values_go_to_the_history_at_both_resolutions(
     assert set(held) == {f"{span}:t:delta:n", f"{span}:t:delta:mean", f"{span}:t:delta:m2"}
     assert (held[f"{span}:t:delta:n"], float(held[f"{span}:t:delta:mean"])) == ("6", 0.5)
     assert float(held[f"{span}:t:delta:m2"]) == 0.5  # two equal means: M2s add
+
+
+def test_an_sdk_before_the_packed_layout_counts_once(store: MetricsStore, real_redis: Any) -> None:
+    """An SDK not yet upgraded wrote its counters to the window's hash and to the window's
+    10-second span: a window reads the span only. The stage's hash counters (a stage that began
+    before the upgrade) are added to the packed total."""
+    store.flush(outcomes(100, errors=5), now=T0, process="new")
+    window = KEYS.window_metrics("F", EPOCH, window_of(T0), "treatment")
+    for name, count in (("n", 100), ("e", 5), ("b:40", 100)):
+        real_redis.hincrby(window, name, count)  # what the old SDK wrote beside the span
+    real_redis.hincrby(KEYS.stage_metrics("F", EPOCH, "treatment"), "n", 30)
+    evidence = store.evidence("F", EPOCH, now=T0, windows_ms=[10_000])
+    treatment = evidence.windows[10_000].treatment
+    assert (treatment.samples, treatment.errors, treatment.latency) == (100, 5, {40: 100})
+    assert evidence.stage.treatment.samples == 130
+
+
+def test_a_flush_after_the_stage_ended_adds_to_keys_that_expire(
+    store: MetricsStore, real_redis: Any
+) -> None:
+    from rollout.storage.history import HistoryStore
+
+    HistoryStore(real_redis, KEYS, HISTORY).end_stage("F", EPOCH)  # before any flush came
+    late = outcomes(2, 3, errors=1)
+    late.tally("F", EPOCH, "control").errors_by_type["Boom"] = 1
+    late.memory_mb[("F", EPOCH)] = 4.0
+    store.flush(late, now=T0, process="late")
+    names = [
+        KEYS.stage_counts("F", EPOCH),
+        KEYS.stage_metrics("F", EPOCH, "control"),
+        KEYS.stage_metrics("F", EPOCH, "treatment"),
+        KEYS.memory("F", EPOCH),
+    ]
+    assert all(0 < real_redis.ttl(name) <= HISTORY for name in names)
+    evidence = store.evidence("F", EPOCH, now=T0, windows_ms=[])
+    assert (evidence.stage.treatment.samples, evidence.stage.control.samples) == (2, 3)
+    assert evidence.stage.control.errors_by_type == {"Boom": 1} and evidence.memory_mb == 4.0
+    assert HistoryStore(real_redis, KEYS, HISTORY).end_stage("G", EPOCH) is None
+    assert store.evidence("G", EPOCH, now=T0, windows_ms=[]).memory_mb is None
