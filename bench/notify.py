@@ -1,17 +1,21 @@
 """Notifications and triggers: delivery lag, and trigger POST -> every SDK off.
 
 1. Delivery lag: from an audit entry (its stream id is Redis's clock, the same machine's) to
-   the receiver's 2xx, through ``rollout notifier``'s real loop (``Notifier.run``: the read
-   interval of 0.2 s, one delivery thread per destination) and real HTTP to a local
+   the receiver's 2xx, through ``rollout notifier``'s real loop (``Notifier.run``: woken by
+   the change channel, one delivery thread per destination) and real HTTP to a local
    ``http.server`` receiver. EVENTS writes spread over FLAGS flags, one every GAP seconds.
    Run twice: one healthy destination; then the same plus a second destination whose port
    refuses every connection (its retries must not delay the first). Target: p99 <= 1 s both.
-2. Trigger POST -> every SDK off: ``rollout serve`` (gunicorn), a trigger on the flag, SDKS
+2. Idle cost: the Redis commands a notifier sends, per second, with nothing to deliver (one
+   destination), over IDLE_FLAGS new flags and the lag runs' ones, counted by the server (INFO
+   commandstats) over IDLE_SECONDS once it has read every flag. No target; before/after in
+   the README.
+3. Trigger POST -> every SDK off: ``rollout serve`` (gunicorn), a trigger on the flag, SDKS
    SDK processes polling (bench/propagation.py's), then ``POST /hooks/triggers/{id}/{secret}``
    with an Alertmanager "firing" body; the figure is the last SDK's "off" minus the POST's
    start. Then a revive. Target: p99 <= 100 ms.
 
-    .venv/bin/python bench/notify.py [--events N] [--runs N] [--sdks N]
+    .venv/bin/python bench/notify.py [--events N] [--runs N] [--sdks N] [--idle-seconds S]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -34,6 +39,7 @@ from bench.api import running_serve
 from bench.propagation import Api, Children, percentile
 from rollout.core.destinations import Destination
 from rollout.services.container import Services
+from rollout.storage.redis_process import RedisProcess
 from rollout.wiring import build_notifier
 
 EVENTS = 300
@@ -41,6 +47,8 @@ FLAGS = 5
 GAP = 0.02
 RUNS = 50
 SDKS = 8
+IDLE_FLAGS = 100
+IDLE_SECONDS = 20.0
 TARGET_LAG_P99 = 1.0
 TARGET_TRIGGER_P99_MS = 100.0
 KEY = "PROMPT_IMPROVER_ENABLED"
@@ -117,6 +125,49 @@ def lag_run(services: Services, events: int, with_dead: bool, tag: str) -> list[
         refused.close()
 
 
+def idle_run(server: RedisProcess, services: Services, flags: int, seconds: float) -> Counter[str]:
+    """Commands the server ran while a notifier over ``flags`` flags had nothing to send."""
+    receiver = Receiver()
+    keys = [f"I{i}" for i in range(flags)]
+    for key in keys:
+        services.flags.create(key, actor="bench")
+    # Newer than the flags' creates (by a millisecond: one in its very millisecond would be
+    # sent), so there is nothing to send.
+    created_at = services.notify.server_time_ms() + 1
+    only = {"idle": Destination("idle", "IDLE_URL", created_at=created_at)}
+    notifier = build_notifier(services, environ={"IDLE_URL": receiver.url}, only=only)
+    thread = threading.Thread(target=notifier.run, daemon=True)
+    thread.start()
+    client = server.client()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            worker = notifier.workers.get("idle")
+            if worker is not None and set(keys) <= set(worker.queues):
+                break
+            time.sleep(0.05)
+        else:
+            raise SystemExit("the notifier never read every flag")
+        time.sleep(1.0)  # its first reads done
+        client.config_resetstat()
+        time.sleep(seconds)
+        stats = client.info("commandstats")
+        if receiver.arrivals:
+            raise SystemExit(f"an idle notifier delivered {len(receiver.arrivals)} events")
+        return Counter(
+            {
+                name.removeprefix("cmdstat_"): int(row["calls"])
+                for name, row in stats.items()
+                if not name.startswith(("cmdstat_info", "cmdstat_config"))
+            }
+        )
+    finally:
+        notifier.stop.set()
+        thread.join(10)
+        receiver.close()
+        client.close()
+
+
 def trigger_runs(server_url: str, services: Services, runs: int, sdks: int) -> list[float]:
     services.flags.create(KEY, actor="bench")
     services.flags.set_percent(KEY, 100, actor="bench")
@@ -152,6 +203,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=EVENTS)
     parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--sdks", type=int, default=SDKS)
+    parser.add_argument("--idle-seconds", type=float, default=IDLE_SECONDS)
     args = parser.parse_args()
     logging.getLogger("rollout.notifier").setLevel(logging.ERROR)  # the refusals are expected
     ok = True
@@ -170,6 +222,15 @@ def main() -> int:
                 f"max {max(lags) * 1000:.0f} ms (target p99 <= {TARGET_LAG_P99:g} s: "
                 f"{'met' if met else 'MISSED'})"
             )
+        calls = idle_run(server, services, IDLE_FLAGS, args.idle_seconds)
+        per_second = {name: n / args.idle_seconds for name, n in calls.most_common()}
+        shown = ", ".join(f"{name} {rate:.1f}" for name, rate in per_second.items())
+        present = len(services.flags.list_flags())  # the lag runs' flags are there too
+        print(
+            f"idle notifier, {present} flags, one destination, nothing to send: "
+            f"{sum(per_second.values()):.1f} Redis commands/s, of which XRANGE "
+            f"{per_second.get('xrange', 0.0):.1f}/s ({shown})"
+        )
         delays = trigger_runs(server.url, services, args.runs, args.sdks)
         p50, p99 = percentile(delays, 0.5), percentile(delays, 0.99)
         met = p99 <= TARGET_TRIGGER_P99_MS

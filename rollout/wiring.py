@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from rollout.controller.loop import Controller
-from rollout.core.defaults import NOTIFY_INTERVAL
+from rollout.core.defaults import NOTIFY_RENEW, NOTIFY_SAFETY_POLL
 from rollout.core.destinations import Destination
 from rollout.core.errors import StorageError, ValidationError
 from rollout.notify.http import post
@@ -36,6 +36,7 @@ from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
 from rollout.services.trends import TrendService
 from rollout.services.triggers import TriggerService
+from rollout.services.watch import StreamWatch
 from rollout.settings import Settings, load_settings
 from rollout.storage.connection import client_for_url, masked, resolve_url
 from rollout.storage.counters import ControllerCounters
@@ -131,6 +132,7 @@ def build_services(
         new_notifier_lock=lambda: LeaderLock(
             client, keys, settings.leader_ttl, key=keys.notifier_leader
         ),
+        new_notifier_watch=lambda safety_poll: StreamWatch(client, keys, safety_poll=safety_poll),
     )
     # Health only asks who holds the leader lock; it never takes it, so its TTL is unused.
     health = HealthService(store, metrics, counters, LeaderLock(client, keys, 1.0))
@@ -195,23 +197,30 @@ def build_notifier(
     services: container.Services,
     *,
     environ: Mapping[str, str] | None = None,
-    interval: float | None = None,
+    lock_interval: float | None = None,
+    safety_poll: float = NOTIFY_SAFETY_POLL,
     only: Mapping[str, Destination] | None = None,
     send: Sender | None = None,
     retry_for: float | None = None,
 ) -> Notifier:
-    """A notifier over ``services`` with a leader lock of its own; URLs and secrets come from
-    ``environ`` (default: this process's environment). ``only``: fixed destinations (the
-    demo's) instead of those ``apply`` stored; ``send`` and ``retry_for`` for tests."""
+    """A notifier over ``services`` with a leader lock and a channel follower of its own; URLs
+    and secrets come from ``environ`` (default: this process's environment). ``only``: fixed
+    destinations (the demo's) instead of those ``apply`` stored; ``send``, ``retry_for`` and
+    ``safety_poll`` for tests. The lock is renewed every ``lock_interval`` seconds (default
+    ``NOTIFY_RENEW``, at most a third of ``ROLLOUT_LEADER_TTL``)."""
     new_lock = services.leadership.new_notifier_lock
-    assert new_lock is not None, "build_services always provides the notifier's lock"
+    new_watch = services.leadership.new_notifier_watch
+    assert new_lock is not None and new_watch is not None, "build_services provides both"
+    if lock_interval is None:
+        lock_interval = min(NOTIFY_RENEW, services.settings.leader_ttl / 3)
     return Notifier(
         services.events,
         services.notify,
         new_lock(),
         environ=os.environ if environ is None else environ,
         clock=services.clock,
-        interval=NOTIFY_INTERVAL if interval is None else interval,
+        watch=new_watch(safety_poll),
+        lock_interval=lock_interval,
         send=post if send is None else send,
         retry_for=retry_for,
         only=only,

@@ -18,6 +18,7 @@ from spectree.models import InType, SecureType
 
 from rollout.api.models import ErrorBody
 from rollout.core.model import KEY_PATTERN
+from rollout.core.triggers import ID_PATTERN as TRIGGER_ID_PATTERN
 
 BEARER = "bearerAuth"
 API_KEY = "apiKeyAuth"  # X-API-Key: the same tokens, for OFREP providers (api.ofrep)
@@ -99,13 +100,19 @@ def documented(
 PATH_PARAMETERS: dict[str, dict[str, Any]] = {
     "key": {"type": "string", "pattern": KEY_PATTERN.pattern, "maxLength": 128},
 }
+# Checked under /api/ only: the admin API refuses a malformed trigger id (422), whereas a
+# trigger's hook answers any id it does not know with the same 404, malformed or not.
+API_PATH_PARAMETERS: dict[str, dict[str, Any]] = {
+    "trigger_id": {"type": "string", "pattern": TRIGGER_ID_PATTERN.pattern},
+}
 
 
 def _constrain_path_parameters(document: dict[str, Any]) -> dict[str, Any]:
-    for operations in document.get("paths", {}).values():
+    for path, operations in document.get("paths", {}).items():
+        known = {**PATH_PARAMETERS, **(API_PATH_PARAMETERS if path.startswith("/api/") else {})}
         for operation in operations.values():
             for parameter in operation.get("parameters", ()):
-                found = PATH_PARAMETERS.get(parameter.get("name"))
+                found = known.get(parameter.get("name"))
                 if parameter.get("in") == "path" and found is not None:
                     parameter["schema"] = dict(found)
     return document

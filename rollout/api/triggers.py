@@ -1,6 +1,8 @@
 """Triggers: an admin creates one for a flag; the alerting stack POSTs to its URL to kill it.
 
-``POST /api/v1/flags/{key}/triggers`` (admin token) answers the URL with its secret, once.
+``POST /api/v1/flags/{key}/triggers`` (admin token) answers the URL with its secret, once;
+``DELETE /api/v1/flags/{key}/triggers/{id}`` (admin token) removes one, through the service
+method ``rollout trigger delete`` calls.
 ``POST /hooks/triggers/{id}/{secret}`` needs no token: the secret in the path is the
 credential. Its body is read as JSON whatever the Content-Type says (``curl -d @alert.json``
 sends a form type, and a resolved alert must still not kill); a wrong id, a wrong secret and a
@@ -73,6 +75,15 @@ def list_triggers(key: str) -> Response:
     """The flag's triggers, without their secrets, and when each last killed the flag."""
     services().flags.get(key)
     return render({"triggers": [t.to_dict() for t in services().triggers.list(key)]})
+
+
+@bp.delete("/flags/<key>/triggers/<trigger_id>")
+@documented(tags=TAGS, resp=responses(status=204, errors=WRITE_ERRORS))
+def delete_trigger(key: str, trigger_id: str) -> Response:
+    """Delete one of the flag's triggers: its URL answers 404 at once (audited on the flag).
+    An unknown id, a trigger of another flag and an unknown flag are the same 404."""
+    services().triggers.delete(trigger_id, actor=actor(), flag=key)
+    return Response(status=204)
 
 
 @hooks.post("/hooks/triggers/<trigger_id>/<secret>")

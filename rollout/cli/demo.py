@@ -296,9 +296,7 @@ def _notifier(services: Services, url: str) -> Notifier:
     destination = Destination(
         "demo", NOTIFY_ENV, flags=(KEY,), created_at=services.notify.server_time_ms()
     )
-    notifier = build_notifier(
-        services, environ={NOTIFY_ENV: url}, only={"demo": destination}, interval=0.1
-    )
+    notifier = build_notifier(services, environ={NOTIFY_ENV: url}, only={"demo": destination})
     try:
         notifier.check()
     except ValidationError:

@@ -154,8 +154,17 @@ NOTIFY_BACKOFF_START = 0.5
 NOTIFY_BACKOFF_MAX = 300.0
 """Notifier: the longest wait between two attempts at one event."""
 
-NOTIFY_INTERVAL = 0.2
-"""Notifier: seconds between two reads of the streams."""
+NOTIFY_SAFETY_POLL = 5.0
+"""Notifier: seconds between two reads of every flag's streams while nothing woke it.
+
+The notifier wakes on the change channel (every flag write) and on event-stream appends, and
+reads only the flags named there; this slow pass (its channel follower's full resync) is what
+delivers an entry whose message was lost, within this many seconds."""
+
+NOTIFY_RENEW = 1.0
+"""Notifier: seconds between two renewals of its leader lock, and re-reads of the destinations
+(at most a third of ``ROLLOUT_LEADER_TTL``). While its channel follower is disconnected it also
+reads every flag's streams this often, as it did before it woke on the channel."""
 
 NOTIFY_BATCH = 200
 """Notifier: stream entries read per flag per read."""

@@ -54,6 +54,7 @@ class DestinationWorker:
         timeout: float = NOTIFY_TIMEOUT,
         retry_for: float = NOTIFY_RETRY_FOR,
         lag: Callable[[float], None] | None = None,
+        drained: Callable[[str], None] | None = None,
     ) -> None:
         self.destination = destination
         self.url = url  # never logged: a webhook URL is a secret
@@ -63,6 +64,9 @@ class DestinationWorker:
         self.timeout = timeout
         self.retry_for = retry_for
         self.lag = lag  # told each delivery's lag (seconds from the entry to the 2xx)
+        # Told a flag whose queue was just emptied: the reader skips a flag while its queue
+        # holds anything, so what came meanwhile is read only when asked for again.
+        self.drained = drained
         self.queues: dict[str, FlagQueue] = {}
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -82,15 +86,23 @@ class DestinationWorker:
         floor = f"{max(self.destination.created_at - 1, 0)}-18446744073709551615"
         return Position(floor, floor)
 
-    def wanting(self, cursors: dict[str, str], flags: list[str]) -> dict[str, Position]:
-        """The flags whose queue is empty, with where to read them from."""
+    def wanting(
+        self, cursors: Callable[[], dict[str, str]], flags: list[str]
+    ) -> dict[str, Position]:
+        """The flags whose queue is empty, with where to read them from; ``cursors`` (the
+        durable ones, from Redis) is called only when a flag has no queue yet."""
+        saved: dict[str, str] | None = None
+        with self.lock:
+            new = [flag for flag in flags if flag not in self.queues]
+        if new:
+            saved = cursors()
         with self.lock:
             out = {}
             for flag in flags:
                 queue = self.queues.get(flag)
                 if queue is None:
                     queue = self.queues[flag] = FlagQueue(
-                        read_to=self.start_position(flag, cursors.get(flag))
+                        read_to=self.start_position(flag, (saved or {}).get(flag))
                     )
                 if not queue.items:
                     out[flag] = queue.read_to
@@ -178,8 +190,11 @@ class DestinationWorker:
         with self.lock:
             queue.items.popleft()
             queue.attempts, queue.first_failure, queue.next_at = 0, None, 0.0
-            position = item.after if queue.items else queue.read_to
+            emptied = not queue.items
+            position = queue.read_to if emptied else item.after
         self.notify.save_cursor(self.name, flag, position.encode())
+        if emptied and self.drained is not None:
+            self.drained(flag)
 
     def next_due(self) -> float | None:
         with self.lock:

@@ -25,6 +25,7 @@ from rollout.services.snapshots import SnapshotService
 from rollout.services.summaries import SummaryService
 from rollout.services.trends import TrendService
 from rollout.services.triggers import TriggerService
+from rollout.services.watch import StreamWatch
 from rollout.settings import Settings
 
 
@@ -54,7 +55,7 @@ class TickCounters(Protocol):
 
 @dataclass(frozen=True)
 class Leadership:
-    """What a controller needs besides the services.
+    """What a controller, or a notifier, needs besides the services.
 
     ``new_lock`` makes a lock with an owner id of its own: two controllers built over the same
     services must contend for the lock, not share it.
@@ -63,6 +64,8 @@ class Leadership:
     new_lock: Callable[[], Lock]
     counters: TickCounters
     new_notifier_lock: Callable[[], Lock] | None = None  # the notifier's own leader lock
+    # The notifier's wake-up (a channel follower of its own), given its safety poll (seconds).
+    new_notifier_watch: Callable[[float], StreamWatch] | None = None
 
 
 @dataclass

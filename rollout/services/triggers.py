@@ -104,12 +104,24 @@ class TriggerService:
             validate_key(key)
         return [t for t in self._store.all() if key is None or t.flag == key]
 
-    def delete(self, trigger_id: str, *, actor: str) -> Trigger:
+    def delete(self, trigger_id: str, *, actor: str, flag: str | None = None) -> Trigger:
+        """Delete a trigger: its URL answers 404 from now on. Audited once on its flag.
+
+        The one delete of ``rollout trigger delete ID`` and of
+        ``DELETE /api/v1/flags/{key}/triggers/{id}``, which passes ``flag``: a trigger of
+        another flag, or any id under a flag that does not exist, is then the same
+        ``TriggerNotFound`` as an id that names no trigger, after the same one read (the
+        flag's existence is not asked first, so no miss costs more than another).
+        """
         validate_actor(actor)
+        if flag is not None:
+            validate_key(flag)
         if not isinstance(trigger_id, str) or not ID_PATTERN.fullmatch(trigger_id):
             raise ValidationError("must be 16 hex digits (see 'trigger list')", "id")
         trigger = self._store.get(trigger_id)
-        if trigger is None or not self._store.delete(trigger_id):
+        if trigger is None or (flag is not None and trigger.flag != flag):
+            raise TriggerNotFound()
+        if not self._store.delete(trigger_id):  # deleted meanwhile by someone else
             raise TriggerNotFound()
         self._audit(
             trigger, actor, "trigger_delete", f"trigger {trigger.name} ({trigger.id}) deleted"

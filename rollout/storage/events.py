@@ -2,8 +2,11 @@
 
 An entry with a mark is appended at most once: one script in the flag's slot sets the mark in
 the flag's mark hash and appends only if it was new, so a hold is not repeated every tick and
-a restarted controller does not repeat it either. Reads are per flag (XRANGE on one key), never
-one multi-key XREAD: the streams of different flags live in different Cluster slots.
+a restarted controller does not repeat it either. The same script publishes the flag's key on
+``keys.event_appends`` after the append, as a flag write publishes on ``keys.changes`` after
+its audit entry: a notifier wakes on either and reads that flag's streams. Reads are per flag
+(XRANGE on one key), never one multi-key XREAD: the streams of different flags live in
+different Cluster slots.
 """
 
 from __future__ import annotations
@@ -11,18 +14,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rollout.storage.codec import dumps
 from rollout.storage.errors import storage_call
 from rollout.storage.keys import Keys
 
 EVENTS_MAX_LEN = 10_000  # per flag; approximate trimming keeps XADD O(1)
 MARKS_TTL_MS = 30 * 86_400_000  # marks of stages long gone expire
 
+# KEYS: 1 event stream, 2 mark hash. ARGV: 1 mark ('' for none), 2 stream max length, 3 marks'
+# lifetime (ms), 4 channel, 5 message, 6... the entry's fields as name, value pairs.
 _APPEND_ONCE = """
 if ARGV[1] ~= '' then
   if redis.call('HSETNX', KEYS[2], ARGV[1], 1) == 0 then return false end
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 4))
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 6))
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return id
 """
 
 Entry = tuple[str, dict[str, str]]
@@ -40,7 +48,14 @@ class EventStore:
         flat = [part for item in fields.items() for part in item]
         entry_id = self._append(
             keys=[self.keys.events(key), self.keys.event_marks(key)],
-            args=[mark or "", EVENTS_MAX_LEN, MARKS_TTL_MS, *flat],
+            args=[
+                mark or "",
+                EVENTS_MAX_LEN,
+                MARKS_TTL_MS,
+                self.keys.event_appends,
+                dumps({"key": key}),
+                *flat,
+            ],
         )
         return None if entry_id is None else str(entry_id)
 

@@ -1,4 +1,6 @@
-"""The change channel, for readers that follow every write (SDKs, dashboards)."""
+"""The change channel, for readers that follow every write (SDKs, dashboards), and the two
+channels some of them want besides: the controller's status words, and event-stream appends
+(the notifier's wake-up beside the change channel)."""
 
 from __future__ import annotations
 
@@ -26,20 +28,35 @@ class StatusChange:
     status: Status | None
 
 
-class ChangeFeed:
-    """Writes on ``keys.changes``; with ``statuses``, the controller's words as well."""
+@dataclass(frozen=True)
+class EventAppended:
+    """An entry was appended to ``key``'s event stream (no flag write: nothing to apply)."""
 
-    def __init__(self, client: Any, keys: Keys, *, statuses: bool = False) -> None:
+    key: str
+
+
+class ChangeFeed:
+    """Writes on ``keys.changes``; with ``statuses``, the controller's words as well; with
+    ``events``, the event-stream appends."""
+
+    def __init__(
+        self, client: Any, keys: Keys, *, statuses: bool = False, events: bool = False
+    ) -> None:
         self._pubsub: Any = client.pubsub(ignore_subscribe_messages=True)
-        self._channels = [keys.changes, *([keys.status_changes] if statuses else [])]
+        self._channels = [
+            keys.changes,
+            *([keys.status_changes] if statuses else []),
+            *([keys.event_appends] if events else []),
+        ]
         self._status_channel = keys.status_changes
+        self._events_channel = keys.event_appends
 
     @storage_call
     def subscribe(self) -> None:
         self._pubsub.subscribe(*self._channels)
 
     @storage_call
-    def next_change(self, timeout: float) -> Change | StatusChange | None:
+    def next_change(self, timeout: float) -> Change | StatusChange | EventAppended | None:
         """The next change, or None after ``timeout`` seconds; garbled messages are skipped."""
         deadline = time.monotonic() + timeout
         while True:
@@ -51,6 +68,8 @@ class ChangeFeed:
                     data = json.loads(message["data"])
                     if message.get("channel") == self._status_channel:
                         return StatusChange(str(data["key"]), decode_status(data["status"]))
+                    if message.get("channel") == self._events_channel:
+                        return EventAppended(str(data["key"]))
                     return Change(str(data["key"]), int(data["version"]), data.get("flag"))
                 except (ValueError, KeyError, TypeError):
                     pass

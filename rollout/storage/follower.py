@@ -1,4 +1,5 @@
-"""One channel follower for every reader that keeps flags in memory (the SDK, the API's cache).
+"""One channel follower for every reader that keeps flags in memory (the SDK, the API's cache)
+or that must hear of every write (the notifier).
 
 Subscribe, then load every flag: a change landing in between is then seen twice, never missed.
 Follow the change channel, and load everything again every ``resync_interval`` seconds, so a
@@ -7,8 +8,9 @@ and start over, which loads in full again: Redis is the truth, and a flag gone f
 
 What to do with what arrives is the user's: callbacks receive the full load (flags and the ones
 that could not be read), each change (the new value, or None when the flag is gone or its new
-value cannot be read), the controller's status words when asked for, and the moment the follow
-was lost. Older news than a user holds is for it to ignore (``core.freshness``).
+value cannot be read), the controller's status words and the event-stream appends when asked
+for, and the moment the follow was lost. Older news than a user holds is for it to ignore
+(``core.freshness``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from rollout.core.errors import MalformedFlag, RolloutError
 from rollout.core.model import Flag, Status
 from rollout.core.outage import Outage
 from rollout.core.schema import flag_from_dict
-from rollout.storage.feed import Change, ChangeFeed
+from rollout.storage.feed import Change, ChangeFeed, EventAppended
 from rollout.storage.flags import FlagStore
 from rollout.storage.keys import Keys
 from rollout.storage.topology import refresh
@@ -32,6 +34,7 @@ from rollout.storage.topology import refresh
 OnLoad = Callable[[dict[str, Flag], list[MalformedFlag]], None]
 OnChange = Callable[[str, int, Flag | None], object]  # what it returns is unused
 OnStatus = Callable[[str, Status | None], None]
+OnEvent = Callable[[str], None]  # the key of a flag whose event stream got an entry
 
 
 class ChannelFollower:
@@ -50,6 +53,7 @@ class ChannelFollower:
         on_load: OnLoad,
         on_change: OnChange,
         on_status: OnStatus | None = None,
+        on_event: OnEvent | None = None,
         on_lost: Callable[[], None] | None = None,
         known: Callable[[], Mapping[str, Flag]] | None = None,
         resync_interval: float = RESYNC_INTERVAL,
@@ -63,6 +67,7 @@ class ChannelFollower:
         self._on_load = on_load
         self._on_change = on_change
         self._on_status = on_status
+        self._on_event = on_event
         self._on_lost = on_lost
         self._known = known  # what the user holds: unchanged versions are not decoded again
         self.resync_interval = resync_interval
@@ -114,7 +119,12 @@ class ChannelFollower:
     def _open(self) -> tuple[FlagStore, ChangeFeed]:
         client = self._redis()
         store = FlagStore(client, self._keys)
-        feed = ChangeFeed(client, self._keys, statuses=self._on_status is not None)
+        feed = ChangeFeed(
+            client,
+            self._keys,
+            statuses=self._on_status is not None,
+            events=self._on_event is not None,
+        )
         try:
             feed.subscribe()
             self._load(store)
@@ -139,6 +149,9 @@ class ChannelFollower:
             change = feed.next_change(timeout=wait)
             if isinstance(change, Change):
                 self._on_change(change.key, change.version, self._decoded(change))
+            elif isinstance(change, EventAppended):
+                if self._on_event is not None:
+                    self._on_event(change.key)
             elif change is not None and self._on_status is not None:
                 self._on_status(change.key, change.status)
             if self._monotonic() >= next_resync:

@@ -25,6 +25,7 @@ class Keys:
         # Channels are not keys (no slot): every node of a Cluster relays them.
         self.changes = f"{prefix}:changes"  # pub/sub channel of every write
         self.status_changes = f"{prefix}:status-changes"  # the controller's words (not writes)
+        self.event_appends = f"{prefix}:event-appends"  # an event stream got an entry (notifier)
         self.index = self.global_key("flags")  # set of flag keys: a hint, see FlagStore
         self.audited = self.global_key("audited")  # set of flag keys that have an audit stream
         self.audit_sequence = self.global_key("audit:seq")  # global order of audit entries

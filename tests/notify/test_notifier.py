@@ -145,7 +145,7 @@ def test_a_dead_destination_does_not_delay_a_live_one(
     real_services.flags.create(KEY, actor="op")
     hold = threading.Event()
     with serving(hold=hold) as dead, serving() as live:
-        n = notifier(real_services, ("dead", dead), ("live", live), interval=0.05)
+        n = notifier(real_services, ("dead", dead), ("live", live))
         runner = threading.Thread(target=n.run, daemon=True)
         runner.start()
         try:
@@ -170,7 +170,7 @@ def test_the_notifier_rides_out_a_cluster_outage(
     destination(services)
     services.flags.create(KEY, actor="op")
     with serving() as receiver, caplog.at_level(logging.ERROR, logger="rollout.notifier"):
-        n = notifier(services, ("hook", receiver), interval=0.05)
+        n = notifier(services, ("hook", receiver))
         runner = threading.Thread(target=n.run, daemon=True)
         runner.start()
         try:
@@ -299,7 +299,7 @@ def test_an_outage_is_logged_once_and_its_end_once(
     real_services: Services, caplog: pytest.LogCaptureFixture
 ) -> None:
     lock = FlakyLock(down=10)
-    n = Notifier(real_services.events, real_services.notify, lock, environ={}, interval=0.001)
+    n = Notifier(real_services.events, real_services.notify, lock, environ={}, lock_interval=0.001)
     runner = threading.Thread(target=n.run, daemon=True)
     with caplog.at_level(logging.INFO, logger="rollout.notifier"):
         runner.start()

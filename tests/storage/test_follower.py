@@ -13,6 +13,7 @@ from rollout.core.errors import MalformedFlag
 from rollout.core.model import Flag, Status
 from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
+from rollout.storage.events import EventStore
 from rollout.storage.follower import ChannelFollower
 from rollout.storage.keys import Keys
 from rollout.storage.redis_process import RedisProcess
@@ -187,3 +188,37 @@ def test_an_outage_is_logged_once_and_the_return_once(
     finally:
         follower.stop()
         redis.close()
+
+
+def test_event_appends_reach_only_a_user_that_asks_for_them(
+    services: Services, real_redis: Any, monotonic: FakeClock
+) -> None:
+    """The notifier's watch asks for event-stream appends (``on_event``); the SDK and the
+    API's cache do not, and are not even subscribed to them. An append is never a change."""
+    appended: list[str] = []
+    notified, plain = Calls(), Calls()
+    asking = ChannelFollower(
+        lambda: real_redis,
+        KEYS,
+        on_load=notified.load,
+        on_change=notified.change,
+        on_event=appended.append,
+        resync_interval=10.0,
+        monotonic=monotonic,
+        log=log,
+        while_down="testing",
+        name="test-follower-events",
+    )
+    others = follower_for(real_redis, plain, monotonic)
+    try:
+        for follower in (asking, others):
+            assert follower.first_sync()
+            follower.start()
+        EventStore(real_redis, KEYS).append("F", None, {"type": "hold", "flag": "F"})
+        services.flags.create("MARK", actor="t")  # published after the append
+        assert wait_until(lambda: len(notified.changes) == 1 and len(plain.changes) == 1)
+        assert appended == ["F"]
+        assert [c[0] for c in notified.changes] == [c[0] for c in plain.changes] == ["MARK"]
+    finally:
+        asking.stop()
+        others.stop()

@@ -25,8 +25,10 @@ def test_create_list_delete(real_services: Services) -> None:
     listed = run.json("trigger", "list", "F")
     assert [t["id"] for t in listed] == [created["id"]] and "url" not in listed[0]
     assert real_services.flags.audit("F", 1)[0]["actor"] == ACTOR
+    before = len(real_services.flags.audit("F", 10_000))
     run.ok("trigger", "delete", created["id"])
     assert run.json("trigger", "list") == []
+    assert len(real_services.flags.audit("F", 10_000)) == before + 1  # audited exactly once
     assert real_services.flags.audit("F", 1)[0]["action"] == "trigger_delete"
     assert "no such trigger" in run.fails(1, "trigger", "delete", created["id"])
     assert "16 hex" in run.fails(2, "trigger", "delete", "nope")
