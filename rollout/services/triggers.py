@@ -149,6 +149,10 @@ class TriggerService:
             flag = self.flags.get(trigger.flag)
         except FlagNotFound:
             raise TriggerNotFound() from None
+        if flag.created_at is not None and trigger.created_at < flag.created_at:
+            # A trigger of an earlier flag of this name, deleted since: its alert was wired to
+            # that flag, not to one created later under the same key.
+            raise TriggerNotFound()
         if not verdict.kill:
             return Fired(flag.key, False, verdict.message)
         if flag.state is State.KILLED:

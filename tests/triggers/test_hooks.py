@@ -300,3 +300,20 @@ def test_a_trigger_secret_is_never_logged_or_echoed(
     assert "sekrit-value-123" not in response.get_data(as_text=True)
     extra = client.post("/hooks/triggers/x/sekrit-value-123/more")
     assert extra.status_code == 404 and "sekrit" not in extra.get_data(as_text=True)
+
+
+def test_a_trigger_of_a_deleted_flag_cannot_kill_a_flag_created_later_under_its_key(
+    app_services: tuple[FlaskClient, Services], clock: FakeClock
+) -> None:
+    client, services = app_services
+    _trigger_id, path = make_trigger(client)
+    services.flags.delete("F", actor="alice")
+    clock.advance(5)
+    services.flags.create("F", actor="alice", stages=[{"percent": 10}, {"percent": 100}])
+    services.flags.advance("F", actor="alice")
+    answer = client.post(path, json=FIRING)
+    assert answer.status_code == 404 and error_of(answer)["code"] == "trigger_not_found"
+    assert services.flags.get("F").state == "rolling"
+    _new_id, new_path = make_trigger(client)  # one made for the new flag works
+    assert client.post(new_path, json=FIRING).status_code == 200
+    assert services.flags.get("F").state == "killed"
