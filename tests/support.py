@@ -35,6 +35,17 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0, interval: fl
     return condition()
 
 
+def wait_for(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.02) -> Any:
+    """``wait_until`` that hands back what ``check`` found (its last answer at the deadline)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    return check()
+
+
 def store_malformed(redis_client: Any, key: str, doc: str, *, version: int = 1) -> None:
     """A stored flag value no reader can decode, as a bug or a hand edit would leave one.
 

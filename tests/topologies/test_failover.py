@@ -18,7 +18,7 @@ from rollout.storage.connection import client_for_url
 from rollout.wiring import build_services
 from tests.conftest import make_settings
 from tests.redis_groups import sigkill
-from tests.support import FakeClock
+from tests.support import FakeClock, wait_for
 
 PLAN = {"stages": [{"percent": 50}, {"percent": 100}]}
 FLAG_KEY = "rollout:{F}:flag"
@@ -141,15 +141,6 @@ def test_a_kill_during_a_failover_lands_and_reaches_every_sdk(
 def known_version(sdk: RolloutClient) -> int:
     flag = sdk.known_flags().get("F")
     return 0 if flag is None else flag.version
-
-
-def wait_for(check: Any, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return bool(check())
 
 
 @pytest.mark.parametrize("topology", TOPOLOGIES)

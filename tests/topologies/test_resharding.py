@@ -15,8 +15,7 @@ moved wholly behind the client's back) is ``test_failover.py``'s resharding test
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,7 +28,7 @@ from rollout.services.container import Services
 from rollout.storage.connection import client_for_url
 from rollout.wiring import build_services
 from tests.conftest import make_settings
-from tests.support import FakeClock
+from tests.support import FakeClock, wait_for
 
 PLAN = {"stages": [{"percent": 50}, {"percent": 100}]}
 FLAG_KEY = "rollout:{F}:flag"
@@ -52,16 +51,6 @@ def node_client(port: int) -> redis.Redis:
 def errors(node: redis.Redis, kind: str) -> int:
     """How many ``kind`` replies (ASK, TRYAGAIN, MOVED) the node has sent (INFO errorstats)."""
     return int(node.info("errorstats").get(f"errorstat_{kind}", {}).get("count", 0))
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.02)
-    return check()
 
 
 class Migration:

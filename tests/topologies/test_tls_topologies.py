@@ -11,8 +11,7 @@ through our own code only: ``client_for_url``, the store, the change feed, the w
 from __future__ import annotations
 
 import ssl
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from rollout.storage.keys import Keys
 from rollout.wiring import build_services
 from tests.cli.conftest import assert_one_line_error
 from tests.fixtures_redis import TLS_PASSWORD, TLS_USER
+from tests.support import wait_for
 from tests.tls_servers import Tls, make_certs
 
 KEYS = Keys("rollout")  # the default prefix: the SDK and the CLI read it from their settings
@@ -50,16 +50,6 @@ def client(group: Any, tls_files: Tls) -> Iterator[Any]:
     made = client_for_url(group.url, ca_file=tls_files.ca, socket_timeout=2.0)
     yield made
     made.close()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.05)
-    return check()
 
 
 def one_flag_per_master(group: Any) -> list[str]:
